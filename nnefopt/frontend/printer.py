@@ -139,10 +139,3 @@ def format_document(doc: ast.Document) -> str:
         parts.append(format_graph(doc.graph))
     return "\n".join(parts)
 
-
-def format_quant(entries: list[ast.QuantEntry]) -> str:
-    lines = []
-    for entry in entries:
-        attrs = ", ".join(f"{name} = {format_literal(value)}" for name, value in entry.attributes.items())
-        lines.append(f'"{entry.tensor}": {entry.algorithm}({attrs});')
-    return "\n".join(lines) + ("\n" if lines else "")

@@ -1,0 +1,389 @@
+"""Document → Model: binds every invocation of the graph body to its signature, checks
+types and identifiers, flattens nested expressions, and attaches weights and quantization.
+
+Dialects: torch-to-nnef and tract write forms the specification does not allow
+(attributes by position, a tensor where a scalar attribute belongs, fragments that
+redefine a standard operation, tract's extension operations). They are accepted with
+a warning that names the place, or refused when `strict` is set.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from nnefopt.errors import Location, NNEFError, warn
+from nnefopt.frontend import ast
+from nnefopt.frontend.binder import check_attribute, evaluate_arguments, is_tensor_type, resolve_generic
+from nnefopt.frontend.evaluate import Evaluator, evaluate_constant
+from nnefopt.frontend.model import Model, Operation, Quantization, Tensor, TensorRef
+from nnefopt.frontend.stdlib import standard_operations, tract_operations
+
+EXTERNALS = ("external", "tract_core_external")
+_TRACT_DATUM_TYPES = {"f16": "scalar", "f32": "scalar", "f64": "scalar", "bool": "logical"}
+_NUMPY_KINDS = {"scalar": np.float32, "integer": np.int32, "logical": np.bool_}
+
+# Reads a variable's data: (label, shape, location) → (array, file name for messages).
+TensorLoader = Callable[[str, tuple, Location], tuple[np.ndarray, str]]
+
+
+class GraphBuilder:
+    def __init__(self, doc: ast.Document, load_tensor: TensorLoader | None, strict: bool = False):
+        if doc.graph is None:
+            raise NNEFError("the document has no graph", Location(doc.file))
+        self.doc = doc
+        self.graph = doc.graph
+        self.load_tensor = load_tensor
+        self.strict = strict
+        self.tract = any(e.name == "tract_registry" for e in doc.extensions)
+        self.signatures = dict(standard_operations())
+        if self.tract:
+            self.signatures.update(tract_operations())
+        self.fragments: dict[str, ast.Fragment] = {}
+        for fragment in doc.fragments:
+            self.define_fragment(fragment)
+        self.tensors: dict[str, Tensor] = {}
+        self.operations: list[Operation] = []
+        self.env: dict[str, object] = {}
+        self.temporaries = 0
+        self.pending: tuple[ast.Invocation, ast.Expr] | None = None
+
+    def lenient(self, message: str, loc: Location) -> None:
+        if self.strict:
+            raise NNEFError(message, loc)
+        warn(message, loc)
+
+    def define_fragment(self, fragment: ast.Fragment) -> None:
+        if fragment.name in self.fragments:
+            first = self.fragments[fragment.name].loc
+            raise NNEFError(f"fragment '{fragment.name}' is already defined at {first}", fragment.loc)
+        if fragment.name in standard_operations():
+            self.lenient(
+                f"fragment '{fragment.name}' redefines a standard operation; its own definition is used",
+                fragment.loc,
+            )
+        self.fragments[fragment.name] = fragment
+        self.signatures[fragment.name] = fragment
+
+    # ---- the graph body ---------------------------------------------------------
+
+    def build(self) -> Model:
+        evaluator = Evaluator(self.env, _GraphDomain(self))
+        for stmt in self.graph.body:
+            self.assign(stmt, evaluator)
+        self.check_interface()
+        return Model(
+            self.graph.name, list(self.graph.inputs), list(self.graph.outputs), self.tensors,
+            self.operations, self.fragments, list(self.doc.extensions), self.doc.version, self.doc.file,
+        )
+
+    def assign(self, stmt: ast.Assignment, evaluator: Evaluator) -> None:
+        if not isinstance(stmt.rhs, ast.Invocation) and not self.doc.has_extension("KHR_enable_operator_expressions"):
+            self.lenient("operator expressions in the graph body need extension KHR_enable_operator_expressions", stmt.loc)
+        self.pending = (stmt.rhs, stmt.lhs)  # the outermost call takes the assigned names
+        value = evaluator.eval(stmt.rhs)
+        self.pending = None
+        if isinstance(stmt.lhs, ast.Identifier) and self.is_fresh_temporary(value):
+            self.rename(value, stmt.lhs)  # `y = a + b;`: the last operation's result is y
+        elif not self.names_match(stmt.lhs, value):
+            # `y = x;` or `y = 1.0;`: the value has no operation of its own to carry the name.
+            source = value if isinstance(value, (TensorRef, int, float, bool)) else None
+            if source is None or not isinstance(stmt.lhs, ast.Identifier):
+                raise NNEFError("the left-hand side does not match the value assigned", stmt.loc)
+            self.add_operation("copy", None, {"x": source}, {}, {"y": self.define(stmt.lhs, "?")}, stmt.loc, {"x"})
+
+    def is_fresh_temporary(self, value: object) -> bool:
+        return isinstance(value, TensorRef) and value.startswith("_t") and value in self.operations[-1].output_names()
+
+    def rename(self, old: TensorRef, target: ast.Identifier) -> None:
+        dtype = self.tensors.pop(old).dtype
+        del self.env[old]
+        new = self.define(target, dtype)
+        outputs = self.operations[-1].outputs
+        for key, value in outputs.items():
+            if value == old:
+                outputs[key] = new
+
+    def names_match(self, lhs: ast.Expr, value: object) -> bool:
+        if isinstance(lhs, ast.Identifier):
+            return isinstance(value, TensorRef) and value == lhs.name
+        if isinstance(value, (list, tuple)) and isinstance(lhs, (ast.ArrayExpr, ast.TupleExpr)):
+            return len(lhs.items) == len(value) and all(map(self.names_match, lhs.items, value))
+        return False
+
+    def check_interface(self) -> None:
+        graph = self.graph
+        for name in graph.inputs:
+            producer = self.producer_of(name)
+            if producer is None:
+                raise NNEFError(f"graph input '{name}' is never assigned", graph.loc)
+            if producer.name not in EXTERNALS:
+                raise NNEFError(f"graph input '{name}' must be defined by 'external', not '{producer.name}'", producer.loc)
+        for op in self.operations:
+            if op.name in EXTERNALS and op.outputs["output"] not in graph.inputs:
+                raise NNEFError(f"'{op.outputs['output']}' is an external but not a graph input", op.loc)
+        for name in graph.outputs:
+            if name not in self.tensors:
+                raise NNEFError(f"graph output '{name}' is never assigned", graph.loc)
+
+    def producer_of(self, name: str) -> Operation | None:
+        return next((op for op in self.operations if name in op.output_names()), None)
+
+    # ---- operations -------------------------------------------------------------
+
+    def invoke(self, call: ast.Invocation, evaluator: Evaluator) -> object:
+        signature = self.signatures.get(call.name)
+        if signature is None:
+            if not self.tract:
+                raise NNEFError(f"unknown operation '{call.name}'", call.loc)
+            return self.opaque(call, evaluator)
+        type_arg = call.type_arg
+        if type_arg is not None and not signature.generic:
+            raise NNEFError(f"operation '{call.name}' is not generic; remove '<{type_arg}>'", call.loc)
+
+        def lenient_attribute(param, value, loc):
+            value = self.tensors_as_values(call, param, value, loc)
+            if isinstance(param.type, ast.ArrayType) and not isinstance(value, list):
+                self.lenient(f"attribute '{param.name}' of '{call.name}' is an array; [{value!r}] assumed", loc)
+                value = [value]
+            return value
+
+        inputs, attribs, explicit = evaluate_arguments(call, signature, evaluator, self.lenient, lenient_attribute)
+        for param in signature.params:
+            if inputs.get(param.name) is not None:
+                inputs[param.name] = self.check_tensor_value(call, param, inputs[param.name], param.type, call.loc)
+        type_arg = type_arg or self.infer_generic(signature, inputs)
+        if call.name in ("tract_core_cast", "tract_core_external"):
+            type_arg = _TRACT_DATUM_TYPES.get(attribs.get("to") or attribs.get("datum_type"), type_arg)
+        outputs = self.name_results(call, signature, type_arg)
+        op = self.add_operation(call.name, type_arg, inputs, attribs, outputs, call.loc, explicit, signature)
+        self.materialize(op)
+        values = list(op.outputs.values())
+        return values[0] if len(values) == 1 else tuple(values)
+
+    def check_tensor_value(self, call, param, value, type_, loc) -> object:
+        if isinstance(type_, ast.ArrayType):
+            if not isinstance(value, list):
+                raise NNEFError(f"argument '{param.name}' of '{call.name}' must be an array of tensors", loc)
+            return [self.check_tensor_value(call, param, item, type_.item, loc) for item in value]
+        if isinstance(value, TensorRef):
+            dtype, wanted = self.tensors[value].dtype, type_.item.name
+            if wanted not in ("?", "") and dtype not in ("?", wanted):
+                self.lenient(
+                    f"argument '{param.name}' of '{call.name}' must be tensor<{wanted}>, "
+                    f"found tensor<{dtype}> '{value}'", loc,
+                )
+            return value
+        if isinstance(value, (bool, int, float)):
+            return check_attribute(value, type_.item, f"argument '{param.name}' of '{call.name}'", loc)
+        raise NNEFError(f"argument '{param.name}' of '{call.name}' must be a tensor, found {value!r}", loc)
+
+    def tensors_as_values(self, call, param, value, loc) -> object:
+        """torch-to-nnef passes a one-element tensor where a scalar attribute belongs."""
+        if isinstance(value, list):
+            return [self.tensors_as_values(call, param, item, loc) for item in value]
+        if not isinstance(value, TensorRef):
+            return value
+        tensor = self.tensors[value]
+        if tensor.data is None or tensor.data.size != 1:
+            raise NNEFError(
+                f"argument '{param.name}' of '{call.name}' must be a constant, found tensor '{value}'", loc
+            )
+        number = tensor.data.reshape(()).item()
+        self.lenient(
+            f"tensor '{value}' passed as attribute '{param.name}' of '{call.name}'; using its value {number!r}", loc
+        )
+        return number
+
+    def infer_generic(self, signature: ast.Fragment, inputs: dict) -> str | None:
+        if not signature.generic:
+            return None
+        for param in signature.params:
+            if is_tensor_type(param.type) and _generic_item(param.type):
+                for ref in _flatten(inputs[param.name]):
+                    if isinstance(ref, TensorRef) and self.tensors[ref].dtype != "?":
+                        return self.tensors[ref].dtype
+        return signature.generic_default.name if signature.generic_default else None
+
+    def name_results(self, call, signature, type_arg) -> dict[str, object]:
+        wanted = None
+        if self.pending is not None and self.pending[0] is call:
+            wanted = self.pending[1]
+        results = signature.results
+        if wanted is not None and len(results) > 1 and not isinstance(wanted, ast.TupleExpr):
+            raise NNEFError(f"'{call.name}' has {len(results)} results; assign them as a, b = ...", call.loc)
+        outputs = {}
+        for index, result in enumerate(results):
+            target = wanted if len(results) == 1 else (wanted.items[index] if wanted is not None else None)
+            if target is not None and len(results) > 1 and index >= len(wanted.items):
+                target = None
+            dtype = _dtype_of(resolve_generic(result.type, type_arg))
+            if isinstance(result.type, ast.ArrayType):
+                outputs[result.name] = self.name_array_result(call, target, dtype)
+            else:
+                outputs[result.name] = self.define(target, dtype, call)
+        if wanted is not None and len(results) > 1 and len(wanted.items) != len(results):
+            raise NNEFError(f"'{call.name}' has {len(results)} results, {len(wanted.items)} names given", call.loc)
+        return outputs
+
+    def name_array_result(self, call, target, dtype) -> list[TensorRef]:
+        if isinstance(target, ast.TupleExpr):
+            self.lenient(f"array result of '{call.name}' assigned to a tuple; the specification writes [a, b, ...]", target.loc)
+        elif not isinstance(target, ast.ArrayExpr):
+            raise NNEFError(f"the array result of '{call.name}' must be assigned to an array of names [a, b, ...]", call.loc)
+        return [self.define(item, dtype, call) for item in target.items]
+
+    def define(self, target: ast.Expr | None, dtype: str, call: ast.Invocation | None = None) -> TensorRef:
+        if target is None:  # a nested expression's result gets a fresh name
+            self.temporaries += 1
+            name = f"_t{self.temporaries}"
+            while name in self.env:
+                name += "_"
+            loc = call.loc if call is not None else ast.NOWHERE
+        else:
+            if not isinstance(target, ast.Identifier):
+                raise NNEFError("expected an identifier on the left-hand side", target.loc)
+            name, loc = target.name, target.loc
+            if name in self.env:
+                raise NNEFError(f"identifier '{name}' is already defined at {self.tensors[name].loc}", loc)
+        ref = TensorRef(name)
+        self.env[name] = ref
+        self.tensors[name] = Tensor(name, dtype, loc=loc)
+        return ref
+
+    def add_operation(self, name, type_arg, inputs, attribs, outputs, loc, explicit, signature=None) -> Operation:
+        if signature is None:
+            signature = self.signatures.get(name)
+        op = Operation(name, type_arg, inputs, attribs, outputs, loc, frozenset(explicit), signature)
+        self.operations.append(op)
+        return op
+
+    def opaque(self, call: ast.Invocation, evaluator: Evaluator) -> object:
+        """An operation of an unknown registry: kept with all its arguments, unchecked."""
+        inputs, attribs = {}, {}
+        for index, arg in enumerate(call.args):
+            value = evaluator.eval(arg.value)
+            key = arg.name if arg.name is not None else f"_{index}"
+            target = inputs if any(isinstance(v, TensorRef) for v in _flatten(value)) else attribs
+            target[key] = value
+        wanted = self.pending[1] if self.pending is not None and self.pending[0] is call else None
+        items = wanted.items if isinstance(wanted, (ast.TupleExpr, ast.ArrayExpr)) else [wanted]
+        outputs = {f"_{i}": self.define(target, "?", call) for i, target in enumerate(items)}
+        op = self.add_operation(call.name, call.type_arg, inputs, attribs, outputs, call.loc, set(inputs) | set(attribs))
+        values = list(op.outputs.values())
+        return values[0] if len(values) == 1 else tuple(values)
+
+    # ---- data of variables and constants ------------------------------------------
+
+    def materialize(self, op: Operation) -> None:
+        if op.name in EXTERNALS or op.name in ("variable", "constant"):
+            shape = op.attribs["shape"]
+            if any(not isinstance(d, int) or d < 0 for d in shape):
+                raise NNEFError(f"shape of '{op.name}' must be non-negative integers, found {shape}", op.loc)
+        if op.name == "variable":
+            self.load_variable(op)
+        elif op.name == "constant":
+            self.make_constant(op)
+
+    def load_variable(self, op: Operation) -> None:
+        tensor = self.tensors[op.outputs["output"]]
+        label, shape = op.attribs["label"], tuple(op.attribs["shape"])
+        if self.load_tensor is None:
+            return
+        data, file = self.load_tensor(label, shape, op.loc)
+        if tuple(data.shape) != shape:
+            raise NNEFError(
+                f"variable '{tensor.name}' is declared with shape {list(shape)} "
+                f"but its data has shape {list(data.shape)}",
+                Location(file),
+            )
+        tensor.data, tensor.file = data, file
+
+    def make_constant(self, op: Operation) -> None:
+        tensor = self.tensors[op.outputs["output"]]
+        shape, values = tuple(op.attribs["shape"]), op.attribs["value"]
+        count = int(np.prod(shape, dtype=np.int64))
+        if len(values) not in (1, count):
+            raise NNEFError(
+                f"constant of shape {list(shape)} needs 1 or {count} values, found {len(values)}", op.loc
+            )
+        dtype = _NUMPY_KINDS.get(tensor.dtype, np.float32)
+        if len(values) == 1:
+            tensor.data = np.full(shape, values[0], dtype=dtype)
+        else:
+            tensor.data = np.asarray(values, dtype=dtype).reshape(shape)
+
+    # ---- graph.quant --------------------------------------------------------------
+
+    def attach_quantization(self, entries: list[ast.QuantEntry]) -> None:
+        seen: dict[str, Location] = {}
+        for entry in entries:
+            if entry.tensor in seen:
+                raise NNEFError(f"second quantization entry for tensor '{entry.tensor}' (first at {seen[entry.tensor]})", entry.loc)
+            seen[entry.tensor] = entry.loc
+            tensor = self.tensors.get(entry.tensor)
+            if tensor is None:
+                raise NNEFError(f"quantization entry for unknown tensor '{entry.tensor}'", entry.loc)
+            attributes = {name: self.quant_value(entry, name, expr) for name, expr in entry.attributes.items()}
+            tensor.quant = Quantization(entry.algorithm, attributes, entry.loc)
+
+    def quant_value(self, entry: ast.QuantEntry, name: str, expr: ast.Expr) -> object:
+        # A torch-to-nnef writer bug: `NamedTensor(0.0039, nnef_name='...')` instead of a number.
+        if isinstance(expr, ast.Invocation) and expr.name == "NamedTensor" and expr.args and expr.args[0].name is None:
+            value = evaluate_constant(expr.args[0].value)
+            self.lenient(f"'{name}' of tensor '{entry.tensor}' is written as NamedTensor(...); using {value!r}", expr.loc)
+            return value
+        return evaluate_constant(expr)
+
+
+class _GraphDomain:
+    """Evaluating the graph body builds the graph: tensors are their names."""
+
+    def __init__(self, builder: GraphBuilder):
+        self.builder = builder
+
+    def is_tensor(self, value: object) -> bool:
+        return isinstance(value, TensorRef)
+
+    def shape_of(self, value: object) -> list:
+        raise NNEFError(f"shape_of('{value}') cannot be used in the graph body", ast.NOWHERE)
+
+    def invoke(self, call: ast.Invocation, evaluator: Evaluator) -> object:
+        return self.builder.invoke(call, evaluator)
+
+    def apply(self, op: str, inputs: list, loc: Location) -> object:
+        args = [ast.Argument(None, _Value(v), loc) for v in inputs]
+        return self.builder.invoke(ast.Invocation(op, None, args, loc), _ValueEvaluator(self.builder.env, self))
+
+
+class _Value:
+    """An already evaluated operand, carried through an Invocation node."""
+
+    def __init__(self, value: object):
+        self.value = value
+
+
+class _ValueEvaluator(Evaluator):
+    def _Value(self, node: _Value) -> object:
+        return node.value
+
+
+def _generic_item(type_: ast.Type) -> bool:
+    while isinstance(type_, ast.ArrayType):
+        type_ = type_.item
+    return isinstance(type_, ast.TensorType) and type_.item.name == "?"
+
+
+def _dtype_of(type_: ast.Type) -> str:
+    while isinstance(type_, ast.ArrayType):
+        type_ = type_.item
+    if isinstance(type_, ast.TensorType) and type_.item.name in ast.PRIMITIVES:
+        return type_.item.name
+    return "?"
+
+
+def _flatten(value: object) -> list:
+    if isinstance(value, (list, tuple)):
+        return [x for item in value for x in _flatten(item)]
+    return [value]

@@ -1,0 +1,44 @@
+"""Opening a model: folder, graph.nnef, or archive → Model with weights and shapes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from nnefopt.errors import Location, NNEFError
+from nnefopt.frontend.builder import GraphBuilder
+from nnefopt.frontend.bundle import open_model
+from nnefopt.frontend.model import Model
+from nnefopt.frontend.parser import parse_document, parse_quant, read_text
+from nnefopt.frontend.shape_inference import infer_shapes
+from nnefopt.frontend.tensor_file import read_tensor
+
+
+def load_model(path: str | Path, *, strict: bool = False, shapes: bool = True) -> Model:
+    """Read a model; `strict` refuses the liberties torch-to-nnef and tract take."""
+    with open_model(path) as source:
+        graph_name = source.display(source.graph_path)
+        doc = parse_document(read_text(source.graph_path, graph_name), graph_name)
+
+        def load_tensor(label: str, shape: tuple, loc: Location) -> tuple[np.ndarray, str]:
+            file = source.tensor_path(label)
+            name = source.display(file)
+            if not file.is_file():
+                raise NNEFError(f"tensor file '{name}' of variable '{label}' not found", loc)
+            try:
+                return read_tensor(file), name
+            except NNEFError as exc:  # name the file as the user knows it, not a temporary path
+                if exc.location is not None:
+                    exc.location = dataclasses.replace(exc.location, file=name)
+                raise
+
+        builder = GraphBuilder(doc, load_tensor, strict)
+        model = builder.build()
+        if source.quant_path is not None:
+            quant_name = source.display(source.quant_path)
+            builder.attach_quantization(parse_quant(read_text(source.quant_path, quant_name), quant_name))
+    if shapes:
+        infer_shapes(model, strict)
+    return model

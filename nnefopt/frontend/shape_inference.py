@@ -1,0 +1,177 @@
+"""Shapes of every tensor of a Model, from the shape rules of nnefopt.shapes.
+
+An operation without a rule of its own (a fragment the document defines, or a compound
+standard operation) gets its shapes by evaluating its body over shapes. An operation
+nnefopt knows nothing about leaves its results' shapes unknown (None), and so do the
+operations that depend on them.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from nnefopt.errors import Location, NNEFError, warn
+from nnefopt.frontend import ast
+from nnefopt.frontend.binder import evaluate_arguments
+from nnefopt.frontend.evaluate import Evaluator
+from nnefopt.frontend.model import Model, Operation, TensorRef
+from nnefopt.frontend.repairs import repair_batch_norm
+from nnefopt.frontend.stdlib import standard_operations
+from nnefopt.shapes import SHAPE_RULES
+
+
+class Shape(tuple):
+    """A tensor's shape as a value inside a fragment body (tuples there are NNEF tuples)."""
+
+    __slots__ = ()
+
+
+def _strict(message: str, loc: Location) -> None:
+    raise NNEFError(message, loc)
+
+
+class ShapeDomain:
+    def __init__(self, fragments: dict[str, ast.Fragment]):
+        self.signatures = {**standard_operations(), **fragments}
+        self.depth = 0
+
+    def is_tensor(self, value: object) -> bool:
+        return isinstance(value, Shape)
+
+    def shape_of(self, value: Shape) -> list:
+        return list(value)
+
+    def invoke(self, call: ast.Invocation, evaluator: Evaluator) -> object:
+        signature = self.signatures.get(call.name)
+        if signature is None:
+            raise NNEFError(f"unknown operation '{call.name}'", call.loc)
+        inputs, attribs, _ = evaluate_arguments(call, signature, evaluator, _strict)
+        return self.run(signature, list(inputs.values()), attribs, call.loc)
+
+    def apply(self, op: str, inputs: list, loc: Location) -> object:
+        signature = self.signatures[op]
+        return self.run(signature, inputs, {}, loc)
+
+    def run(self, signature: ast.Fragment, inputs: list, attribs: dict, loc: Location) -> object:
+        shapes = [_as_shape(value) for value in inputs]
+        rule = SHAPE_RULES.get(signature.name)
+        # A fragment the document defines with a body means what its body says, even
+        # when it takes a standard name (torch-to-nnef's gelu); a bare declaration
+        # (nnef-tools' `erf`, tract's operations) means what nnefopt knows by that name.
+        if rule is not None and (signature.body is None or signature is standard_operations().get(signature.name)):
+            try:
+                result = rule(*shapes, **attribs)
+            except (ValueError, TypeError, IndexError, ZeroDivisionError) as exc:
+                raise NNEFError(f"'{signature.name}': {exc}", loc) from None
+            return _wrap(result)
+        if signature.body is None:
+            raise _NoRule(signature.name)
+        return self.run_body(signature, shapes, attribs, loc)
+
+    def run_body(self, signature: ast.Fragment, shapes: list, attribs: dict, loc: Location) -> object:
+        self.depth += 1
+        if self.depth > 64:
+            raise NNEFError(f"fragment '{signature.name}' calls itself too deeply", loc)
+        env = dict(attribs)
+        tensor_params = [p for p in signature.params if p.name not in attribs]
+        env.update((p.name, s) for p, s in zip(tensor_params, shapes))
+        evaluator = Evaluator(env, self)
+        for stmt in signature.body:
+            _bind(stmt.lhs, evaluator.eval(stmt.rhs), env, stmt.loc)
+        self.depth -= 1
+        results = [env[r.name] for r in signature.results]
+        return results[0] if len(results) == 1 else tuple(results)
+
+
+class _NoRule(Exception):
+    pass
+
+
+def _as_shape(value: object) -> object:
+    if value is None:
+        return None
+    if isinstance(value, Shape):
+        return tuple(value)
+    if isinstance(value, list):
+        return [_as_shape(v) for v in value]
+    if isinstance(value, tuple):  # already a plain shape from the graph
+        return value
+    return ()  # a literal used as a tensor has rank 0
+
+
+def _wrap(result: object) -> object:
+    if isinstance(result, list):
+        return [Shape(r) for r in result]
+    if isinstance(result, tuple) and result and isinstance(result[0], tuple):
+        return tuple(Shape(r) for r in result)
+    return Shape(result)
+
+
+def _bind(lhs: ast.Expr, value: object, env: dict, loc: Location) -> None:
+    if isinstance(lhs, ast.Identifier):
+        env[lhs.name] = value
+        return
+    if not isinstance(value, (list, tuple)) or len(value) != len(lhs.items):
+        raise NNEFError("the left-hand side does not match the value assigned", loc)
+    for item, part in zip(lhs.items, value):
+        _bind(item, part, env, loc)
+
+
+def infer_shapes(model: Model, strict: bool = False) -> None:
+    domain = ShapeDomain(model.fragments)
+    tensors = model.tensors
+    unknown: set[str] = set()
+    operations = []
+    for op in model.operations:
+        operations.extend(repair_batch_norm(model, op, strict))
+        operations.append(op)
+        inputs = [_input_shape(value, tensors) for value in op.inputs.values()]
+        if op.signature is None or any(_has_unknown(v) for v in inputs):
+            unknown.update(op.output_names())
+            continue
+        try:
+            result = domain.run(op.signature, inputs, op.attribs, op.loc)
+        except _NoRule:
+            unknown.update(op.output_names())
+            continue
+        _store(op, result, tensors)
+    model.operations[:] = operations
+    if unknown:
+        first = sorted(unknown)[0]
+        warn(f"shapes of {len(unknown)} tensors are unknown (first: '{first}'): no shape rule for their operations",
+             Location(model.file))
+
+
+_UNKNOWN = object()  # an input whose shape could not be inferred (None means: absent)
+
+
+def _input_shape(value: object, tensors) -> object:
+    if isinstance(value, TensorRef):
+        shape = tensors[value].shape
+        return _UNKNOWN if shape is None else shape
+    if isinstance(value, list):
+        return [_input_shape(v, tensors) for v in value]
+    return None if value is None else ()
+
+
+def _has_unknown(value: object) -> bool:
+    if isinstance(value, list):
+        return any(map(_has_unknown, value))
+    return value is _UNKNOWN
+
+
+def _store(op: Operation, result: object, tensors) -> None:
+    outputs = list(op.outputs.values())
+    results = [result] if len(outputs) == 1 else list(result)
+    for refs, shape in zip(outputs, results):
+        if not isinstance(refs, list):
+            tensors[refs].shape = _simplify(shape)
+            continue
+        if len(refs) != len(shape):
+            raise NNEFError(f"'{op.name}' gives {len(shape)} results but {len(refs)} names are assigned", op.loc)
+        for ref, item in zip(refs, shape):
+            tensors[ref].shape = _simplify(item)
+
+
+def _simplify(shape) -> tuple:
+    return tuple(int(d) if isinstance(d, sympy.Integer) else d for d in shape)
