@@ -1,0 +1,1 @@
+"""Running NNEF graphs on numpy: kernels (`kernels.KERNELS`) and the interpreter."""

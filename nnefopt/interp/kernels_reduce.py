@@ -1,0 +1,110 @@
+"""Reductions (axes kept as singletons), softmax, normalizations, matmul and linear."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels_elementwise import accumulating, average, floating, operands
+from .kernels_window import add_bias
+from .registry import kernel
+
+
+def _axes(axes):
+    return tuple(sorted(set(axes)))
+
+
+@kernel("sum_reduce")
+def sum_reduce(input, axes, normalize=False):
+    x = np.asarray(input)
+    # Integers sum in int32, the spec's `integer`; floats in their own precision.
+    total = np.sum(x, axis=_axes(axes), keepdims=True, dtype=np.int32 if x.dtype.kind in "iub" else x.dtype)
+    return average(total, int(np.prod([x.shape[a] for a in _axes(axes)]))) if normalize else total
+
+
+@kernel("mean_reduce")
+def mean_reduce(input, axes):
+    return sum_reduce(input, axes, normalize=True)
+
+
+def _reduce_kernel(name, function):
+    @kernel(name)
+    def reduce(input, axes):
+        return function(np.asarray(input), axis=_axes(axes), keepdims=True)
+
+    reduce.__name__ = name
+    return reduce
+
+
+for _name, _function in {"max_reduce": np.max, "min_reduce": np.min,
+                         "any_reduce": np.any, "all_reduce": np.all}.items():
+    _reduce_kernel(_name, _function)
+
+
+def _arg_reduce(input, axes, pick):
+    """Row-major flat index over the reduced axes of the first extreme element."""
+    x = np.asarray(input)
+    axes = _axes(axes)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    moved = np.transpose(x, kept + list(axes)).reshape([x.shape[a] for a in kept] + [-1])
+    index = pick(moved, axis=-1).astype(np.int32)
+    return index.reshape([1 if a in axes else n for a, n in enumerate(x.shape)])
+
+
+@kernel("argmax_reduce")
+def argmax_reduce(input, axes):
+    return _arg_reduce(input, axes, np.argmax)
+
+
+@kernel("argmin_reduce")
+def argmin_reduce(input, axes):
+    return _arg_reduce(input, axes, np.argmin)
+
+
+@kernel("moments")
+def moments(input, axes):
+    x = floating(input)
+    mean = mean_reduce(x, axes)
+    centered = x - mean
+    return mean, mean_reduce(centered * centered, axes)
+
+
+@kernel("softmax")
+def softmax(x, axes=(1,)):
+    x = floating(x)
+    exponentials = np.exp(x - np.max(x, axis=_axes(axes), keepdims=True))
+    return exponentials / np.sum(exponentials, axis=_axes(axes), keepdims=True)
+
+
+def _normalize_by(x, sigma, bias, epsilon):
+    """`x / max(sigma + bias, epsilon)`, the tail of the l1/l2 fragments (0/0 is NaN)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return x / np.maximum(sigma + x.dtype.type(bias), x.dtype.type(epsilon))
+
+
+@kernel("l1_normalization")
+def l1_normalization(input, axes, bias=0.0, epsilon=0.0):
+    x = floating(input)
+    return _normalize_by(x, np.sum(np.abs(x), axis=_axes(axes), keepdims=True), bias, epsilon)
+
+
+@kernel("l2_normalization")
+def l2_normalization(input, axes, bias=0.0, epsilon=0.0):
+    x = floating(input)
+    return _normalize_by(x, np.sqrt(np.sum(x * x, axis=_axes(axes), keepdims=True)), bias, epsilon)
+
+
+@kernel("batch_normalization")
+def batch_normalization(input, mean, variance, offset, scale, epsilon):
+    x, mean, variance, offset, scale = operands(floating(input), mean, variance, offset, scale)
+    return offset + scale * (x - mean) / np.sqrt(variance + x.dtype.type(epsilon))
+
+
+@kernel("matmul")
+def matmul(A, B, transposeA=False, transposeB=False):
+    A, B = accumulating(A, B)
+    return np.matmul(np.swapaxes(A, -1, -2) if transposeA else A, np.swapaxes(B, -1, -2) if transposeB else B)
+
+
+@kernel("linear")
+def linear(input, filter, bias=0.0):
+    return add_bias(matmul(input, filter, transposeB=True), bias)
