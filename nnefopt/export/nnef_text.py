@@ -10,7 +10,7 @@ from __future__ import annotations
 from nnefopt.frontend import ast
 from nnefopt.frontend.binder import is_tensor_type
 from nnefopt.frontend.evaluate import evaluate_constant
-from nnefopt.frontend.model import Model, Operation, TensorRef
+from nnefopt.frontend.model import EXPLICIT_TYPE, Model, Operation, TensorRef
 from nnefopt.frontend.printer import format_fragment, format_identifier, format_literal
 from nnefopt.frontend.stdlib import standard_operations
 
@@ -55,7 +55,7 @@ def format_operation(op: Operation, renames: dict[str, str] | None = None) -> st
     lhs = ", ".join(_format_value(v) for v in op.outputs.values())
     name = (renames or {}).get(op.name, op.name)
     args = _known_args(op) if op.signature is not None else _opaque_args(op)
-    type_arg = f"<{op.type_arg}>" if op.type_arg and not op.inputs and _is_generic(op) else ""
+    type_arg = f"<{op.type_arg}>" if _writes_type(op) else ""
     return f"{lhs} = {format_identifier(name)}{type_arg}({', '.join(args)});"
 
 
@@ -93,8 +93,14 @@ def _defaults(signature: ast.Fragment) -> dict[str, object]:
     }
 
 
-def _is_generic(op: Operation) -> bool:
-    return op.signature is None or op.signature.generic
+def _writes_type(op: Operation) -> bool:
+    """As the source wrote it; where a pass made the operation, when not implied."""
+    if op.type_arg is None or EXPLICIT_TYPE in op.explicit:
+        return op.type_arg is not None
+    signature = op.signature
+    if signature is None or not signature.generic or op.inputs:
+        return False
+    return signature.generic_default is None or signature.generic_default.name != op.type_arg
 
 
 def _format_value(value: object) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import sympy
+
 from nnefopt.errors import Location, NNEFError
 from nnefopt.frontend import ast
 
@@ -84,6 +86,8 @@ def coerce_value(value: object, type_: ast.Type) -> object:
                 return float(value)
         elif name == "integer":
             if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, sympy.Expr) and value.is_integer:  # a symbolic dimension
                 return value
         elif name == "logical":
             if isinstance(value, bool):

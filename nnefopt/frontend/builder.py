@@ -12,13 +12,14 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import sympy
 
 from nnefopt.errors import Location, NNEFError, warn
 from nnefopt.frontend import ast
 from nnefopt.frontend.binder import check_attribute, evaluate_arguments, is_tensor_type, resolve_generic
 from nnefopt.frontend.evaluate import Evaluator, evaluate_constant
-from nnefopt.frontend.model import Model, Operation, Quantization, Tensor, TensorRef
-from nnefopt.frontend.stdlib import standard_operations, tract_operations
+from nnefopt.frontend.model import EXPLICIT_TYPE, Model, Operation, Quantization, Tensor, TensorRef
+from nnefopt.frontend.stdlib import extra_operations, is_tract_dialect, known_operations, standard_operations
 
 EXTERNALS = ("external", "tract_core_external")
 _TRACT_DATUM_TYPES = {"f16": "scalar", "f32": "scalar", "f64": "scalar", "bool": "logical"}
@@ -36,10 +37,8 @@ class GraphBuilder:
         self.graph = doc.graph
         self.load_tensor = load_tensor
         self.strict = strict
-        self.tract = any(e.name == "tract_registry" for e in doc.extensions)
-        self.signatures = dict(standard_operations())
-        if self.tract:
-            self.signatures.update(tract_operations())
+        self.tract = is_tract_dialect(doc.extensions)
+        self.signatures = known_operations(doc.extensions)
         self.fragments: dict[str, ast.Fragment] = {}
         for fragment in doc.fragments:
             self.define_fragment(fragment)
@@ -48,6 +47,10 @@ class GraphBuilder:
         self.env: dict[str, object] = {}
         self.temporaries = 0
         self.pending: tuple[ast.Invocation, ast.Expr] | None = None
+        for ext in doc.extensions:  # `extension tract_symbol N;`: N is a dimension, unknown until run time
+            if ext.name == "tract_symbol":
+                for symbol in ext.args.split():
+                    self.env[symbol] = sympy.Symbol(symbol, integer=True, positive=True)
 
     def lenient(self, message: str, loc: Location) -> None:
         if self.strict:
@@ -138,6 +141,8 @@ class GraphBuilder:
             if not self.tract:
                 raise NNEFError(f"unknown operation '{call.name}'", call.loc)
             return self.opaque(call, evaluator)
+        if signature is extra_operations().get(call.name):
+            self.lenient(f"operation '{call.name}' is not in the NNEF 1.0.5 standard library and is not declared", call.loc)
         type_arg = call.type_arg
         if type_arg is not None and not signature.generic:
             raise NNEFError(f"operation '{call.name}' is not generic; remove '<{type_arg}>'", call.loc)
@@ -157,6 +162,8 @@ class GraphBuilder:
         if call.name in ("tract_core_cast", "tract_core_external"):
             type_arg = _TRACT_DATUM_TYPES.get(attribs.get("to") or attribs.get("datum_type"), type_arg)
         outputs = self.name_results(call, signature, type_arg)
+        if call.type_arg is not None:
+            explicit.add(EXPLICIT_TYPE)
         op = self.add_operation(call.name, type_arg, inputs, attribs, outputs, call.loc, explicit, signature)
         self.materialize(op)
         values = list(op.outputs.values())
@@ -213,6 +220,9 @@ class GraphBuilder:
         results = signature.results
         if wanted is not None and len(results) > 1 and not isinstance(wanted, ast.TupleExpr):
             raise NNEFError(f"'{call.name}' has {len(results)} results; assign them as a, b = ...", call.loc)
+        single = len(results) == 1 and not isinstance(results[0].type, ast.ArrayType)
+        if single and isinstance(wanted, (ast.TupleExpr, ast.ArrayExpr)):
+            raise NNEFError(f"'{call.name}' has 1 result, {len(wanted.items)} names are assigned", wanted.loc)
         outputs = {}
         for index, result in enumerate(results):
             target = wanted if len(results) == 1 else (wanted.items[index] if wanted is not None else None)
@@ -279,7 +289,7 @@ class GraphBuilder:
     def materialize(self, op: Operation) -> None:
         if op.name in EXTERNALS or op.name in ("variable", "constant"):
             shape = op.attribs["shape"]
-            if any(not isinstance(d, int) or d < 0 for d in shape):
+            if any(isinstance(d, bool) or not isinstance(d, (int, sympy.Expr)) or (isinstance(d, int) and d < 0) for d in shape):
                 raise NNEFError(f"shape of '{op.name}' must be non-negative integers, found {shape}", op.loc)
         if op.name == "variable":
             self.load_variable(op)

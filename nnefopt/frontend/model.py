@@ -15,6 +15,9 @@ from nnefopt.errors import Location
 from nnefopt.frontend import ast
 
 
+EXPLICIT_TYPE = "<>"  # in Operation.explicit: the source wrote the generic type, as in `variable<scalar>`
+
+
 class TensorRef(str):
     """A tensor named in an operation's inputs (a plain str there is never a tensor)."""
 

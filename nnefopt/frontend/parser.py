@@ -244,7 +244,13 @@ class Parser:
         if self.nesting > MAX_NESTING:
             raise self.error(f"expression nested more than {MAX_NESTING} levels deep")
         expr = self.binary(self.unary(), 0)
-        if allow_select and self.at("if"):
+        if self.at("?"):  # `condition ? then : otherwise`, another spelling of if-else
+            loc = self.loc()
+            self.pos += 1
+            then = self.expression()
+            self.expect(":", "in the conditional expression")
+            expr = ast.Select(expr, then, self.expression(allow_select), loc)
+        elif allow_select and self.at("if"):
             loc = self.loc()
             self.pos += 1
             condition = self.expression()

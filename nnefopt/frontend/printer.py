@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import sympy
+
 from nnefopt.frontend import ast
 from nnefopt.frontend.parser import _PRECEDENCE
 
@@ -24,6 +26,8 @@ def format_literal(value: object) -> str:
         return text if ("." in text or "e" in text or "n" in text) else text + ".0"
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, sympy.Expr):  # a symbolic dimension such as tract's N, or 2*N
+        return str(value)
     if isinstance(value, (list, tuple)):
         inner = ", ".join(format_literal(v) for v in value)
         return f"[{inner}]" if isinstance(value, list) else f"({inner})"

@@ -8,6 +8,7 @@ operations that depend on them.
 
 from __future__ import annotations
 
+import numpy as np
 import sympy
 
 from nnefopt.errors import Location, NNEFError, warn
@@ -15,8 +16,8 @@ from nnefopt.frontend import ast
 from nnefopt.frontend.binder import evaluate_arguments
 from nnefopt.frontend.evaluate import Evaluator
 from nnefopt.frontend.model import Model, Operation, TensorRef
-from nnefopt.frontend.repairs import repair_batch_norm
-from nnefopt.frontend.stdlib import standard_operations
+from nnefopt.frontend.repairs import repairs_before
+from nnefopt.frontend.stdlib import known_operations, standard_operations
 from nnefopt.shapes import SHAPE_RULES
 
 
@@ -31,8 +32,8 @@ def _strict(message: str, loc: Location) -> None:
 
 
 class ShapeDomain:
-    def __init__(self, fragments: dict[str, ast.Fragment]):
-        self.signatures = {**standard_operations(), **fragments}
+    def __init__(self, model: Model):
+        self.signatures = {**known_operations(model.extensions), **model.fragments}
         self.depth = 0
 
     def is_tensor(self, value: object) -> bool:
@@ -74,7 +75,7 @@ class ShapeDomain:
             raise NNEFError(f"fragment '{signature.name}' calls itself too deeply", loc)
         env = dict(attribs)
         tensor_params = [p for p in signature.params if p.name not in attribs]
-        env.update((p.name, s) for p, s in zip(tensor_params, shapes))
+        env.update((p.name, _wrap(s) if s is not None else None) for p, s in zip(tensor_params, shapes))
         evaluator = Evaluator(env, self)
         for stmt in signature.body:
             _bind(stmt.lhs, evaluator.eval(stmt.rhs), env, stmt.loc)
@@ -88,8 +89,8 @@ class _NoRule(Exception):
 
 
 def _as_shape(value: object) -> object:
-    if value is None:
-        return None
+    if value is None or isinstance(value, np.ndarray):  # absent, or data for a value-dependent rule
+        return value
     if isinstance(value, Shape):
         return tuple(value)
     if isinstance(value, list):
@@ -100,6 +101,7 @@ def _as_shape(value: object) -> object:
 
 
 def _wrap(result: object) -> object:
+    """A rule's result as body values: shapes become Shape, arrays and tuples of them too."""
     if isinstance(result, list):
         return [Shape(r) for r in result]
     if isinstance(result, tuple) and result and isinstance(result[0], tuple):
@@ -118,14 +120,19 @@ def _bind(lhs: ast.Expr, value: object, env: dict, loc: Location) -> None:
 
 
 def infer_shapes(model: Model, strict: bool = False) -> None:
-    domain = ShapeDomain(model.fragments)
+    domain = ShapeDomain(model)
     tensors = model.tensors
     unknown: set[str] = set()
     operations = []
     for op in model.operations:
-        operations.extend(repair_batch_norm(model, op, strict))
+        operations.extend(repairs_before(model, op, strict))
         operations.append(op)
         inputs = [_input_shape(value, tensors) for value in op.inputs.values()]
+        value_params = getattr(SHAPE_RULES.get(op.name), "value_params", ())
+        for index, key in enumerate(op.inputs):
+            if key in value_params and isinstance(op.inputs[key], TensorRef):
+                data = tensors[op.inputs[key]].data
+                inputs[index] = _UNKNOWN if data is None else np.asarray(data)
         if op.signature is None or any(_has_unknown(v) for v in inputs):
             unknown.update(op.output_names())
             continue

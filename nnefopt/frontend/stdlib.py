@@ -1,5 +1,6 @@
-"""The operations nnefopt knows by name: the NNEF standard library and tract's core
-registry, each an NNEF text of fragment declarations shipped with the package."""
+"""The operations nnefopt knows by name: the NNEF standard library, a few well-known
+non-standard operations, and tract's core registry. Each is an NNEF text of fragment
+declarations shipped with the package."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from nnefopt.frontend import ast
 from nnefopt.frontend.parser import parse_document
 
 STANDARD = "stdlib.nnef"
+EXTRAS = "extensions.nnef"
 TRACT_CORE = "tract_core.nnef"
 
 
@@ -24,5 +26,21 @@ def standard_operations() -> dict[str, ast.Fragment]:
     return library(STANDARD)
 
 
+def extra_operations() -> dict[str, ast.Fragment]:
+    return library(EXTRAS)
+
+
 def tract_operations() -> dict[str, ast.Fragment]:
     return library(TRACT_CORE)
+
+
+def is_tract_dialect(extensions: list[ast.Extension]) -> bool:
+    return any(e.name == "tract_registry" for e in extensions)
+
+
+def known_operations(extensions: list[ast.Extension]) -> dict[str, ast.Fragment]:
+    """Every signature a document with these extensions may call without defining it."""
+    table = {**standard_operations(), **extra_operations()}
+    if is_tract_dialect(extensions):
+        table.update(tract_operations())
+    return table

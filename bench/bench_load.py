@@ -1,0 +1,69 @@
+"""Load time of nnefopt (text + weights + shapes) against the Khronos parser
+(`nnef.load_graph` + `infer_shapes`), on the shared models and a generated
+ResNet-50-size model. Prints one row a model and the ratio nnefopt / Khronos.
+
+    python bench/bench_load.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import nnef
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.generate import resnet50  # noqa: E402
+from nnefopt.frontend.loader import load_model  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
+
+
+def best_time(load, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        load()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def khronos(path: Path) -> None:
+    graph = nnef.load_graph(str(path))
+    nnef.infer_shapes(graph)
+
+
+def nnefopt_load(path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = load_model(path)
+    for tensor in model.tensors.values():  # touch the weights: memory-mapping is not reading
+        if tensor.data is not None:
+            tensor.data.sum()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        big = Path(scratch) / "resnet50"
+        parameters = resnet50(big)
+        models = [(f"{d.parent.name}/kt", d) for d in sorted(SHARED.glob("*/kt")) if d.parent.name != "tiny_vit"]
+        models.append((f"resnet50-generated ({parameters / 1e6:.1f} M parameters)", big))
+        print(f"{'model':<44} {'nnefopt ms':>11} {'khronos ms':>11} {'ratio':>7}")
+        for name, path in models:
+            ours = best_time(lambda: nnefopt_load(path), args.repeat)
+            theirs = best_time(lambda: khronos(path), args.repeat)
+            rows.append(ours / theirs)
+            print(f"{name:<44} {ours * 1e3:>11.1f} {theirs * 1e3:>11.1f} {ours / theirs:>7.2f}")
+    print(f"worst ratio {max(rows):.2f} (goal <= 1.0)")
+
+
+if __name__ == "__main__":
+    main()

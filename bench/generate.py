@@ -1,0 +1,73 @@
+"""Synthetic NNEF models for benchmarks: real architectures, random weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nnefopt.frontend.tensor_file import write_tensor
+
+
+class _Writer:
+    def __init__(self, folder: Path, seed: int = 0):
+        self.folder = folder
+        self.lines: list[str] = []
+        self.count = 0
+        self.parameters = 0
+        self.rng = np.random.default_rng(seed)
+
+    def name(self, prefix: str) -> str:
+        self.count += 1
+        return f"{prefix}{self.count}"
+
+    def variable(self, shape: tuple[int, ...]) -> str:
+        name = self.name("v")
+        data = (self.rng.standard_normal(shape, dtype=np.float32) * 0.05).astype(np.float32)
+        write_tensor(self.folder / f"{name}.dat", data)
+        self.parameters += data.size
+        self.lines.append(f"{name} = variable<scalar>(shape = {list(shape)}, label = '{name}');")
+        return name
+
+    def op(self, text: str, prefix: str = "t") -> str:
+        name = self.name(prefix)
+        self.lines.append(f"{name} = {text};")
+        return name
+
+    def conv_bn(self, x: str, cin: int, cout: int, k: int, stride: int, relu: bool = True) -> str:
+        w = self.variable((cout, cin, k, k))
+        pad = k // 2
+        y = self.op(f"conv({x}, {w}, 0.0, padding = [({pad}, {pad}), ({pad}, {pad})], stride = [{stride}, {stride}])")
+        stats = [self.variable((1, cout)) for _ in range(4)]
+        y = self.op(f"batch_normalization({y}, {stats[0]}, {stats[1]}, {stats[2]}, {stats[3]}, epsilon = 1e-05)")
+        return self.op(f"relu({y})") if relu else y
+
+    def write(self, inputs: list[str], outputs: list[str]) -> None:
+        body = "\n".join("    " + line for line in self.lines)
+        text = f"version 1.0;\n\ngraph G( {', '.join(inputs)} ) -> ( {', '.join(outputs)} )\n{{\n{body}\n}}\n"
+        (self.folder / "graph.nnef").write_text(text)
+
+
+def resnet50(folder: Path, classes: int = 1000) -> int:
+    """ResNet-50 (bottleneck blocks 3-4-6-3) at 224x224; returns its parameter count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    g = _Writer(folder)
+    g.lines.append("input = external<scalar>(shape = [1, 3, 224, 224]);")
+    x = g.conv_bn("input", 3, 64, 7, 2)
+    x = g.op(f"max_pool({x}, size = [1, 1, 3, 3], stride = [1, 1, 2, 2], padding = [(0, 0), (0, 0), (1, 1), (1, 1)])")
+    cin = 64
+    for stage, (blocks, width) in enumerate([(3, 64), (4, 128), (6, 256), (3, 512)]):
+        for block in range(blocks):
+            stride = 2 if block == 0 and stage > 0 else 1
+            y = g.conv_bn(x, cin, width, 1, 1)
+            y = g.conv_bn(y, width, width, 3, stride)
+            y = g.conv_bn(y, width, width * 4, 1, 1, relu=False)
+            shortcut = g.conv_bn(x, cin, width * 4, 1, stride, relu=False) if block == 0 else x
+            x = g.op(f"relu(add({y}, {shortcut}))")
+            cin = width * 4
+    x = g.op(f"mean_reduce({x}, axes = [2, 3])")
+    x = g.op(f"reshape({x}, shape = [1, {cin}])")
+    w, b = g.variable((classes, cin)), g.variable((1, classes))
+    g.lines.append(f"output = linear({x}, {w}, {b});")
+    g.write(["input"], ["output"])
+    return g.parameters

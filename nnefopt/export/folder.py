@@ -1,0 +1,75 @@
+"""Writing a model as an NNEF folder or archive, all or nothing.
+
+Everything is written into a fresh temporary sibling of the destination, which is
+renamed into place only once complete: a failed run leaves no partial output, and
+the destination never aliases the input.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from nnefopt.errors import Location, NNEFError
+from nnefopt.export.nnef_text import format_model, format_quantization
+from nnefopt.frontend.model import Model
+from nnefopt.frontend.tensor_file import write_tensor
+
+ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
+
+
+def save_model(model: Model, destination: str | Path) -> None:
+    destination = Path(destination)
+    parent = destination.resolve().parent
+    if not parent.is_dir():
+        raise NNEFError("output folder's parent does not exist", Location(str(destination)))
+    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
+    try:
+        folder = staging / "model"
+        folder.mkdir()
+        _write_folder(model, folder)
+        if destination.name.endswith(ARCHIVE_SUFFIXES):
+            archive = staging / destination.name
+            mode = "w" if destination.name.endswith(".tar") else "w:gz"
+            with tarfile.open(archive, mode) as tar:
+                for path in sorted(folder.rglob("*")):
+                    tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
+            os.replace(archive, destination)
+        else:
+            _replace_folder(folder, destination)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_folder(model: Model, folder: Path) -> None:
+    (folder / "graph.nnef").write_text(format_model(model), encoding="utf-8")
+    quant = format_quantization(model)
+    if quant:
+        (folder / "graph.quant").write_text(quant, encoding="utf-8")
+    written: set[str] = set()
+    for op in model.operations:
+        if op.name != "variable":
+            continue
+        label = op.attribs["label"]
+        tensor = model.tensors[op.outputs["output"]]
+        if label in written or tensor.data is None:
+            continue
+        written.add(label)
+        path = folder / f"{label}.dat"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_tensor(path, tensor.data)
+
+
+def _replace_folder(folder: Path, destination: Path) -> None:
+    if destination.exists() and not destination.is_dir():
+        raise NNEFError("output exists and is not a folder", Location(str(destination)))
+    if not destination.exists():
+        os.rename(folder, destination)
+        return
+    # Swap in two renames so a reader never sees a half-written folder.
+    retired = folder.parent / "previous"
+    os.rename(destination, retired)
+    os.rename(folder, destination)
