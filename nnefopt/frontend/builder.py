@@ -363,11 +363,11 @@ class _GraphDomain:
         return self.builder.invoke(call, evaluator)
 
     def apply(self, op: str, inputs: list, loc: Location) -> object:
-        args = [ast.Argument(None, _Value(v), loc) for v in inputs]
+        args = [ast.Argument(None, Evaluated(v), loc) for v in inputs]
         return self.builder.invoke(ast.Invocation(op, None, args, loc), _ValueEvaluator(self.builder.env, self))
 
 
-class _Value:
+class Evaluated:
     """An already evaluated operand, carried through an Invocation node."""
 
     def __init__(self, value: object):
@@ -375,7 +375,7 @@ class _Value:
 
 
 class _ValueEvaluator(Evaluator):
-    def _Value(self, node: _Value) -> object:
+    def _Evaluated(self, node: Evaluated) -> object:
         return node.value
 
 
