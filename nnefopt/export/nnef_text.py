@@ -12,7 +12,7 @@ from nnefopt.frontend.binder import is_tensor_type
 from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.frontend.model import EXPLICIT_TYPE, Model, Operation, TensorRef
 from nnefopt.frontend.printer import format_fragment, format_identifier, format_literal
-from nnefopt.frontend.stdlib import standard_operations
+from nnefopt.frontend.stdlib import extra_operations, standard_operations
 
 _STANDARD_EXTENSIONS = ("KHR_enable_fragment_definitions", "KHR_enable_operator_expressions")
 
@@ -30,17 +30,41 @@ def fragment_names(model: Model) -> dict[str, str]:
     return names
 
 
+def undeclared_extras(model: Model) -> list[ast.Fragment]:
+    """Non-standard operations nnefopt knows (erf) that the model calls without declaring."""
+    called = {op.name for op in model.operations}
+    for fragment in model.fragments.values():
+        called.update(_invoked(fragment.body or []))
+    extras = extra_operations()
+    return [extras[name] for name in sorted(called) if name in extras and name not in model.fragments]
+
+
+def _invoked(body: list[ast.Assignment]) -> set[str]:
+    names: set[str] = set()
+    stack: list = [stmt.rhs for stmt in body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Invocation):
+            names.add(node.name)
+            stack.extend(arg.value for arg in node.args)
+        elif hasattr(node, "__dataclass_fields__"):
+            stack.extend(v for v in vars(node).values() if isinstance(v, (list, tuple)) or hasattr(v, "__dataclass_fields__"))
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+    return names
+
+
 def format_model(model: Model) -> str:
     renames = fragment_names(model)
     lines = [f"version {model.version[0]}.{model.version[1]};", ""]
     extensions = [e for e in model.extensions if e.name not in _STANDARD_EXTENSIONS]
-    if any(f.body is not None for f in model.fragments.values()):
+    if model.fragments or undeclared_extras(model):
         extensions = [ast.Extension(name) for name in _STANDARD_EXTENSIONS] + extensions
     for ext in extensions:
         lines.append(f"extension {ext.name}{' ' + ext.args if ext.args else ''};")
     if extensions:
         lines.append("")
-    for fragment in model.fragments.values():
+    for fragment in [*undeclared_extras(model), *model.fragments.values()]:
         lines.extend([format_fragment(_renamed(fragment, renames)), ""])
     inputs = ", ".join(map(format_identifier, model.inputs))
     outputs = ", ".join(map(format_identifier, model.outputs))
