@@ -8,12 +8,13 @@ and exits 1. Anything else escaping is a bug in nnefopt, not in the input.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Location:
-    """A place in an input: a text position, or a field of a binary file."""
+class Location(NamedTuple):
+    """A place in an input: a text position, or a field of a binary file.
+
+    A tuple rather than a dataclass: every syntax node carries one, so it must be cheap."""
 
     file: str
     line: int = 0

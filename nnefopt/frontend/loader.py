@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ def load_model(path: str | Path, *, strict: bool = False, shapes: bool = True) -
                 return read_tensor(file), name
             except NNEFError as exc:  # name the file as the user knows it, not a temporary path
                 if exc.location is not None:
-                    exc.location = dataclasses.replace(exc.location, file=name)
+                    exc.location = exc.location._replace(file=name)
                 raise
 
         builder = GraphBuilder(doc, load_tensor, strict)

@@ -25,6 +25,7 @@ _PRECEDENCE = {
     "^": 60,
 }  # fmt: skip
 _POWER = _PRECEDENCE["^"]
+_SEPARATORS = frozenset((",", ")", "]", ";", ":"))
 _TYPE_NAMES = set(ast.PRIMITIVES)
 _GENERIC_ARGS = _TYPE_NAMES | {"?"}
 
@@ -240,6 +241,10 @@ class Parser:
     # ---- expressions ----------------------------------------------------------
 
     def expression(self, allow_select: bool = True) -> ast.Expr:
+        # Fast path for the commonest argument: one literal or name, then a separator.
+        follower = self.peek()
+        if follower.kind == "operator" and follower.text in _SEPARATORS and self.token.kind != "operator":
+            return self.primary()
         self.nesting += 1
         if self.nesting > MAX_NESTING:
             raise self.error(f"expression nested more than {MAX_NESTING} levels deep")

@@ -8,6 +8,7 @@ are unpacked into memory.
 
 from __future__ import annotations
 
+import mmap
 import os
 import shutil
 import struct
@@ -116,7 +117,10 @@ def read_tensor(path: str | Path) -> np.ndarray:
     if header.count == 0:
         return np.zeros(header.shape, header.dtype)
     if not header.is_packed:
-        data = np.memmap(path, dtype=header.dtype, mode="r", offset=HEADER_SIZE, shape=(header.count,))
+        # mmap + frombuffer: a read-only view of the file, far cheaper to set up than np.memmap
+        with open(path, "rb") as file:
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        data = np.frombuffer(mapped, dtype=header.dtype, count=header.count, offset=HEADER_SIZE)
         return data.reshape(header.shape)
     raw = np.fromfile(path, dtype=np.uint8, count=header.data_length, offset=HEADER_SIZE)
     return _unpack(raw, header).reshape(header.shape)
