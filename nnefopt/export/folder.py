@@ -24,8 +24,10 @@ ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
 def save_model(model: Model, destination: str | Path) -> None:
     destination = Path(destination)
     parent = destination.resolve().parent
-    if not parent.is_dir():
-        raise NNEFError("output folder's parent does not exist", Location(str(destination)))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NNEFError(f"cannot create the output's folder: {exc.strerror}", Location(str(destination))) from None
     staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
     try:
         folder = staging / "model"
