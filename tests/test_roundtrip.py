@@ -78,3 +78,23 @@ def test_torch_to_nnef_output_becomes_loadable(tmp_path, model):
     graph = khronos_load(tmp_path / "out", infer=model != "tiny_vit")
     outputs = [graph.tensors[name] for name in graph.outputs]
     assert all(t.shape for t in outputs) or model == "tiny_vit"
+
+
+def test_quantized_tract_model_keeps_item_types_and_quantization(tmp_path):
+    from nnefopt.frontend.tensor_file import read_header
+
+    source = SHARED / "cnn_digits_q8" / "tract.nnef.tgz"
+    assert main([str(source), "-o", str(tmp_path / "out.tgz"), "-q"]) == 0
+    import tarfile
+
+    with tarfile.open(source) as tar:
+        tar.extractall(tmp_path / "in", filter="data")
+    with tarfile.open(tmp_path / "out.tgz") as tar:
+        tar.extractall(tmp_path / "out", filter="data")
+    for original in sorted((tmp_path / "in").glob("*.dat")):
+        written = tmp_path / "out" / original.name
+        assert written.read_bytes() == original.read_bytes(), original.name
+        assert read_header(written) == read_header(original)
+    quant = (tmp_path / "out" / "graph.quant").read_text()
+    assert "NamedTensor" not in quant  # the writer bug is not carried forward
+    assert '"fc__fc_linear0": zero_point_linear_quantize(scale = 0.11828842014074326, zero_point = 119' in quant

@@ -62,7 +62,11 @@ def _write_folder(model: Model, folder: Path) -> None:
         written.add(label)
         path = folder / f"{label}.dat"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_tensor(path, tensor.data)
+        header = tensor.header
+        if header is not None and header.dtype == tensor.data.dtype:  # as read: same item type and width
+            write_tensor(path, tensor.data, bits=header.bits_per_item, quantized=header.is_quantized)
+        else:
+            write_tensor(path, tensor.data)
 
 
 def _replace_folder(folder: Path, destination: Path) -> None:

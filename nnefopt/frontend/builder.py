@@ -20,13 +20,14 @@ from nnefopt.frontend.binder import check_attribute, evaluate_arguments, is_tens
 from nnefopt.frontend.evaluate import Evaluator, evaluate_constant
 from nnefopt.frontend.model import EXPLICIT_TYPE, Model, Operation, Quantization, Tensor, TensorRef
 from nnefopt.frontend.stdlib import extra_operations, is_tract_dialect, known_operations, standard_operations
+from nnefopt.frontend.tensor_file import TensorHeader
 
 EXTERNALS = ("external", "tract_core_external")
 _TRACT_DATUM_TYPES = {"f16": "scalar", "f32": "scalar", "f64": "scalar", "bool": "logical"}
 _NUMPY_KINDS = {"scalar": np.float32, "integer": np.int32, "logical": np.bool_}
 
-# Reads a variable's data: (label, shape, location) → (array, file name for messages).
-TensorLoader = Callable[[str, tuple, Location], tuple[np.ndarray, str]]
+# Reads a variable's data: (label, shape, location) → (header, array, file name for messages).
+TensorLoader = Callable[[str, tuple, Location], tuple[TensorHeader, np.ndarray, str]]
 
 
 class GraphBuilder:
@@ -301,14 +302,14 @@ class GraphBuilder:
         label, shape = op.attribs["label"], tuple(op.attribs["shape"])
         if self.load_tensor is None:
             return
-        data, file = self.load_tensor(label, shape, op.loc)
+        header, data, file = self.load_tensor(label, shape, op.loc)
         if tuple(data.shape) != shape:
             raise NNEFError(
                 f"variable '{tensor.name}' is declared with shape {list(shape)} "
                 f"but its data has shape {list(data.shape)}",
                 Location(file),
             )
-        tensor.data, tensor.file = data, file
+        tensor.data, tensor.file, tensor.header = data, file, header
 
     def make_constant(self, op: Operation) -> None:
         tensor = self.tensors[op.outputs["output"]]

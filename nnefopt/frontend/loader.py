@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from nnefopt.errors import Location, NNEFError
 from nnefopt.frontend.builder import GraphBuilder
 from nnefopt.frontend.bundle import open_model
 from nnefopt.frontend.model import Model
 from nnefopt.frontend.parser import parse_document, parse_quant, read_text
 from nnefopt.frontend.shape_inference import infer_shapes
-from nnefopt.frontend.tensor_file import read_tensor
+from nnefopt.frontend.tensor_file import TensorHeader, read_tensor_file
 
 
 def load_model(path: str | Path, *, strict: bool = False, shapes: bool = True) -> Model:
@@ -21,13 +19,13 @@ def load_model(path: str | Path, *, strict: bool = False, shapes: bool = True) -
         graph_name = source.display(source.graph_path)
         doc = parse_document(read_text(source.graph_path, graph_name), graph_name)
 
-        def load_tensor(label: str, shape: tuple, loc: Location) -> tuple[np.ndarray, str]:
+        def load_tensor(label: str, shape: tuple, loc: Location) -> tuple[TensorHeader, np.ndarray, str]:
             file = source.tensor_path(label)
             name = source.display(file)
             if not file.is_file():
                 raise NNEFError(f"tensor file '{name}' of variable '{label}' not found", loc)
             try:
-                return read_tensor(file), name
+                return *read_tensor_file(file), name
             except NNEFError as exc:  # name the file as the user knows it, not a temporary path
                 if exc.location is not None:
                     exc.location = exc.location._replace(file=name)

@@ -13,6 +13,7 @@ import numpy as np
 
 from nnefopt.errors import Location
 from nnefopt.frontend import ast
+from nnefopt.frontend.tensor_file import TensorHeader
 
 
 EXPLICIT_TYPE = "<>"  # in Operation.explicit: the source wrote the generic type, as in `variable<scalar>`
@@ -39,6 +40,7 @@ class Tensor:
     data: np.ndarray | None = None  # variables (memory-mapped from their .dat) and constants
     quant: Quantization | None = None
     file: str | None = None  # the .dat file a variable's data came from, as the user names it
+    header: TensorHeader | None = None  # that file's header: item type and width to write back
     loc: Location = field(default_factory=lambda: ast.NOWHERE)
 
 

@@ -51,6 +51,10 @@ class TensorHeader:
         return count
 
     @property
+    def is_quantized(self) -> bool:
+        return self.item_type in (QUINT, QINT)
+
+    @property
     def is_packed(self) -> bool:
         """Items narrower than a byte, or of a width numpy has no type for."""
         return self.bits_per_item not in (8, 16, 32, 64)
@@ -112,8 +116,17 @@ def _check_item_type(path: Path, header: TensorHeader) -> None:
 
 
 def read_tensor(path: str | Path) -> np.ndarray:
+    return read_tensor_file(path)[1]
+
+
+def read_tensor_file(path: str | Path) -> tuple[TensorHeader, np.ndarray]:
+    """The header (item type and width, to write the tensor back alike) and the data."""
     path = Path(path)
     header = read_header(path)
+    return header, _read_data(path, header)
+
+
+def _read_data(path: Path, header: TensorHeader) -> np.ndarray:
     if header.count == 0:
         return np.zeros(header.shape, header.dtype)
     if not header.is_packed:
