@@ -30,32 +30,32 @@ class Location(NamedTuple):
         return text
 
 
-class NNEFError(Exception):
+class _Located:
+    """A message about a place in the input, printed as a compiler prints it."""
+
+    severity = ""
+
+    def __init__(self, message: str, location: Location | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        if self.location is None:
+            return f"{self.severity}: {self.message}"
+        return f"{self.location}: {self.severity}: {self.message}"
+
+
+class NNEFError(_Located, Exception):
     """Bad input, with the location that proves it."""
 
-    def __init__(self, message: str, location: Location | None = None):
-        super().__init__(message)
-        self.message = message
-        self.location = location
-
-    def __str__(self) -> str:
-        if self.location is None:
-            return f"error: {self.message}"
-        return f"{self.location}: error: {self.message}"
+    severity = "error"
 
 
-class NNEFWarning(UserWarning):
+class NNEFWarning(_Located, UserWarning):
     """Input accepted leniently; the message says what was assumed."""
 
-    def __init__(self, message: str, location: Location | None = None):
-        super().__init__(message)
-        self.message = message
-        self.location = location
-
-    def __str__(self) -> str:
-        if self.location is None:
-            return f"warning: {self.message}"
-        return f"{self.location}: warning: {self.message}"
+    severity = "warning"
 
 
 def warn(message: str, location: Location | None = None) -> None:
