@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from .kernels_elementwise import accumulating, average, floating, operands
-from .kernels_window import add_bias
 from .registry import kernel
 
 
@@ -107,4 +106,7 @@ def matmul(A, B, transposeA=False, transposeB=False):
 
 @kernel("linear")
 def linear(input, filter, bias=0.0):
-    return add_bias(matmul(input, filter, transposeB=True), bias)
+    # Output features are the last axis; torch-to-nnef writes batched (rank-3) linears for tract.
+    output = matmul(input, filter, transposeB=True)
+    bias = np.asarray(bias).reshape(-1).astype(output.dtype)
+    return output + bias.reshape((1,) * (output.ndim - 1) + (-1,)) if bias.size > 1 else output + bias
