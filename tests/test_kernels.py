@@ -121,6 +121,7 @@ def test_deconv_matches_onnx_conv_transpose(case, extra):
     w = randn(rng, channels, per_group, *size)
     bias = randn(rng, 1, g * per_group)
     natural = [(n - 1) * s + (k - 1) * d + 1 for n, k, s, d in zip(extents, size, stride, dilation)]
+    assume(all(f - p - q > 0 for f, (p, q) in zip(natural, padding)))  # padding larger than the output is invalid
     output_shape, more, pads = [], [0] * rank, padding
     if not padding:
         # Automatic: output n * s; the padding is what a conv from it to n would take.
