@@ -1,0 +1,227 @@
+"""The `nnef` dialect: one xDSL operation class per entry of the op table, generated.
+
+An NNEF tensor parameter becomes an operand (a tensor array: a variadic operand; an
+optional tensor: an optional operand, absent meaning the default), an attribute
+parameter a property, a result a result. Around them:
+
+- `nnef.graph` holds the graph body in one block, ending with `nnef.return`;
+- `nnef.fragment` keeps a fragment the model defines (its NNEF text), and `nnef.call`
+  invokes it; `nnef.op` carries an operation of a registry nnefopt does not know.
+
+Weights stay out of the IR text: `nnef.variable` refers to its data by a
+`dense_resource` handle, and the array itself (memory-mapped) lives in WEIGHTS.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import ClassVar
+
+import numpy as np
+import sympy
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    ArrayAttr,
+    DenseResourceAttr,
+    DictionaryAttr,
+    FloatAttr,
+    IntegerAttr,
+    IntegerType,
+    NoneType,
+    StringAttr,
+    TensorType,
+    f32,
+    f64,
+    i1,
+    i32,
+    i64,
+)
+from xdsl.ir import Attribute, Dialect
+from xdsl.irdl import (
+    AttrSizedOperandSegments,
+    IRDLOperation,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    opt_prop_def,
+    prop_def,
+    region_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+    var_result_def,
+)
+from xdsl.traits import IsTerminator, NoTerminator
+
+from nnefopt.frontend import ast
+from nnefopt.frontend.binder import is_absent
+from nnefopt.ops import OpDef, op_table
+
+# ---- types ---------------------------------------------------------------------------
+
+ELEMENT_TYPES = {"scalar": f32, "integer": i32, "logical": i1}
+_DTYPES = {f32: "scalar", i32: "integer", i1: "logical"}
+
+
+def tensor_type(dtype: str, shape: tuple | None) -> TensorType:
+    """NNEF dtype and shape as a tensor type; a symbolic dim is `?` (its expression is
+    kept in the producing operation's `nnef.dims`)."""
+    dims = [d if isinstance(d, int) else DYNAMIC_INDEX for d in (shape or ())]
+    return TensorType(ELEMENT_TYPES.get(dtype, NoneType()), dims)
+
+
+def dtype_of(type_: Attribute) -> str:
+    element = type_.element_type if isinstance(type_, TensorType) else None
+    return _DTYPES.get(element, "?")
+
+
+# ---- attribute values ------------------------------------------------------------------
+
+
+def to_attribute(value: object) -> Attribute:
+    """An NNEF attribute value (the frontend's Python form) as an xDSL attribute."""
+    if isinstance(value, bool):
+        return IntegerAttr(int(value), i1)
+    if isinstance(value, int):
+        return IntegerAttr(value, i64)
+    if isinstance(value, float):
+        return FloatAttr(value, f64)
+    if isinstance(value, str):
+        return StringAttr(value)
+    if isinstance(value, sympy.Expr):
+        return DictionaryAttr({"dim": StringAttr(str(value))})
+    if isinstance(value, (list, tuple)):
+        return ArrayAttr([to_attribute(v) for v in value])
+    raise TypeError(f"no attribute for {value!r}")
+
+
+def from_attribute(attr: Attribute, type_: ast.Type | None = None) -> object:
+    """The Python value of an attribute; the declared type tells tuples from arrays."""
+    if isinstance(attr, IntegerAttr):
+        value = attr.value.data
+        return bool(value) if attr.type == i1 else value
+    if isinstance(attr, FloatAttr):
+        return float(attr.value.data)
+    if isinstance(attr, StringAttr):
+        return attr.data
+    if isinstance(attr, DictionaryAttr) and "dim" in attr.data:
+        return sympy.sympify(attr.data["dim"].data)
+    if isinstance(attr, ArrayAttr):
+        if isinstance(type_, ast.TupleType):
+            return tuple(from_attribute(a, t) for a, t in zip(attr.data, type_.items))
+        item = type_.item if isinstance(type_, ast.ArrayType) else None
+        return [from_attribute(a, item) for a in attr.data]
+    raise TypeError(f"not an NNEF attribute value: {attr}")
+
+
+# ---- weights ---------------------------------------------------------------------------
+
+WEIGHTS: dict[str, np.ndarray] = {}
+_handles = itertools.count()
+
+
+def weight_attribute(label: str, data: np.ndarray, type_: TensorType) -> DenseResourceAttr:
+    handle = f"{label}.{next(_handles)}"
+    WEIGHTS[handle] = data
+    return DenseResourceAttr.from_params(handle, type_)
+
+
+def weight_of(attr: DenseResourceAttr) -> np.ndarray | None:
+    return WEIGHTS.get(attr.resource_handle.data)
+
+
+# ---- operations from the op table -------------------------------------------------------
+
+
+def _class_name(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_")) + "Op"
+
+
+def _python_name(name: str) -> str:
+    return name + "_" if name in ("lambda",) else name
+
+
+def make_operation(entry: OpDef) -> type[IRDLOperation]:
+    fields: dict[str, object] = {"name": f"nnef.{entry.name}", "OP_DEF": entry,
+                                 "__annotations__": {"OP_DEF": ClassVar[OpDef]}}
+    optional_or_variadic = 0
+    for param in entry.tensor_params:
+        if isinstance(param.type, ast.ArrayType):
+            fields[_python_name(param.name)] = var_operand_def(TensorType)
+            optional_or_variadic += 1
+        elif param.default is not None:
+            fields[_python_name(param.name)] = opt_operand_def(TensorType)
+            optional_or_variadic += 1
+        else:
+            fields[_python_name(param.name)] = operand_def(TensorType)
+    for param in entry.attribute_params:
+        fields[_python_name(param.name)] = (opt_prop_def if param.default is not None else prop_def)(Attribute)
+    for result in entry.results:
+        fields[_python_name(result.name)] = (
+            var_result_def(TensorType) if isinstance(result.type, ast.ArrayType) else result_def(TensorType)
+        )
+    if optional_or_variadic > 1:
+        fields["irdl_options"] = (AttrSizedOperandSegments(as_property=True),)
+    return irdl_op_definition(type(_class_name(entry.name), (IRDLOperation,), fields))
+
+
+OPERATIONS: dict[str, type[IRDLOperation]] = {name: make_operation(e) for name, e in op_table().items()}
+
+
+@irdl_op_definition
+class GraphOp(IRDLOperation):
+    """The graph: its name, inputs and outputs, and its body."""
+
+    name = "nnef.graph"
+    sym_name = prop_def(StringAttr)
+    inputs = prop_def(ArrayAttr)
+    outputs = prop_def(ArrayAttr)
+    body = region_def("single_block")
+
+
+@irdl_op_definition
+class ReturnOp(IRDLOperation):
+    name = "nnef.return"
+    values = var_operand_def(TensorType)
+    traits = traits_def(IsTerminator())
+
+
+@irdl_op_definition
+class FragmentOp(IRDLOperation):
+    """A fragment the model defines or declares, kept as its NNEF text."""
+
+    name = "nnef.fragment"
+    sym_name = prop_def(StringAttr)
+    text = prop_def(StringAttr)
+    traits = traits_def(NoTerminator())
+
+
+@irdl_op_definition
+class CallOp(IRDLOperation):
+    """An invocation of a fragment the model defines: tensors in order, attributes by name."""
+
+    name = "nnef.call"
+    callee = prop_def(StringAttr)
+    operand_names = prop_def(ArrayAttr)
+    args = prop_def(DictionaryAttr)
+    arguments = var_operand_def(TensorType)
+    outputs = var_result_def(TensorType)
+
+
+@irdl_op_definition
+class OpaqueOp(IRDLOperation):
+    """An operation of an unknown registry, with every argument as it was given."""
+
+    name = "nnef.op"
+    op_name = prop_def(StringAttr)
+    operand_names = prop_def(ArrayAttr)
+    args = prop_def(DictionaryAttr)
+    arguments = var_operand_def(TensorType)
+    outputs = var_result_def(TensorType)
+
+
+NNEF = Dialect("nnef", [*OPERATIONS.values(), GraphOp, ReturnOp, FragmentOp, CallOp, OpaqueOp], [])
+
+__all__ = ["NNEF", "OPERATIONS", "GraphOp", "ReturnOp", "FragmentOp", "CallOp", "OpaqueOp",
+           "tensor_type", "dtype_of", "to_attribute", "from_attribute", "weight_attribute", "weight_of",
+           "is_absent", "ELEMENT_TYPES"]

@@ -1,0 +1,147 @@
+"""Model (the frontend's flat graph) → an xDSL module in the `nnef` dialect.
+
+One SSA value per tensor, named after it. A literal passed as a tensor becomes an
+`nnef.constant` of rank 0; a tensor left at its default is an absent operand.
+Every operation keeps where it came from (`nnef.loc`) and which arguments the
+source gave (`nnef.explicit`), so that the NNEF written back reads like the input.
+"""
+
+from __future__ import annotations
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ArrayAttr, Builtin, DictionaryAttr, ModuleOp, StringAttr
+from xdsl.ir import Block, Operation, Region, SSAValue
+
+from nnefopt.dialects.nnef import (
+    NNEF,
+    OPERATIONS,
+    CallOp,
+    FragmentOp,
+    GraphOp,
+    OpaqueOp,
+    ReturnOp,
+    tensor_type,
+    to_attribute,
+    weight_attribute,
+)
+from nnefopt.frontend.model import Model, Operation as ModelOperation, TensorRef
+from nnefopt.frontend.printer import format_fragment
+
+
+def context() -> Context:
+    ctx = Context()
+    ctx.load_dialect(Builtin)
+    ctx.load_dialect(NNEF)
+    return ctx
+
+
+class _Importer:
+    def __init__(self, model: Model):
+        self.model = model
+        self.values: dict[str, SSAValue] = {}
+        self.block = Block()
+
+    def run(self) -> ModuleOp:
+        for op in self.model.operations:
+            self.block.add_op(self.operation(op))
+        self.block.add_op(ReturnOp(operands=[[self.values[name] for name in self.model.outputs]]))
+        graph = GraphOp(
+            properties={
+                "sym_name": StringAttr(self.model.name),
+                "inputs": to_attribute(list(self.model.inputs)),
+                "outputs": to_attribute(list(self.model.outputs)),
+            },
+            regions=[Region(self.block)],
+        )
+        fragments = [
+            FragmentOp(properties={"sym_name": StringAttr(f.name), "text": StringAttr(format_fragment(f))})
+            for f in self.model.fragments.values()
+        ]
+        module = ModuleOp([*fragments, graph])
+        module.attributes["nnef.version"] = to_attribute(list(self.model.version))
+        module.attributes["nnef.extensions"] = ArrayAttr(
+            [StringAttr(f"{e.name} {e.args}".strip()) for e in self.model.extensions]
+        )
+        return module
+
+    def operand(self, value: object) -> SSAValue | list[SSAValue] | None:
+        if value is None:
+            return None
+        if isinstance(value, TensorRef):
+            return self.values[value]
+        if isinstance(value, list):
+            return [self.operand(v) for v in value]
+        return self.literal(value)
+
+    def literal(self, value: object) -> SSAValue:
+        dtype = "logical" if isinstance(value, bool) else "integer" if isinstance(value, int) else "scalar"
+        constant = OPERATIONS["constant"](
+            properties={"shape": to_attribute([]), "value": to_attribute([value])},
+            result_types=[tensor_type(dtype, ())],
+        )
+        self.block.add_op(constant)
+        return constant.results[0]
+
+    def operation(self, op: ModelOperation) -> Operation:
+        result_types = [self.result_type(value) for value in op.outputs.values()]
+        if op.signature is None or op.name in self.model.fragments:
+            built = self.generic(op, result_types)
+        else:
+            built = self.known(op, result_types)
+        built.attributes["nnef.loc"] = StringAttr(str(op.loc))
+        built.attributes["nnef.explicit"] = to_attribute(sorted(op.explicit))
+        self.name_results(op, built)
+        return built
+
+    def known(self, op: ModelOperation, result_types: list) -> Operation:
+        cls = OPERATIONS[op.name]
+        operands = [self.operand(op.inputs.get(p.name)) for p in cls.OP_DEF.tensor_params]
+        properties = {_field(name): to_attribute(value) for name, value in op.attribs.items()}
+        built = cls(operands=operands, properties=properties, result_types=result_types)
+        if op.name == "variable":
+            tensor = self.model.tensors[op.outputs["output"]]
+            if tensor.data is not None:
+                built.attributes["nnef.data"] = weight_attribute(op.attribs["label"], tensor.data, result_types[0])
+        return built
+
+    def generic(self, op: ModelOperation, result_types: list) -> Operation:
+        names = [k for k, v in op.inputs.items() if v is not None]
+        flat = [self.operand(op.inputs[k]) for k in names]
+        properties = {
+            "operand_names": to_attribute(names),
+            "args": DictionaryAttr({k: to_attribute(v) for k, v in op.attribs.items()}),
+        }
+        if op.signature is None:
+            cls, properties["op_name"] = OpaqueOp, StringAttr(op.name)
+        else:
+            cls, properties["callee"] = CallOp, StringAttr(op.name)
+        return cls(operands=[_flatten(flat)], properties=properties, result_types=[_flatten(result_types)])
+
+    def result_type(self, value: object):
+        if isinstance(value, list):
+            return [self.result_type(v) for v in value]
+        tensor = self.model.tensors[value]
+        return tensor_type(tensor.dtype, tensor.shape)
+
+    def name_results(self, op: ModelOperation, built: Operation) -> None:
+        names = [n for value in op.outputs.values() for n in (value if isinstance(value, list) else [value])]
+        for name, result in zip(names, built.results):
+            if not name.startswith("_t"):
+                result.name_hint = name
+            self.values[name] = result
+            quant = self.model.tensors[name].quant
+            if quant is not None:
+                attrs = {"algorithm": StringAttr(quant.algorithm), **{k: to_attribute(v) for k, v in quant.attributes.items()}}
+                built.attributes[f"nnef.quant.{name}"] = DictionaryAttr(attrs)
+
+
+def _field(name: str) -> str:
+    return name + "_" if name == "lambda" else name
+
+
+def _flatten(items: list) -> list:
+    return [x for item in items for x in (item if isinstance(item, list) else [item])]
+
+
+def import_model(model: Model) -> ModuleOp:
+    return _Importer(model).run()

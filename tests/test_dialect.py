@@ -1,0 +1,79 @@
+"""The `nnef` dialect: generated from the op table, every shared model imports into a
+module that verifies, and the MLIR text of it reads back to the same text."""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import pytest
+from xdsl.dialects.builtin import DenseResourceAttr
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+
+from nnefopt.dialects.nnef import OPERATIONS, GraphOp, from_attribute, to_attribute, weight_of
+from nnefopt.errors import NNEFWarning
+from nnefopt.frontend.loader import load_model
+from nnefopt.importer import context, import_model
+from nnefopt.ops import op_table
+from tests.models import SHARED, variants
+
+
+def mlir(module) -> str:
+    stream = io.StringIO()
+    Printer(stream=stream).print_op(module)
+    return stream.getvalue()
+
+
+def imported(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NNEFWarning)
+        return import_model(load_model(path))
+
+
+def test_one_operation_class_per_table_entry():
+    assert set(OPERATIONS) == set(op_table())
+    conv = OPERATIONS["conv"]
+    definition = conv.get_irdl_definition()
+    assert [name for name, _ in definition.operands] == ["input", "filter", "bias"]
+    assert {name for name in definition.properties} >= {"border", "padding", "stride", "dilation", "groups"}
+    assert [name for name, _ in definition.results] == ["output"]
+
+
+@pytest.mark.parametrize("name,path", variants(), ids=[v[0] for v in variants()])
+def test_models_import_verify_and_reprint(name, path):
+    module = imported(path)
+    module.verify()
+    text = mlir(module)
+    again = Parser(context(), text).parse_module()
+    again.verify()
+    assert mlir(again) == text
+
+
+def test_values_carry_tensor_names_types_and_weights():
+    module = imported(SHARED / "mlp_digits" / "kt")
+    graph = next(op for op in module.ops if isinstance(op, GraphOp))
+    ops = list(graph.body.block.ops)
+    variable = next(op for op in ops if op.name == "nnef.variable")
+    assert variable.results[0].name_hint == "variable1"
+    assert str(variable.results[0].type) == "tensor<128x64xf32>"
+    data = weight_of(variable.attributes["nnef.data"])
+    assert isinstance(variable.attributes["nnef.data"], DenseResourceAttr)
+    assert data.shape == (128, 64) and not data.flags.writeable  # the memory-mapped file itself
+    linear = next(op for op in ops if op.name == "nnef.linear")
+    assert [v.name_hint for v in linear.operands] == ["input", "variable1", "variable2"]
+    assert linear.attributes["nnef.loc"].data.endswith("graph.nnef:12:15")
+
+
+def test_literals_become_rank_zero_constants():
+    module = imported(SHARED / "mobilenetv2_035" / "t2n")
+    text = mlir(module)
+    assert '"nnef.constant"() <{shape = [], value = [0.000000e+00 : f64]}>' in text
+
+
+@pytest.mark.parametrize("value", [1, -3, 2.5, True, "ignore", [1, 2], [(0, 1), (2, 3)], []])
+def test_attribute_values_round_trip(value):
+    from nnefopt.frontend import ast
+
+    type_ = ast.ArrayType(ast.TupleType((ast.PrimitiveType("integer"),) * 2)) if value == [(0, 1), (2, 3)] else None
+    assert from_attribute(to_attribute(value), type_) == value
