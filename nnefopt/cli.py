@@ -1,4 +1,4 @@
-"""nnef-opt: read an NNEF model, (soon) run passes, write it back.
+"""nnef-opt: read an NNEF model (or its MLIR form), run passes, write it back.
 
 Bad input ends with one line `file:line:col: error: message` and exit status 1;
 warnings about accepted liberties go to stderr in the same form.
@@ -21,9 +21,10 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnef-opt", description="Optimize NNEF models.")
-    parser.add_argument("input", help="NNEF folder, graph.nnef, or .tgz/.tar archive")
-    parser.add_argument("-o", "--output", help="output folder or .tgz archive")
-    parser.add_argument("--emit", choices=["nnef"], help="print the graph in this form to stdout (without -o)")
+    parser.add_argument("input", help="NNEF folder, graph.nnef, .tgz/.tar archive, .mlir file, or - (MLIR on stdin)")
+    parser.add_argument("-o", "--output", help="output folder or .tgz archive (NNEF), or .mlir file")
+    parser.add_argument("--emit", choices=["nnef", "mlir"],
+                        help="form to write; default: MLIR to stdout without -o, NNEF with -o")
     parser.add_argument("--strict", action="store_true",
                         help="refuse what the specification does not allow instead of warning")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
@@ -40,16 +41,20 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        from nnefopt.export.folder import save_model
-        from nnefopt.export.nnef_text import format_model
-        from nnefopt.frontend.loader import load_model
+        from nnefopt.api import load, save, to_mlir
 
-        model = load_model(args.input, strict=args.strict)
+        module = load(args.input, strict=args.strict)
+        emit = args.emit or ("mlir" if not args.output or args.output.endswith(".mlir") else "nnef")
         if args.output:
             _refuse_overwriting_input(args.input, args.output)
-            save_model(model, args.output)
-        elif args.emit == "nnef":
-            sys.stdout.write(format_model(model))
+            save(module, args.output, emit=emit)
+        elif emit == "mlir":
+            sys.stdout.write(to_mlir(module))
+        else:
+            from nnefopt.export.from_ir import export_module
+            from nnefopt.export.nnef_text import format_model
+
+            sys.stdout.write(format_model(export_module(module)))
     except NNEFError as error:
         print(error, file=sys.stderr)
         return 1
@@ -63,6 +68,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _refuse_overwriting_input(source: str, destination: str) -> None:
+    if source == "-":
+        return
     source_path = Path(source).resolve()
     model_folder = source_path if source_path.is_dir() else source_path.parent
     target = Path(destination).resolve()

@@ -95,13 +95,18 @@ class _Importer:
 
     def known(self, op: ModelOperation, result_types: list) -> Operation:
         cls = OPERATIONS[op.name]
-        operands = [self.operand(op.inputs.get(p.name)) for p in cls.OP_DEF.tensor_params]
+        operands = [
+            None if _defaulted(op, p) else self.operand(op.inputs.get(p.name)) for p in cls.OP_DEF.tensor_params
+        ]
         properties = {_field(name): to_attribute(value) for name, value in op.attribs.items()}
         built = cls(operands=operands, properties=properties, result_types=result_types)
         if op.name == "variable":
             tensor = self.model.tensors[op.outputs["output"]]
             if tensor.data is not None:
                 built.attributes["nnef.data"] = weight_attribute(op.attribs["label"], tensor.data, result_types[0])
+            if tensor.header is not None:  # item type and width, to write the file back alike
+                header = tensor.header
+                built.attributes["nnef.item"] = to_attribute([header.item_type, header.bits_per_item])
         return built
 
     def generic(self, op: ModelOperation, result_types: list) -> Operation:
@@ -133,6 +138,12 @@ class _Importer:
             if quant is not None:
                 attrs = {"algorithm": StringAttr(quant.algorithm), **{k: to_attribute(v) for k, v in quant.attributes.items()}}
                 built.attributes[f"nnef.quant.{name}"] = DictionaryAttr(attrs)
+
+
+def _defaulted(op: ModelOperation, param) -> bool:
+    """A tensor the source left at its literal default (`bias = 0.0`): an absent operand."""
+    return param.name not in op.explicit and param.default is not None and not isinstance(
+        op.inputs.get(param.name), (TensorRef, list))
 
 
 def _field(name: str) -> str:

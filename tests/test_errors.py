@@ -279,3 +279,18 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "graph.nnef:7:14: error: unknown operation 'frobnicate'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "text,location,words",
+    [
+        ('builtin.module {\n  %x = "nnef.bogus"() : () -> ()\n}\n', "m.mlir:2:20", "not registered"),
+        ("builtin.module {\n  garbage\n", "m.mlir:3:1", "garbage"),
+        ('builtin.module {\n  "nnef.relu"() : () -> ()\n}\n', "m.mlir", "invalid module"),
+    ],
+    ids=["unregistered-op", "syntax", "fails-verification"],
+)
+def test_broken_mlir(tmp_path, text, location, words):
+    (tmp_path / "m.mlir").write_text(text)
+    assert_one_error(*run_cli([str(tmp_path / "m.mlir"), "-o", str(tmp_path / "out")]), location, words)
+    assert not (tmp_path / "out").exists()

@@ -15,10 +15,12 @@ Weights stay out of the IR text: `nnef.variable` refers to its data by a
 from __future__ import annotations
 
 import itertools
+import re
 from typing import ClassVar
 
 import numpy as np
 import sympy
+from sympy.parsing.sympy_parser import parse_expr
 from xdsl.dialects.builtin import (
     DYNAMIC_INDEX,
     ArrayAttr,
@@ -105,13 +107,24 @@ def from_attribute(attr: Attribute, type_: ast.Type | None = None) -> object:
     if isinstance(attr, StringAttr):
         return attr.data
     if isinstance(attr, DictionaryAttr) and "dim" in attr.data:
-        return sympy.sympify(attr.data["dim"].data)
+        return symbolic_dim(attr.data["dim"].data)
     if isinstance(attr, ArrayAttr):
         if isinstance(type_, ast.TupleType):
             return tuple(from_attribute(a, t) for a, t in zip(attr.data, type_.items))
         item = type_.item if isinstance(type_, ast.ArrayType) else None
         return [from_attribute(a, item) for a in attr.data]
     raise TypeError(f"not an NNEF attribute value: {attr}")
+
+
+def dim_symbol(name: str) -> sympy.Symbol:
+    """A named dimension (tract's `extension tract_symbol N`): a positive integer."""
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+def symbolic_dim(text: str) -> sympy.Expr:
+    # Every name is a dimension symbol, never a sympy function of the same name (N, E, S...).
+    names = {name: dim_symbol(name) for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)}
+    return parse_expr(text, local_dict=names, evaluate=True)
 
 
 # ---- weights ---------------------------------------------------------------------------

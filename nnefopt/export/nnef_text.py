@@ -86,8 +86,9 @@ def format_operation(op: Operation, renames: dict[str, str] | None = None) -> st
 def _known_args(op: Operation) -> list[str]:
     args = []
     positional = True  # tensors by position, until one is left out
+    tensor_defaults = _defaults(op.signature, tensors=True)
     for key, value in op.inputs.items():
-        if value is None:
+        if value is None or (key not in op.explicit and tensor_defaults.get(key, _MISSING) == value):
             positional = False
         else:
             args.append(_format_value(value) if positional else f"{format_identifier(key)} = {_format_value(value)}")
@@ -109,11 +110,12 @@ def _opaque_args(op: Operation) -> list[str]:
 _MISSING = object()
 
 
-def _defaults(signature: ast.Fragment) -> dict[str, object]:
+def _defaults(signature: ast.Fragment, tensors: bool = False) -> dict[str, object]:
+    """Default values of the attribute parameters (or of the tensor ones: literals)."""
     return {
         p.name: evaluate_constant(p.default)
         for p in signature.params
-        if p.default is not None and not is_tensor_type(p.type)
+        if p.default is not None and is_tensor_type(p.type) == tensors
     }
 
 

@@ -51,7 +51,7 @@ class GraphBuilder:
         for ext in doc.extensions:  # `extension tract_symbol N;`: N is a dimension, unknown until run time
             if ext.name == "tract_symbol":
                 for symbol in ext.args.split():
-                    self.env[symbol] = sympy.Symbol(symbol, integer=True, positive=True)
+                    self.env[symbol] = sympy.Symbol(symbol, integer=True, positive=True)  # as dim_symbol does
 
     def lenient(self, message: str, loc: Location) -> None:
         if self.strict:

@@ -1,0 +1,179 @@
+"""An xDSL module in the `nnef` dialect → Model, which the NNEF writer prints.
+
+The inverse of the importer: SSA values get their tensor names back (or fresh ones),
+a rank-0 constant without a name that only feeds tensor arguments is written as the
+literal it was, and weights come back from their resource handles.
+"""
+
+from __future__ import annotations
+
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Operation, SSAValue
+
+from nnefopt.dialects.nnef import (
+    OPERATIONS,
+    CallOp,
+    FragmentOp,
+    GraphOp,
+    OpaqueOp,
+    ReturnOp,
+    dtype_of,
+    from_attribute,
+    weight_of,
+)
+from nnefopt.errors import Location, NNEFError
+from nnefopt.frontend import ast
+from nnefopt.frontend.evaluate import evaluate_constant
+from nnefopt.frontend.model import Model, Operation as ModelOperation, Quantization, Tensor, TensorRef
+from nnefopt.frontend.parser import parse_document
+from nnefopt.frontend.stdlib import known_operations
+from nnefopt.frontend.tensor_file import TensorHeader
+
+
+def _location(op: Operation) -> Location:
+    text = op.attributes.get("nnef.loc")
+    if not isinstance(text, StringAttr):
+        return ast.NOWHERE
+    file, _, rest = text.data.rpartition(":")
+    file, _, line = file.rpartition(":")
+    return Location(file, int(line), int(rest)) if line.isdigit() and rest.isdigit() else Location(text.data)
+
+
+def _is_literal(op: Operation) -> bool:
+    """A rank-0 constant of one value that nobody named: a literal in the source."""
+    if op.name != "nnef.constant" or op.results[0].name_hint is not None:
+        return False
+    value = op.properties["value"]
+    return op.properties["shape"] == ArrayAttr([]) and isinstance(value, ArrayAttr) and len(value.data) == 1
+
+
+class _Exporter:
+    def __init__(self, module: ModuleOp):
+        self.module = module
+        self.names: dict[SSAValue, str] = {}
+        self.taken: set[str] = set()
+        self.tensors: dict[str, Tensor] = {}
+        self.fresh = 0
+
+    def run(self) -> Model:
+        graphs = [op for op in self.module.ops if isinstance(op, GraphOp)]
+        if len(graphs) != 1:
+            raise NNEFError(f"expected one nnef.graph in the module, found {len(graphs)}")
+        graph = graphs[0]
+        extensions = self.extensions()
+        fragments = {f.name: f for f in map(self.fragment, (op for op in self.module.ops if isinstance(op, FragmentOp)))}
+        signatures = {**known_operations(extensions), **fragments}
+        block_ops = list(graph.body.block.ops)
+        for op in block_ops:  # names first: an explicit name wins over a generated one
+            for result in op.results:
+                if result.name_hint:
+                    self.taken.add(result.name_hint)
+        operations, outputs = [], []
+        for op in block_ops:
+            if isinstance(op, ReturnOp):
+                outputs = [self.name(v) for v in op.operands]
+            elif not _is_literal(op):
+                operations.append(self.operation(op, signatures))
+        version = tuple(from_attribute(self.module.attributes.get("nnef.version", ArrayAttr([]))) or (1, 0))
+        return Model(graph.sym_name.data, from_attribute(graph.inputs), outputs or from_attribute(graph.outputs),
+                     self.tensors, operations, fragments, extensions, version, "<module>")
+
+    def extensions(self) -> list[ast.Extension]:
+        items = self.module.attributes.get("nnef.extensions", ArrayAttr([]))
+        return [ast.Extension(*(text.data.split(" ", 1) + [""])[:2]) for text in items.data]
+
+    def fragment(self, op: FragmentOp) -> ast.Fragment:
+        doc = parse_document(op.text.data, f"<fragment {op.sym_name.data}>", require_graph=False)
+        return doc.fragments[0]
+
+    def name(self, value: SSAValue) -> str:
+        if value not in self.names:
+            name = value.name_hint
+            if name is None:
+                self.fresh += 1
+                name = f"t{self.fresh}"
+                while name in self.taken:
+                    name += "_"
+                self.taken.add(name)
+            self.names[value] = name
+        return self.names[value]
+
+    def value(self, operand: SSAValue) -> object:
+        owner = operand.owner
+        if isinstance(owner, Operation) and _is_literal(owner):
+            return from_attribute(owner.properties["value"])[0]
+        return TensorRef(self.name(operand))
+
+    def define(self, result: SSAValue, op: Operation) -> TensorRef:
+        name = self.name(result)
+        type_ = result.type
+        shape = tuple(d if d != DYNAMIC_INDEX else None for d in type_.get_shape()) if isinstance(type_, TensorType) else None
+        tensor = Tensor(name, dtype_of(type_), shape, loc=_location(op))
+        quant = op.attributes.get(f"nnef.quant.{name}")
+        if isinstance(quant, DictionaryAttr):
+            params = {k: from_attribute(v) for k, v in quant.data.items() if k != "algorithm"}
+            tensor.quant = Quantization(quant.data["algorithm"].data, params, tensor.loc)
+        data = op.attributes.get("nnef.data")
+        if data is not None:
+            tensor.data = weight_of(data)
+        item = op.attributes.get("nnef.item")
+        if item is not None and tensor.data is not None:
+            item_type, bits = from_attribute(item)
+            count = int(tensor.data.size)
+            tensor.header = TensorHeader((1, 0), tuple(tensor.data.shape), bits, item_type, (count * bits + 7) // 8)
+        self.tensors[name] = tensor
+        return TensorRef(name)
+
+    def operation(self, op: Operation, signatures: dict[str, ast.Fragment]) -> ModelOperation:
+        explicit = frozenset(from_attribute(op.attributes.get("nnef.explicit", ArrayAttr([]))))
+        if isinstance(op, (CallOp, OpaqueOp)):
+            return self.generic(op, signatures, explicit)
+        cls = OPERATIONS.get(op.name.removeprefix("nnef."))
+        if cls is None or not isinstance(op, cls):
+            raise NNEFError(f"operation '{op.name}' has no NNEF form", _location(op))
+        entry = cls.OP_DEF
+        inputs = {}
+        for param in entry.tensor_params:
+            operand = getattr(op, _field(param.name))
+            if operand is None:
+                inputs[param.name] = None if param.default is None or _absent(param) else evaluate_constant(param.default)
+            elif isinstance(operand, SSAValue):
+                inputs[param.name] = self.value(operand)
+            else:
+                inputs[param.name] = [self.value(v) for v in operand]
+        attribs = {}
+        for param in entry.attribute_params:
+            prop = op.properties.get(_field(param.name))
+            attribs[param.name] = from_attribute(prop, param.type) if prop is not None else evaluate_constant(param.default)
+        outputs = {}
+        for result in entry.results:
+            value = getattr(op, _field(result.name))
+            outputs[result.name] = [self.define(v, op) for v in value] if isinstance(value, tuple) else self.define(value, op)
+        type_arg = dtype_of(op.results[0].type) if entry.signature.generic and op.results else None
+        return ModelOperation(entry.name, type_arg, inputs, attribs, outputs, _location(op), explicit,
+                              signatures.get(entry.name, entry.signature))
+
+    def generic(self, op, signatures, explicit) -> ModelOperation:
+        names = from_attribute(op.operand_names)
+        inputs = {name: self.value(v) for name, v in zip(names, op.arguments)}
+        attribs = {k: from_attribute(v) for k, v in op.args.data.items()}
+        if isinstance(op, CallOp):
+            name, signature = op.callee.data, signatures[op.callee.data]
+            result_names = [r.name for r in signature.results]
+        else:
+            name, signature = op.op_name.data, None
+            result_names = [f"_{i}" for i in range(len(op.outputs))]
+        outputs = {key: self.define(v, op) for key, v in zip(result_names, op.outputs)}
+        return ModelOperation(name, None, inputs, attribs, outputs, _location(op), explicit, signature)
+
+
+def _field(name: str) -> str:
+    return name + "_" if name == "lambda" else name
+
+
+def _absent(param: ast.Param) -> bool:
+    return isinstance(param.default, ast.Literal) and param.default.value is False and param.default.kind == "logical"
+
+
+def export_module(module: ModuleOp) -> Model:
+    return _Exporter(module).run()
