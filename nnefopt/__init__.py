@@ -3,10 +3,13 @@
     import nnefopt
     module = nnefopt.load("model/")      # NNEF folder, graph file, .tgz, or .mlir
     print(nnefopt.to_mlir(module))        # the module in the `nnef` dialect
+    nnefopt.optimize(module, "cse,dce")   # an xDSL pass pipeline
     nnefopt.save(module, "out/")          # specification-valid NNEF, written atomically
 """
 
-from nnefopt.api import load, parse_mlir, save, to_mlir
+from nnefopt.api import load, optimize, parse_mlir, save, to_mlir
+from nnefopt.passes import register_pass
 from nnefopt.errors import Location, NNEFError, NNEFWarning
 
-__all__ = ["load", "save", "to_mlir", "parse_mlir", "NNEFError", "NNEFWarning", "Location"]
+__all__ = ["load", "save", "optimize", "register_pass", "to_mlir", "parse_mlir", "NNEFError", "NNEFWarning",
+           "Location"]

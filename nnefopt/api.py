@@ -51,9 +51,26 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
     return module
 
 
+def optimize(module: ModuleOp, pipeline: str, *, verify_each: bool = True, callback=None) -> ModuleOp:
+    """Run an xDSL pass pipeline (`"cse,dce"`) on the module, in place; returns it."""
+    from nnefopt.passes import parse_pipeline
+
+    def between(previous, op, following):
+        if verify_each and previous is not None:
+            try:
+                op.verify()
+            except Exception as exc:
+                raise NNEFError(f"the IR is invalid after pass '{previous.name}': {exc}") from None
+        if callback is not None:
+            callback(previous, op, following)
+
+    parse_pipeline(pipeline, between).apply(context(), module)
+    return module
+
+
 def to_mlir(module: ModuleOp) -> str:
     stream = io.StringIO()
-    Printer(stream=stream).print_op(module)
+    Printer(stream=stream, print_debuginfo=True).print_op(module)
     return stream.getvalue() + "\n"
 
 

@@ -2,14 +2,14 @@
 
 One SSA value per tensor, named after it. A literal passed as a tensor becomes an
 `nnef.constant` of rank 0; a tensor left at its default is an absent operand.
-Every operation keeps where it came from (`nnef.loc`) and which arguments the
+Every operation keeps where it came from (its MLIR location) and which arguments the
 source gave (`nnef.explicit`), so that the NNEF written back reads like the input.
 """
 
 from __future__ import annotations
 
 from xdsl.context import Context
-from xdsl.dialects.builtin import ArrayAttr, Builtin, DictionaryAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import ArrayAttr, Builtin, DictionaryAttr, FileLineColLoc, IntAttr, ModuleOp, StringAttr
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from nnefopt.dialects.nnef import (
@@ -88,7 +88,7 @@ class _Importer:
             built = self.generic(op, result_types)
         else:
             built = self.known(op, result_types)
-        built.attributes["nnef.loc"] = StringAttr(str(op.loc))
+        built.location = FileLineColLoc(StringAttr(op.loc.file), IntAttr(op.loc.line), IntAttr(op.loc.column))
         built.attributes["nnef.explicit"] = to_attribute(sorted(op.explicit))
         self.name_results(op, built)
         return built

@@ -21,7 +21,7 @@ from tests.models import SHARED, variants
 
 def mlir(module) -> str:
     stream = io.StringIO()
-    Printer(stream=stream).print_op(module)
+    Printer(stream=stream, print_debuginfo=True).print_op(module)
     return stream.getvalue()
 
 
@@ -62,7 +62,8 @@ def test_values_carry_tensor_names_types_and_weights():
     assert data.shape == (128, 64) and not data.flags.writeable  # the memory-mapped file itself
     linear = next(op for op in ops if op.name == "nnef.linear")
     assert [v.name_hint for v in linear.operands] == ["input", "variable1", "variable2"]
-    assert linear.attributes["nnef.loc"].data.endswith("graph.nnef:12:15")
+    assert linear.location.filename.data.endswith("mlp_digits/kt/graph.nnef")
+    assert (linear.location.line.data, linear.location.column.data) == (12, 15)
 
 
 def test_literals_become_rank_zero_constants():

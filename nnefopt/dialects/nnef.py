@@ -53,7 +53,7 @@ from xdsl.irdl import (
     var_operand_def,
     var_result_def,
 )
-from xdsl.traits import IsTerminator, NoTerminator
+from xdsl.traits import IsTerminator, NoTerminator, Pure
 
 from nnefopt.frontend import ast
 from nnefopt.frontend.binder import is_absent
@@ -154,6 +154,10 @@ def _python_name(name: str) -> str:
     return name + "_" if name in ("lambda",) else name
 
 
+# Graph inputs must stay even when unused; `update` writes a variable.
+_EFFECTFUL = {"external", "tract_core_external", "update"}
+
+
 def make_operation(entry: OpDef) -> type[IRDLOperation]:
     fields: dict[str, object] = {"name": f"nnef.{entry.name}", "OP_DEF": entry,
                                  "__annotations__": {"OP_DEF": ClassVar[OpDef]}}
@@ -175,6 +179,8 @@ def make_operation(entry: OpDef) -> type[IRDLOperation]:
         )
     if optional_or_variadic > 1:
         fields["irdl_options"] = (AttrSizedOperandSegments(as_property=True),)
+    if entry.name not in _EFFECTFUL:
+        fields["traits"] = traits_def(Pure())  # NNEF operations are functions of their inputs
     return irdl_op_definition(type(_class_name(entry.name), (IRDLOperation,), fields))
 
 
@@ -214,6 +220,7 @@ class CallOp(IRDLOperation):
     """An invocation of a fragment the model defines: tensors in order, attributes by name."""
 
     name = "nnef.call"
+    traits = traits_def(Pure())  # a fragment body is made of operations without effects
     callee = prop_def(StringAttr)
     operand_names = prop_def(ArrayAttr)
     args = prop_def(DictionaryAttr)

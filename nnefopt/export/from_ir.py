@@ -7,7 +7,7 @@ literal it was, and weights come back from their resource handles.
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import DYNAMIC_INDEX, ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ArrayAttr, DictionaryAttr, FileLineColLoc, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 
 from nnefopt.dialects.nnef import (
@@ -31,12 +31,10 @@ from nnefopt.frontend.tensor_file import TensorHeader
 
 
 def _location(op: Operation) -> Location:
-    text = op.attributes.get("nnef.loc")
-    if not isinstance(text, StringAttr):
-        return ast.NOWHERE
-    file, _, rest = text.data.rpartition(":")
-    file, _, line = file.rpartition(":")
-    return Location(file, int(line), int(rest)) if line.isdigit() and rest.isdigit() else Location(text.data)
+    loc = op.location
+    if isinstance(loc, FileLineColLoc):
+        return Location(loc.filename.data, loc.line.data, loc.column.data)
+    return ast.NOWHERE
 
 
 def _is_literal(op: Operation) -> bool:
