@@ -4,12 +4,13 @@
     module = nnefopt.load("model/")      # NNEF folder, graph file, .tgz, or .mlir
     print(nnefopt.to_mlir(module))        # the module in the `nnef` dialect
     nnefopt.optimize(module, "cse,dce")   # an xDSL pass pipeline
+    outputs = nnefopt.run(module, {"input": array})   # the reference interpreter
     nnefopt.save(module, "out/")          # specification-valid NNEF, written atomically
 """
 
-from nnefopt.api import load, optimize, parse_mlir, save, to_mlir
+from nnefopt.api import load, optimize, parse_mlir, run, save, to_mlir
 from nnefopt.passes import register_pass
 from nnefopt.errors import Location, NNEFError, NNEFWarning
 
-__all__ = ["load", "save", "optimize", "register_pass", "to_mlir", "parse_mlir", "NNEFError", "NNEFWarning",
+__all__ = ["load", "save", "optimize", "run", "register_pass", "to_mlir", "parse_mlir", "NNEFError", "NNEFWarning",
            "Location"]

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.parser import Parser
 from xdsl.printer import Printer
@@ -66,6 +67,14 @@ def optimize(module: ModuleOp, pipeline: str, *, verify_each: bool = True, callb
 
     parse_pipeline(pipeline, between).apply(context(), module)
     return module
+
+
+def run(module: ModuleOp, inputs: dict[str, np.ndarray], *, record: bool = False) -> dict[str, np.ndarray]:
+    """The module's outputs for `inputs` (by graph input name), by the reference interpreter;
+    with `record`, every intermediate tensor too."""
+    from nnefopt.interp.interpreter import run_model
+
+    return run_model(export_module(module), inputs, record=record)
 
 
 def to_mlir(module: ModuleOp) -> str:

@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--print-ir-after-all", action="store_true", help="print the IR to stderr after each pass")
     parser.add_argument("--verify-each", action="store_true", help="verify the IR after each pass")
     parser.add_argument("--timing", action="store_true", help="print the time each pass took to stderr")
+    parser.add_argument("--check-numerics", action="store_true",
+                        help="run the model before and after each pass and fail naming the pass that changes outputs")
+    parser.add_argument("--input", dest="inputs", action="append", default=[], metavar="NAME=FILE.npy",
+                        help="inputs for --check-numerics (default: seeded random inputs)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs of --check-numerics")
     parser.add_argument("-o", "--output", help="output folder or .tgz archive (NNEF), or .mlir file")
     parser.add_argument("--emit", choices=["nnef", "mlir"],
                         help="form to write; default: MLIR to stdout without -o, NNEF with -o")
@@ -96,14 +101,54 @@ def _optimize(module, args: argparse.Namespace) -> None:
             timings.append((previous.name, now - started[0]))
             if args.print_ir_after_all:
                 sys.stderr.write(f"// -----// IR after {previous.name} //----- //\n{to_mlir(op)}")
+
+    check = _numerics_checker(module, args) if args.check_numerics else None
+
+    def between(previous, op, following):
+        after(previous, op, following)
+        if check is not None and previous is not None:
+            check(previous.name, op)
         started[0] = time.perf_counter()
 
-    optimize(module, args.pipeline, verify_each=args.verify_each, callback=after)
+    optimize(module, args.pipeline, verify_each=args.verify_each, callback=between)
     if args.timing:
         total = sum(t for _, t in timings)
         for name, seconds in timings:
             print(f"{seconds * 1e3:10.2f} ms  {name}", file=sys.stderr)
         print(f"{total * 1e3:10.2f} ms  total", file=sys.stderr)
+
+
+# Outputs may move this much before a pass is said to have changed the numbers.
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def _numerics_checker(module, args: argparse.Namespace):
+    import numpy as np
+
+    from nnefopt.export.from_ir import export_module
+    from nnefopt.interp.interpreter import random_inputs, run_model
+    from nnefopt.run_cli import read_inputs
+
+    model = export_module(module)
+    inputs = read_inputs(args.inputs, model.inputs) if args.inputs else random_inputs(model, args.seed)
+    reference = run_model(model, inputs)
+
+    def check(pass_name: str, op) -> None:
+        outputs = run_model(export_module(op), inputs)
+        for name, expected in reference.items():
+            got = outputs[name]
+            if got.shape != expected.shape:
+                raise NNEFError(f"pass '{pass_name}' changed the shape of output '{name}' "
+                                f"from {list(expected.shape)} to {list(got.shape)}")
+            error = float(np.abs(got.astype(np.float64) - expected).max()) if got.size else 0.0
+            scale = float(np.abs(expected).max()) if expected.size else 0.0
+            print(f"numerics after {pass_name}: {name}: max abs error {error:.3g}, "
+                  f"max rel error {error / scale if scale else 0.0:.3g}", file=sys.stderr)
+            if not np.allclose(got, expected, rtol=RTOL, atol=ATOL):
+                raise NNEFError(f"pass '{pass_name}' changed output '{name}': max abs error {error:.3g} "
+                                f"exceeds rtol {RTOL} / atol {ATOL}")
+
+    return check
 
 
 def _refuse_overwriting_input(source: str, destination: str) -> None:

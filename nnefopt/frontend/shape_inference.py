@@ -12,12 +12,10 @@ import numpy as np
 import sympy
 
 from nnefopt.errors import Location, NNEFError, warn
-from nnefopt.frontend import ast
-from nnefopt.frontend.binder import evaluate_arguments
-from nnefopt.frontend.evaluate import Evaluator
+from nnefopt.frontend.fragments import NoMeaning, OperationDomain
 from nnefopt.frontend.model import Model, Operation, TensorRef
 from nnefopt.frontend.repairs import repairs_before
-from nnefopt.frontend.stdlib import known_operations, standard_operations
+from nnefopt.frontend.stdlib import known_operations
 from nnefopt.shapes import SHAPE_RULES
 
 
@@ -27,14 +25,9 @@ class Shape(tuple):
     __slots__ = ()
 
 
-def _strict(message: str, loc: Location) -> None:
-    raise NNEFError(message, loc)
-
-
-class ShapeDomain:
+class ShapeDomain(OperationDomain):
     def __init__(self, model: Model):
-        self.signatures = {**known_operations(model.extensions), **model.fragments}
-        self.depth = 0
+        super().__init__({**known_operations(model.extensions), **model.fragments}, SHAPE_RULES)
 
     def is_tensor(self, value: object) -> bool:
         return isinstance(value, Shape)
@@ -42,50 +35,17 @@ class ShapeDomain:
     def shape_of(self, value: Shape) -> list:
         return list(value)
 
-    def invoke(self, call: ast.Invocation, evaluator: Evaluator) -> object:
-        signature = self.signatures.get(call.name)
-        if signature is None:
-            raise NNEFError(f"unknown operation '{call.name}'", call.loc)
-        inputs, attribs, _ = evaluate_arguments(call, signature, evaluator, _strict)
-        return self.run(signature, list(inputs.values()), attribs, call.loc)
+    def operand(self, value: object) -> object:
+        return _as_shape(value)
 
-    def apply(self, op: str, inputs: list, loc: Location) -> object:
-        signature = self.signatures[op]
-        return self.run(signature, inputs, {}, loc)
+    def result(self, value: object) -> object:
+        return _wrap(value)
 
-    def run(self, signature: ast.Fragment, inputs: list, attribs: dict, loc: Location) -> object:
-        shapes = [_as_shape(value) for value in inputs]
-        rule = SHAPE_RULES.get(signature.name)
-        # A fragment the document defines with a body means what its body says, even
-        # when it takes a standard name (torch-to-nnef's gelu); a bare declaration
-        # (nnef-tools' `erf`, tract's operations) means what nnefopt knows by that name.
-        if rule is not None and (signature.body is None or signature is standard_operations().get(signature.name)):
-            try:
-                result = rule(*shapes, **attribs)
-            except (ValueError, TypeError, IndexError, ZeroDivisionError) as exc:
-                raise NNEFError(f"'{signature.name}': {exc}", loc) from None
-            return _wrap(result)
-        if signature.body is None:
-            raise _NoRule(signature.name)
-        return self.run_body(signature, shapes, attribs, loc)
-
-    def run_body(self, signature: ast.Fragment, shapes: list, attribs: dict, loc: Location) -> object:
-        self.depth += 1
-        if self.depth > 64:
-            raise NNEFError(f"fragment '{signature.name}' calls itself too deeply", loc)
-        env = dict(attribs)
-        tensor_params = [p for p in signature.params if p.name not in attribs]
-        env.update((p.name, _wrap(s) if s is not None else None) for p, s in zip(tensor_params, shapes))
-        evaluator = Evaluator(env, self)
-        for stmt in signature.body:
-            _bind(stmt.lhs, evaluator.eval(stmt.rhs), env, stmt.loc)
-        self.depth -= 1
-        results = [env[r.name] for r in signature.results]
-        return results[0] if len(results) == 1 else tuple(results)
-
-
-class _NoRule(Exception):
-    pass
+    def call(self, rule, signature, operands, attribs, type_arg, loc) -> object:
+        try:
+            return rule(*operands, **attribs)
+        except (ValueError, TypeError, IndexError, ZeroDivisionError) as exc:
+            raise NNEFError(f"'{signature.name}': {exc}", loc) from None
 
 
 def _as_shape(value: object) -> object:
@@ -109,16 +69,6 @@ def _wrap(result: object) -> object:
     return Shape(result)
 
 
-def _bind(lhs: ast.Expr, value: object, env: dict, loc: Location) -> None:
-    if isinstance(lhs, ast.Identifier):
-        env[lhs.name] = value
-        return
-    if not isinstance(value, (list, tuple)) or len(value) != len(lhs.items):
-        raise NNEFError("the left-hand side does not match the value assigned", loc)
-    for item, part in zip(lhs.items, value):
-        _bind(item, part, env, loc)
-
-
 def infer_shapes(model: Model, strict: bool = False) -> None:
     domain = ShapeDomain(model)
     tensors = model.tensors
@@ -138,7 +88,7 @@ def infer_shapes(model: Model, strict: bool = False) -> None:
             continue
         try:
             result = domain.run(op.signature, inputs, op.attribs, op.loc)
-        except _NoRule:
+        except NoMeaning:
             unknown.update(op.output_names())
             continue
         _store(op, result, tensors)

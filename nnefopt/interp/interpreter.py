@@ -1,0 +1,126 @@
+"""The reference interpreter: a model's outputs, computed by the numpy kernels.
+
+Primitives run their kernel; fragments (the model's own, or compound operations
+without a kernel) run their body over arrays, through the same walk that shape
+inference uses over shapes. A module in the `nnef` dialect is run through the model
+the exporter gives back, so there is one interpreter, not two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnefopt.errors import Location, NNEFError
+from nnefopt.frontend.fragments import NoMeaning, OperationDomain
+from nnefopt.frontend.model import Model, TensorRef
+from nnefopt.frontend.stdlib import known_operations
+from nnefopt.interp.kernels import KERNELS
+
+NUMPY_TYPES = {"scalar": np.float32, "integer": np.int32, "logical": np.bool_}
+# Operations that compute nothing at run time: inputs, weights, metadata.
+_DECLARATIONS = ("external", "tract_core_external", "variable", "tract_core_properties")
+
+
+class ArrayDomain(OperationDomain):
+    def __init__(self, model: Model):
+        super().__init__({**known_operations(model.extensions), **model.fragments}, KERNELS)
+
+    def is_tensor(self, value: object) -> bool:
+        return isinstance(value, np.ndarray)
+
+    def shape_of(self, value: np.ndarray) -> list:
+        return list(value.shape)
+
+    def operand(self, value: object) -> object:
+        if isinstance(value, list):
+            return [self.operand(v) for v in value]
+        if isinstance(value, bool):
+            return np.asarray(value)
+        if isinstance(value, int):
+            return np.asarray(value, np.int32)
+        if isinstance(value, float):
+            return np.asarray(value, np.float32)
+        return value
+
+    def call(self, kernel, signature, operands, attribs, type_arg, loc) -> object:
+        if signature.name in ("cast", "constant") and type_arg:  # the generic type is the target
+            attribs = {**attribs, "dtype": type_arg}
+        try:
+            return kernel(*operands, **attribs)
+        except (ValueError, TypeError, IndexError, ZeroDivisionError, FloatingPointError) as exc:
+            raise NNEFError(f"'{signature.name}' failed at run time: {exc}", loc) from None
+
+
+def check_inputs(model: Model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The graph's inputs, each present, of the declared shape, in the declared type."""
+    missing = [name for name in model.inputs if name not in inputs]
+    unknown = [name for name in inputs if name not in model.inputs]
+    if missing or unknown:
+        raise NNEFError(f"graph inputs are {model.inputs}; missing {missing}, unknown {unknown}")
+    checked = {}
+    for name in model.inputs:
+        tensor = model.tensors[name]
+        array = np.asarray(inputs[name])
+        declared = tensor.shape
+        if declared is not None and all(isinstance(d, int) for d in declared) and tuple(array.shape) != tuple(declared):
+            raise NNEFError(f"input '{name}' has shape {list(array.shape)}, the graph declares {list(declared)}",
+                            Location(model.file, field=name))
+        checked[name] = array.astype(NUMPY_TYPES.get(tensor.dtype, array.dtype), copy=False)
+    return checked
+
+
+def run_model(model: Model, inputs: dict[str, np.ndarray], record: bool = False) -> dict[str, np.ndarray]:
+    """Outputs by name; with `record`, every tensor the run computed."""
+    values: dict[str, object] = dict(check_inputs(model, inputs))
+    domain = ArrayDomain(model)
+
+    def value(item):
+        if isinstance(item, TensorRef):
+            return values[item]
+        if isinstance(item, list):
+            return [value(v) for v in item]
+        return item  # a literal, or None for an absent tensor
+
+    for op in model.operations:
+        if op.name in _DECLARATIONS:
+            if op.name == "variable":
+                name = op.outputs["output"]
+                data = model.tensors[name].data
+                if data is None:
+                    raise NNEFError(f"variable '{name}' has no data", op.loc)
+                values[name] = np.asarray(data)
+            continue
+        if op.signature is None:
+            raise NNEFError(f"operation '{op.name}' of an unknown registry cannot be run", op.loc)
+        try:
+            result = domain.run(op.signature, [value(v) for v in op.inputs.values()], dict(op.attribs), op.loc,
+                                op.type_arg)
+        except NoMeaning:
+            raise NNEFError(f"nnefopt has no kernel for operation '{op.name}'", op.loc) from None
+        outputs = list(op.outputs.values())
+        for names, computed in zip(outputs, [result] if len(outputs) == 1 else result):
+            if isinstance(names, list):
+                values.update(zip(names, computed))
+            else:
+                values[names] = computed
+    if record:
+        return {name: v for name, v in values.items() if isinstance(v, np.ndarray)}
+    return {name: values[name] for name in model.outputs}
+
+
+def random_inputs(model: Model, seed: int) -> dict[str, np.ndarray]:
+    """Seeded inputs of the declared shapes: normal floats, small integers, coin flips."""
+    rng = np.random.default_rng(seed)
+    inputs = {}
+    for name in model.inputs:
+        tensor = model.tensors[name]
+        shape = tensor.shape
+        if shape is None or not all(isinstance(d, int) for d in shape):
+            raise NNEFError(f"input '{name}' has no static shape; give it with --input", Location(model.file))
+        if tensor.dtype == "integer":
+            inputs[name] = rng.integers(0, 10, shape, dtype=np.int32)
+        elif tensor.dtype == "logical":
+            inputs[name] = rng.random(shape) < 0.5
+        else:
+            inputs[name] = rng.standard_normal(shape).astype(np.float32)
+    return inputs

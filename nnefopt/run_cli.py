@@ -1,0 +1,84 @@
+"""nnef-run: run a model with the reference interpreter and write its outputs as .npy."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from nnefopt.errors import Location, NNEFError, NNEFWarning
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnef-run", description="Run an NNEF model with nnefopt's interpreter.")
+    parser.add_argument("model", help="NNEF folder, graph.nnef, .tgz archive, or .mlir file")
+    parser.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
+                        help="an input tensor (repeat for several inputs; a lone FILE.npy names the only input)")
+    parser.add_argument("--random-inputs", type=int, metavar="SEED", help="seeded random inputs instead")
+    parser.add_argument("-o", "--output", metavar="OUT_DIR", help="folder to write each output as NAME.npy")
+    parser.add_argument("--stats", action="store_true", help="print min/max/mean/std of every tensor computed")
+    return parser
+
+
+def read_inputs(specs: list[str], names: list[str]) -> dict[str, np.ndarray]:
+    inputs = {}
+    for spec in specs:
+        name, _, file = spec.rpartition("=")
+        if not name:
+            if len(names) != 1:
+                raise NNEFError(f"the graph has inputs {names}; write --input NAME=FILE.npy")
+            name = names[0]
+        try:
+            inputs[name] = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise NNEFError(f"cannot read input array: {exc}", Location(file)) from None
+    return inputs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NNEFWarning)
+        try:
+            _run(args)
+        except NNEFError as error:
+            print(error, file=sys.stderr)
+            return 1
+        except BrokenPipeError:  # `nnef-run ... | head`: the reader has seen enough
+            sys.stderr.close()
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
+    from nnefopt.api import load
+    from nnefopt.export.from_ir import export_module
+    from nnefopt.interp.interpreter import random_inputs, run_model
+
+    model = export_module(load(args.model))
+    if args.random_inputs is not None:
+        inputs = random_inputs(model, args.random_inputs)
+    else:
+        inputs = read_inputs(args.input, model.inputs)
+    values = run_model(model, inputs, record=args.stats)
+    if args.stats:
+        print(f"{'tensor':<40} {'shape':<18} {'min':>11} {'max':>11} {'mean':>11} {'std':>11}")
+        for name, array in values.items():
+            data = np.asarray(array, dtype=np.float64)
+            stats = (data.min(), data.max(), data.mean(), data.std()) if data.size else (0.0,) * 4
+            print(f"{name:<40} {str(list(array.shape)):<18} " + " ".join(f"{v:>11.4g}" for v in stats))
+    outputs = {name: values[name] for name in model.outputs}
+    if args.output:
+        folder = Path(args.output)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, array in outputs.items():
+            np.save(folder / f"{name}.npy", array)
+    elif not args.stats:
+        for name, array in outputs.items():
+            print(f"{name}: shape {list(array.shape)}, {np.array2string(array.reshape(-1)[:8], precision=5)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The reference interpreter on the real models: outputs equal onnxruntime's, digits
+accuracy equals the recorded fp32 accuracy, and --check-numerics catches a pass that
+changes the numbers, by name."""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import PatternRewriter, PatternRewriteWalker, RewritePattern, op_type_rewrite_pattern
+
+import nnefopt
+from nnefopt.cli import main as nnef_opt
+from nnefopt.dialects.nnef import OPERATIONS
+from nnefopt.errors import NNEFWarning
+from nnefopt.passes import PASSES
+from nnefopt.run_cli import main as nnef_run
+from tests.models import SHARED, variants
+
+FLOAT_VARIANTS = [(name, path) for name, path in variants() if not name.startswith("cnn_digits_q8")]
+
+
+def load(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NNEFWarning)
+        return nnefopt.load(path)
+
+
+@pytest.mark.parametrize("name,path", FLOAT_VARIANTS, ids=[v[0] for v in FLOAT_VARIANTS])
+def test_outputs_match_onnxruntime(name, path):
+    folder = SHARED / name.split("/")[0]
+    module = load(path)
+    graph_input = next(op for op in module.ops if op.name == "nnef.graph").inputs.data[0].data
+    outputs = nnefopt.run(module, {graph_input: np.load(folder / "input.npy")})
+    (result,) = outputs.values()
+    np.testing.assert_allclose(result, np.load(folder / "output.npy"), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["mlp_digits", "cnn_digits"])
+@pytest.mark.parametrize("variant", ["kt", "t2n", "tract.nnef.tgz"])
+def test_digits_accuracy_is_the_recorded_one(model, variant):
+    from nnefopt.export.from_ir import export_module
+    from nnefopt.interp.interpreter import run_model
+
+    folder = SHARED / model
+    graph = export_module(load(folder / variant))
+    images, labels = np.load(folder / "test.npy"), np.load(folder / "test_labels.npy")
+    predictions = [
+        int(np.argmax(run_model(graph, {graph.inputs[0]: image[None]})[graph.outputs[0]])) for image in images
+    ]
+    accuracy = float(np.mean(np.array(predictions) == labels))
+    expected = json.loads((folder / "info.json").read_text())["fp32_test_accuracy_ort"]
+    assert accuracy == pytest.approx(expected, abs=1e-9)
+
+
+def test_nnef_run_writes_outputs(tmp_path):
+    folder = SHARED / "tiny_unet"
+    status = nnef_run([str(folder / "t2n"), "--input", str(folder / "input.npy"), "-o", str(tmp_path)])
+    assert status == 0
+    written = sorted(tmp_path.glob("*.npy"))
+    assert len(written) == 1
+    np.testing.assert_allclose(np.load(written[0]), np.load(folder / "output.npy"), rtol=1e-4, atol=1e-5)
+
+
+def test_nnef_run_stats_and_random_inputs():
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert nnef_run([str(SHARED / "mlp_digits" / "kt"), "--random-inputs", "7", "--stats"]) == 0
+    rows = {line.split()[0]: line.split() for line in out.getvalue().splitlines()[1:]}
+    assert {"input", "variable1", "output"} <= set(rows)
+    assert float(rows["output"][-4]) >= 0.0 and float(rows["output"][-3]) <= 1.0  # softmax: within [0, 1]
+
+
+def test_nnef_run_refuses_a_wrong_input_shape(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 64), np.float32))
+    err = io.StringIO()
+    with redirect_stderr(err):
+        status = nnef_run([str(SHARED / "mlp_digits" / "kt"), "--input", f"input={tmp_path / 'x.npy'}"])
+    assert status == 1 and "input 'input' has shape [2, 64], the graph declares [1, 64]" in err.getvalue()
+
+
+class _ReluToAbs(RewritePattern):
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: OPERATIONS["relu"], rewriter: PatternRewriter) -> None:
+        rewriter.replace_op(op, OPERATIONS["abs"](operands=[op.x], result_types=[op.y.type]))
+
+
+@dataclass(frozen=True)
+class CorruptRelu(ModulePass):
+    """Test only: replaces relu by abs, which changes the numbers."""
+
+    name = "test-corrupt-relu"
+
+    def apply(self, ctx, op) -> None:
+        PatternRewriteWalker(_ReluToAbs()).rewrite_module(op)
+
+
+def test_check_numerics_names_the_pass_that_breaks_outputs():
+    nnefopt.register_pass(CorruptRelu)
+    model = str(SHARED / "resnet8" / "kt")
+    try:
+        err = io.StringIO()
+        with redirect_stderr(err), redirect_stdout(io.StringIO()):
+            status = nnef_opt([model, "-q", "-p", "cse,test-corrupt-relu,dce", "--check-numerics"])
+        assert status == 1
+        lines = err.getvalue().splitlines()
+        assert lines[0].startswith("numerics after cse: output: max abs error 0")
+        assert "error: pass 'test-corrupt-relu' changed output 'output'" in lines[-1]
+        with redirect_stderr(io.StringIO()), redirect_stdout(io.StringIO()):
+            assert nnef_opt([model, "-q", "-p", "cse,dce", "--check-numerics"]) == 0
+    finally:
+        PASSES.pop("test-corrupt-relu")
