@@ -71,3 +71,52 @@ def resnet50(folder: Path, classes: int = 1000) -> int:
     g.lines.append(f"output = linear({x}, {w}, {b});")
     g.write(["input"], ["output"])
     return g.parameters
+
+
+def resnet50_onnx(folder: Path, onnx_path: Path) -> None:
+    """The generated NNEF model as ONNX, same weights, for onnxruntime to run (only the
+    operations resnet50() writes are translated)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from nnefopt.frontend.loader import load_model
+
+    model = load_model(folder)
+    nodes, initializers = [], []
+
+    def const(name: str, array: np.ndarray) -> str:
+        initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    for op in model.operations:
+        out = op.outputs.get("output") or op.outputs.get("y") or op.outputs.get("z")
+        ins, at = op.inputs, op.attribs
+        if op.name == "variable":
+            const(out, np.asarray(model.tensors[out].data))
+        elif op.name == "conv":
+            pads = [p for p, _ in at["padding"]] + [q for _, q in at["padding"]]
+            nodes.append(helper.make_node("Conv", [ins["input"], ins["filter"]], [out], pads=pads, strides=at["stride"]))
+        elif op.name == "batch_normalization":
+            flat = {k: const(f"{out}_{k}", np.asarray(model.tensors[ins[k]].data).reshape(-1))
+                    for k in ("scale", "offset", "mean", "variance")}
+            nodes.append(helper.make_node("BatchNormalization", [ins["input"], flat["scale"], flat["offset"],
+                                                                 flat["mean"], flat["variance"]], [out],
+                                          epsilon=at["epsilon"]))
+        elif op.name == "max_pool":
+            pads = [p for p, _ in at["padding"][2:]] + [q for _, q in at["padding"][2:]]
+            nodes.append(helper.make_node("MaxPool", [ins["input"]], [out], kernel_shape=at["size"][2:],
+                                          strides=at["stride"][2:], pads=pads))
+        elif op.name in ("add", "relu"):
+            nodes.append(helper.make_node(op.name.capitalize(), [v for v in ins.values()], [out]))
+        elif op.name == "mean_reduce":
+            nodes.append(helper.make_node("ReduceMean", [ins["input"]], [out], axes=at["axes"], keepdims=1))
+        elif op.name == "reshape":
+            shape = const(f"{out}_shape", np.asarray(at["shape"], np.int64))
+            nodes.append(helper.make_node("Reshape", [ins["input"], shape], [out]))
+        elif op.name == "linear":
+            bias = const(f"{out}_bias", np.asarray(model.tensors[ins["bias"]].data).reshape(-1))
+            nodes.append(helper.make_node("Gemm", [ins["input"], ins["filter"], bias], [out], transB=1))
+    graph = helper.make_graph(
+        nodes, "resnet50", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1000])], initializers)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(onnx_path))

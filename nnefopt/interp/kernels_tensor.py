@@ -21,8 +21,10 @@ def pad_border(x, padding, border="constant", value=0.0):
     x = x[crop]
     if not any(p or q for p, q in widths):
         return x
-    if border == "constant":
-        return np.pad(x, widths, constant_values=np.asarray(value, x.dtype))
+    if border == "constant":  # one fill and one copy: several times cheaper than np.pad
+        out = np.full([n + p + q for n, (p, q) in zip(x.shape, widths)], value, dtype=x.dtype)
+        out[tuple(slice(p, p + n) for n, (p, _) in zip(x.shape, widths))] = x
+        return out
     return np.pad(x, widths, mode=_PAD_MODES[border])
 
 
