@@ -116,3 +116,36 @@ def test_check_numerics_names_the_pass_that_breaks_outputs():
             assert nnef_opt([model, "-q", "-p", "cse,dce", "--check-numerics"]) == 0
     finally:
         PASSES.pop("test-corrupt-relu")
+
+
+def test_quantized_model_matches_pytorch_within_one_step():
+    from nnefopt.export.from_ir import export_module
+    from nnefopt.interp.interpreter import run_model
+
+    folder = SHARED / "cnn_digits_q8"
+    info = json.loads((folder / "info.json").read_text())
+    graph = export_module(load(folder / "tract.nnef.tgz"))
+    output = run_model(graph, {"input": np.load(folder / "input.npy")})["output"]
+    assert np.abs(output - np.load(folder / "output.npy")).max() <= info["output_tolerance_abs"]
+    images, labels = np.load(folder / "test.npy"), np.load(folder / "test_labels.npy")
+    predictions = [int(np.argmax(run_model(graph, {"input": image[None]})["output"])) for image in images]
+    assert float(np.mean(np.array(predictions) == labels)) == pytest.approx(info["int8_test_accuracy_torch"], abs=1e-9)
+
+
+def test_quantized_outputs_lie_on_their_grid():
+    """Every quantized tensor takes only values (code - zero_point) * scale."""
+    from nnefopt.export.from_ir import export_module
+    from nnefopt.interp.interpreter import run_model
+
+    folder = SHARED / "cnn_digits_q8"
+    graph = export_module(load(folder / "tract.nnef.tgz"))
+    values = run_model(graph, {"input": np.load(folder / "input.npy")}, record=True)
+    checked = 0
+    for name, tensor in graph.tensors.items():
+        if tensor.quant is None or name not in values or values[name].dtype.kind != "f":
+            continue
+        scale, zero = tensor.quant.attributes["scale"], tensor.quant.attributes["zero_point"]
+        codes = values[name] / np.float32(scale) + zero
+        assert np.allclose(codes, np.round(codes), atol=1e-3), name
+        checked += 1
+    assert checked >= 8

@@ -15,6 +15,7 @@ from nnefopt.frontend.fragments import NoMeaning, OperationDomain
 from nnefopt.frontend.model import Model, TensorRef
 from nnefopt.frontend.stdlib import known_operations
 from nnefopt.interp.kernels import KERNELS
+from nnefopt.interp.quantized import real_bias, real_weight, settle
 
 NUMPY_TYPES = {"scalar": np.float32, "integer": np.int32, "logical": np.bool_}
 # Operations that compute nothing at run time: inputs, weights, metadata.
@@ -71,8 +72,10 @@ def check_inputs(model: Model, inputs: dict[str, np.ndarray]) -> dict[str, np.nd
 
 def run_model(model: Model, inputs: dict[str, np.ndarray], record: bool = False) -> dict[str, np.ndarray]:
     """Outputs by name; with `record`, every tensor the run computed."""
-    values: dict[str, object] = dict(check_inputs(model, inputs))
     domain = ArrayDomain(model)
+    values: dict[str, object] = {
+        name: settle(model, name, array, domain, domain.signatures) for name, array in check_inputs(model, inputs).items()
+    }
 
     def value(item):
         if isinstance(item, TensorRef):
@@ -88,8 +91,9 @@ def run_model(model: Model, inputs: dict[str, np.ndarray], record: bool = False)
                 data = model.tensors[name].data
                 if data is None:
                     raise NNEFError(f"variable '{name}' has no data", op.loc)
-                values[name] = np.asarray(data)
+                values[name] = real_weight(model, name, np.asarray(data))
             continue
+        real_bias(model, op, values)
         if op.signature is None:
             raise NNEFError(f"operation '{op.name}' of an unknown registry cannot be run", op.loc)
         try:
@@ -100,9 +104,9 @@ def run_model(model: Model, inputs: dict[str, np.ndarray], record: bool = False)
         outputs = list(op.outputs.values())
         for names, computed in zip(outputs, [result] if len(outputs) == 1 else result):
             if isinstance(names, list):
-                values.update(zip(names, computed))
+                values.update((n, settle(model, n, c, domain, domain.signatures)) for n, c in zip(names, computed))
             else:
-                values[names] = computed
+                values[names] = settle(model, names, computed, domain, domain.signatures)
     if record:
         return {name: v for name, v in values.items() if isinstance(v, np.ndarray)}
     return {name: values[name] for name in model.outputs}

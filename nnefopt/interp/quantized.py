@@ -1,0 +1,72 @@
+"""What graph.quant means to the interpreter.
+
+A quantization entry says a tensor's values are those of its quantize operation
+(e.g. zero_point_linear_quantize: round, clamp to the integer range, scale back).
+The interpreter computes in real numbers and then applies that operation to each
+quantized tensor, which gives the numbers an integer engine gives, up to rounding
+of the accumulator: within one quantization step of the output.
+
+Weights stored as integers are codes: their real value is (code - zero_point) * scale.
+An integer bias without an entry of its own is in the accumulator's scale, the
+product of its operation's input and filter scales (the convention of PyTorch, tract
+and onnxruntime).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnefopt.errors import NNEFError
+from nnefopt.frontend.model import Model, Operation, Quantization, TensorRef
+
+_BIASED = ("conv", "deconv", "linear")
+
+
+def _scale_and_zero(quant: Quantization) -> tuple[np.ndarray, np.ndarray]:
+    if quant.algorithm != "zero_point_linear_quantize":
+        raise NNEFError(f"integer codes quantized by '{quant.algorithm}' are not supported", quant.loc)
+    return (np.asarray(quant.attributes["scale"], np.float32),
+            np.asarray(quant.attributes["zero_point"], np.float32))
+
+
+def real_weight(model: Model, name: str, data: np.ndarray) -> np.ndarray:
+    """A variable's real values: integer codes are scaled back by their entry."""
+    quant = model.tensors[name].quant
+    if quant is None or data.dtype.kind == "f":
+        return data
+    scale, zero = _scale_and_zero(quant)
+    return ((data.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+def real_bias(model: Model, op: Operation, values: dict) -> None:
+    """Rescale an integer bias in the accumulator's scale (input scale x filter scale)."""
+    if op.name not in _BIASED or not isinstance(op.inputs.get("bias"), TensorRef):
+        return
+    bias = model.tensors[op.inputs["bias"]]
+    operands = [model.tensors.get(op.inputs.get(key)) for key in ("input", "filter")]
+    if bias.quant is not None or bias.data is None or bias.data.dtype.kind not in "iu":
+        return
+    if any(t is None or t.quant is None for t in operands):
+        return
+    scale = np.prod([_scale_and_zero(t.quant)[0] for t in operands])
+    values[op.inputs["bias"]] = (np.asarray(bias.data, np.float32) * scale).astype(np.float32)
+
+
+def settle(model: Model, name: str, array: np.ndarray, domain, signatures: dict) -> np.ndarray:
+    """A computed tensor's value as its quantization entry makes it."""
+    quant = model.tensors[name].quant
+    if quant is None or not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+        return array
+    signature = signatures.get(quant.algorithm)
+    if signature is None:
+        raise NNEFError(f"unknown quantization algorithm '{quant.algorithm}'", quant.loc)
+    tensor_params = [p.name for p in signature.params[1:] if p.name in quant.attributes and _is_tensor(p)]
+    inputs = [array] + [np.asarray(quant.attributes[p], np.float32) for p in tensor_params]
+    attribs = {k: v for k, v in quant.attributes.items() if k not in tensor_params}
+    return domain.run(signature, inputs, attribs, quant.loc)
+
+
+def _is_tensor(param) -> bool:
+    from nnefopt.frontend.binder import is_tensor_type
+
+    return is_tensor_type(param.type)
