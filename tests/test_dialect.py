@@ -78,3 +78,35 @@ def test_attribute_values_round_trip(value):
 
     type_ = ast.ArrayType(ast.TupleType((ast.PrimitiveType("integer"),) * 2)) if value == [(0, 1), (2, 3)] else None
     assert from_attribute(to_attribute(value), type_) == value
+
+
+def _graph(body: str) -> str:
+    return ('builtin.module {\n  "nnef.graph"() <{sym_name = "G", inputs = ["x"], outputs = ["y"]}> ({\n'
+            '    %x = "nnef.external"() <{shape = [2 : i64, 3 : i64]}> : () -> tensor<2x3xf32>\n'
+            f'    {body}\n    "nnef.return"(%y) : (tensor<3x2xf32>) -> ()\n  }}) : () -> ()\n}}\n')
+
+
+@pytest.mark.parametrize(
+    "body,words",
+    [
+        ('%y = "nnef.transpose"(%x) <{axes = [1 : i64, 0 : i64]}> : (tensor<2x3xf32>) -> tensor<3x2xf32>', None),
+        ('%y = "nnef.transpose"(%x) <{axes = [0 : i64, 1 : i64]}> : (tensor<2x3xf32>) -> tensor<3x2xf32>',
+         "result shape [3, 2] differs from [2, 3]"),
+        ('%y = "nnef.transpose"(%x) <{axes = "up"}> : (tensor<2x3xf32>) -> tensor<3x2xf32>',
+         "'axes' must be of type integer[]"),
+        ('%y = "nnef.transpose"(%x) <{axes = [0 : i64, 0 : i64]}> : (tensor<2x3xf32>) -> tensor<3x2xf32>',
+         "not a permutation"),
+        ('%y = "nnef.transpose"(%x) : (tensor<2x3xf32>) -> tensor<3x2xf32>', "axes"),
+    ],
+    ids=["valid", "wrong-result-shape", "wrong-attribute-type", "bad-attribute-value", "missing-attribute"],
+)
+def test_verifier(body, words):
+    from nnefopt.api import parse_mlir
+    from nnefopt.errors import NNEFError
+
+    if words is None:
+        parse_mlir(_graph(body)).verify()
+        return
+    with pytest.raises(NNEFError) as info:
+        parse_mlir(_graph(body), "t.mlir")
+    assert words in str(info.value) and str(info.value).startswith("t.mlir: error: invalid module")

@@ -54,9 +54,11 @@ from xdsl.irdl import (
     var_result_def,
 )
 from xdsl.traits import IsTerminator, NoTerminator, Pure
+from xdsl.utils.exceptions import VerifyException
 
 from nnefopt.frontend import ast
-from nnefopt.frontend.binder import is_absent
+from nnefopt.frontend.binder import coerce_value, is_absent
+from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.ops import OpDef, op_table
 
 # ---- types ---------------------------------------------------------------------------
@@ -158,8 +160,71 @@ def _python_name(name: str) -> str:
 _EFFECTFUL = {"external", "tract_core_external", "update"}
 
 
+def _verify(op: IRDLOperation) -> None:
+    """Attributes of their declared types, and results of the shapes the rule gives."""
+    entry: OpDef = op.OP_DEF
+    attribs = {}
+    for param in entry.attribute_params:
+        prop = op.properties.get(_python_name(param.name))
+        if prop is None:
+            continue
+        try:
+            attribs[param.name] = coerce_value(from_attribute(prop, param.type), param.type)
+        except TypeError:
+            raise VerifyException(f"{op.name}: '{param.name}' must be of type {param.type}, found {prop}") from None
+    rule = entry.shape_rule
+    if rule is None or getattr(rule, "value_params", ()) or len(attribs) < len(
+            [p for p in entry.attribute_params if p.default is None]):
+        return
+    shapes = []
+    for param in entry.tensor_params:
+        operand = getattr(op, _python_name(param.name))
+        if operand is None:
+            if param.default is None or is_absent(param.default):
+                shapes.append(None)
+                continue
+            shapes.append(())  # the literal default (bias = 0.0) is a rank-0 tensor
+        elif isinstance(operand, tuple):
+            shapes.append([_static_shape(v.type) for v in operand])
+        else:
+            shapes.append(_static_shape(operand.type))
+    if any(s is _DYNAMIC or (isinstance(s, list) and _DYNAMIC in s) for s in shapes):
+        return
+    defaults = {p.name: evaluate_constant(p.default) for p in entry.attribute_params
+                if p.name not in attribs and p.default is not None}
+    try:
+        expected = rule(*shapes, **defaults, **attribs)
+    except (ValueError, TypeError, IndexError, ZeroDivisionError) as exc:
+        raise VerifyException(f"{op.name}: {exc}") from None
+    expected = [expected] if len(entry.results) == 1 and not isinstance(expected, list) else expected
+    actual = [_static_shape(r.type) for r in op.results]
+    flat = [tuple(int(d) if isinstance(d, int) else d for d in s) for s in _flatten_shapes(expected)]
+    for got, want in zip(actual, flat):
+        if got is not _DYNAMIC and all(isinstance(d, int) for d in want) and tuple(got) != want:
+            raise VerifyException(f"{op.name}: result shape {list(got)} differs from {list(want)}, "
+                                  f"which its operands and attributes give")
+
+
+_DYNAMIC = object()
+
+
+def _static_shape(type_: Attribute):
+    if not isinstance(type_, TensorType):
+        return _DYNAMIC
+    shape = type_.get_shape()
+    return _DYNAMIC if DYNAMIC_INDEX in shape else tuple(shape)
+
+
+def _flatten_shapes(result) -> list:
+    if isinstance(result, list):
+        return list(result)
+    if isinstance(result, tuple) and result and isinstance(result[0], tuple):
+        return list(result)
+    return [result]
+
+
 def make_operation(entry: OpDef) -> type[IRDLOperation]:
-    fields: dict[str, object] = {"name": f"nnef.{entry.name}", "OP_DEF": entry,
+    fields: dict[str, object] = {"name": f"nnef.{entry.name}", "OP_DEF": entry, "verify_": _verify,
                                  "__annotations__": {"OP_DEF": ClassVar[OpDef]}}
     optional_or_variadic = 0
     for param in entry.tensor_params:
