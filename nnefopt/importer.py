@@ -130,10 +130,16 @@ class _Importer:
 
     def name_results(self, op: ModelOperation, built: Operation) -> None:
         names = [n for value in op.outputs.values() for n in (value if isinstance(value, list) else [value])]
+        symbolic = {}
         for name, result in zip(names, built.results):
             if not name.startswith("_t"):
                 result.name_hint = name
             self.values[name] = result
+            shape = self.model.tensors[name].shape
+            if shape is not None and any(not isinstance(d, int) for d in shape):
+                symbolic[name] = shape
+        if symbolic:  # the type says `?`; the expression (N, 2*N) is kept here
+            built.attributes["nnef.dims"] = DictionaryAttr({n: to_attribute(list(s)) for n, s in symbolic.items()})
             quant = self.model.tensors[name].quant
             if quant is not None:
                 attrs = {"algorithm": StringAttr(quant.algorithm), **{k: to_attribute(v) for k, v in quant.attributes.items()}}

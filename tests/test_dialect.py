@@ -110,3 +110,19 @@ def test_verifier(body, words):
     with pytest.raises(NNEFError) as info:
         parse_mlir(_graph(body), "t.mlir")
     assert words in str(info.value) and str(info.value).startswith("t.mlir: error: invalid module")
+
+
+def test_symbolic_dims_survive_the_ir(tmp_path):
+    import sympy
+
+    from nnefopt.api import parse_mlir
+    from nnefopt.export.from_ir import export_module
+
+    source = tmp_path / "g.nnef"
+    source.write_text("version 1.0;\nextension tract_registry tract_core;\nextension tract_symbol B;\n"
+                      "graph G( x ) -> ( y ) { x = tract_core_external(shape = [B, 4], datum_type = 'f32');"
+                      " y = reshape(x, shape = [2, -1]); }")
+    module = parse_mlir(mlir(imported(source)))
+    assert "tensor<2x?xf32>" in mlir(module)
+    b = sympy.Symbol("B", integer=True, positive=True)
+    assert export_module(module).tensors["y"].shape == (2, 2 * b)

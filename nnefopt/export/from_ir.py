@@ -106,6 +106,9 @@ class _Exporter:
         name = self.name(result)
         type_ = result.type
         shape = tuple(d if d != DYNAMIC_INDEX else None for d in type_.get_shape()) if isinstance(type_, TensorType) else None
+        dims = op.attributes.get("nnef.dims")
+        if isinstance(dims, DictionaryAttr) and name in dims.data:
+            shape = tuple(from_attribute(dims.data[name]))
         tensor = Tensor(name, dtype_of(type_), shape, loc=_location(op))
         quant = op.attributes.get(f"nnef.quant.{name}")
         if isinstance(quant, DictionaryAttr):
