@@ -1,6 +1,7 @@
 """Load time of nnefopt (text + weights + shapes) against the Khronos parser
 (`nnef.load_graph` + `infer_shapes`), on the shared models and a generated
-ResNet-50-size model. Prints one row a model and the ratio nnefopt / Khronos.
+ResNet-50-size model, with the ratio nnefopt / Khronos; and nnefopt's export time
+(load, import into the IR, export, write the folder).
 
     python bench/bench_load.py [--repeat N]
 """
@@ -46,6 +47,15 @@ def nnefopt_load(path: Path) -> None:
             tensor.data.sum()
 
 
+def nnefopt_export(path: Path, out: Path) -> None:
+    """Through the IR and back to a folder, as nnef-opt MODEL -o OUT does."""
+    from nnefopt.api import load, save
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        save(load(path), out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
@@ -56,13 +66,14 @@ def main() -> None:
         parameters = resnet50(big)
         models = [(f"{d.parent.name}/kt", d) for d in sorted(SHARED.glob("*/kt")) if d.parent.name != "tiny_vit"]
         models.append((f"resnet50-generated ({parameters / 1e6:.1f} M parameters)", big))
-        print(f"{'model':<44} {'nnefopt ms':>11} {'khronos ms':>11} {'ratio':>7}")
+        print(f"{'model':<44} {'load ms':>9} {'khronos ms':>11} {'ratio':>7} {'export ms':>10}")
         for name, path in models:
             ours = best_time(lambda: nnefopt_load(path), args.repeat)
             theirs = best_time(lambda: khronos(path), args.repeat)
+            exported = best_time(lambda: nnefopt_export(path, Path(scratch) / "out"), args.repeat)
             rows.append(ours / theirs)
-            print(f"{name:<44} {ours * 1e3:>11.1f} {theirs * 1e3:>11.1f} {ours / theirs:>7.2f}")
-    print(f"worst ratio {max(rows):.2f} (goal <= 1.0)")
+            print(f"{name:<44} {ours * 1e3:>9.1f} {theirs * 1e3:>11.1f} {ours / theirs:>7.2f} {exported * 1e3:>10.1f}")
+    print(f"worst load ratio {max(rows):.2f} (goal <= 1.0); export = load + import + export + write")
 
 
 if __name__ == "__main__":
