@@ -135,15 +135,15 @@ class _Importer:
             if not name.startswith("_t"):
                 result.name_hint = name
             self.values[name] = result
-            shape = self.model.tensors[name].shape
-            if shape is not None and any(not isinstance(d, int) for d in shape):
-                symbolic[name] = shape
-        if symbolic:  # the type says `?`; the expression (N, 2*N) is kept here
-            built.attributes["nnef.dims"] = DictionaryAttr({n: to_attribute(list(s)) for n, s in symbolic.items()})
-            quant = self.model.tensors[name].quant
-            if quant is not None:
+            tensor = self.model.tensors[name]
+            if tensor.shape is not None and any(not isinstance(d, int) for d in tensor.shape):
+                symbolic[name] = tensor.shape
+            if tensor.quant is not None:
+                quant = tensor.quant
                 attrs = {"algorithm": StringAttr(quant.algorithm), **{k: to_attribute(v) for k, v in quant.attributes.items()}}
                 built.attributes[f"nnef.quant.{name}"] = DictionaryAttr(attrs)
+        if symbolic:  # the type says `?`; the expression (N, 2*N) is kept here
+            built.attributes["nnef.dims"] = DictionaryAttr({n: to_attribute(list(s)) for n, s in symbolic.items()})
 
 
 def _defaulted(op: ModelOperation, param) -> bool:

@@ -280,29 +280,30 @@ class FragmentOp(IRDLOperation):
     traits = traits_def(NoTerminator())
 
 
+class _Invocation(IRDLOperation):
+    """Arguments as given: tensors in order (named by operand_names), the rest by name."""
+
+    operand_names = prop_def(ArrayAttr)
+    args = prop_def(DictionaryAttr)
+    arguments = var_operand_def(TensorType)
+    outputs = var_result_def(TensorType)
+
+
 @irdl_op_definition
-class CallOp(IRDLOperation):
-    """An invocation of a fragment the model defines: tensors in order, attributes by name."""
+class CallOp(_Invocation):
+    """An invocation of a fragment the model defines."""
 
     name = "nnef.call"
     traits = traits_def(Pure())  # a fragment body is made of operations without effects
     callee = prop_def(StringAttr)
-    operand_names = prop_def(ArrayAttr)
-    args = prop_def(DictionaryAttr)
-    arguments = var_operand_def(TensorType)
-    outputs = var_result_def(TensorType)
 
 
 @irdl_op_definition
-class OpaqueOp(IRDLOperation):
-    """An operation of an unknown registry, with every argument as it was given."""
+class OpaqueOp(_Invocation):
+    """An operation of an unknown registry, kept unchanged."""
 
     name = "nnef.op"
     op_name = prop_def(StringAttr)
-    operand_names = prop_def(ArrayAttr)
-    args = prop_def(DictionaryAttr)
-    arguments = var_operand_def(TensorType)
-    outputs = var_result_def(TensorType)
 
 
 NNEF = Dialect("nnef", [*OPERATIONS.values(), GraphOp, ReturnOp, FragmentOp, CallOp, OpaqueOp], [])
