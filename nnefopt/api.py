@@ -92,4 +92,14 @@ def save(module: ModuleOp, path: str | Path, *, emit: str = "nnef") -> None:
             file.write(to_mlir(module))
         os.replace(temporary, path)
         return
-    save_model(export_module(module), path)
+    save_model(standard_model(module), path)
+
+
+def standard_model(module: ModuleOp):
+    """The module as the model nnefopt writes: tract's operations in standard spelling.
+    The caller's module is left as it is."""
+    from nnefopt.passes.lower_tract import LowerTract
+
+    standard = module.clone()
+    LowerTract().apply(context(), standard)
+    return export_module(standard)

@@ -73,10 +73,10 @@ def _run(args: argparse.Namespace) -> int:
         elif emit == "mlir":
             sys.stdout.write(to_mlir(module))
         else:
-            from nnefopt.export.from_ir import export_module
+            from nnefopt.api import standard_model
             from nnefopt.export.nnef_text import format_model
 
-            sys.stdout.write(format_model(export_module(module)))
+            sys.stdout.write(format_model(standard_model(module)))
     except NNEFError as error:
         print(error, file=sys.stderr)
         return 1

@@ -37,12 +37,17 @@ def _location(op: Operation) -> Location:
     return ast.NOWHERE
 
 
-def _is_literal(op: Operation) -> bool:
+def is_literal(op: Operation) -> bool:
     """A rank-0 constant of one value that nobody named: a literal in the source."""
     if op.name != "nnef.constant" or op.results[0].name_hint is not None:
         return False
     value = op.properties["value"]
     return op.properties["shape"] == ArrayAttr([]) and isinstance(value, ArrayAttr) and len(value.data) == 1
+
+
+def module_extensions(module: ModuleOp) -> list[ast.Extension]:
+    items = module.attributes.get("nnef.extensions", ArrayAttr([]))
+    return [ast.Extension(*(text.data.split(" ", 1) + [""])[:2]) for text in items.data]
 
 
 class _Exporter:
@@ -58,7 +63,7 @@ class _Exporter:
         if len(graphs) != 1:
             raise NNEFError(f"expected one nnef.graph in the module, found {len(graphs)}")
         graph = graphs[0]
-        extensions = self.extensions()
+        extensions = module_extensions(self.module)
         fragments = {f.name: f for f in map(self.fragment, (op for op in self.module.ops if isinstance(op, FragmentOp)))}
         signatures = {**known_operations(extensions), **fragments}
         block_ops = list(graph.body.block.ops)
@@ -70,15 +75,11 @@ class _Exporter:
         for op in block_ops:
             if isinstance(op, ReturnOp):
                 outputs = [self.name(v) for v in op.operands]
-            elif not _is_literal(op):
+            elif not is_literal(op):
                 operations.append(self.operation(op, signatures))
         version = tuple(from_attribute(self.module.attributes.get("nnef.version", ArrayAttr([]))) or (1, 0))
         return Model(graph.sym_name.data, from_attribute(graph.inputs), outputs or from_attribute(graph.outputs),
                      self.tensors, operations, fragments, extensions, version, "<module>")
-
-    def extensions(self) -> list[ast.Extension]:
-        items = self.module.attributes.get("nnef.extensions", ArrayAttr([]))
-        return [ast.Extension(*(text.data.split(" ", 1) + [""])[:2]) for text in items.data]
 
     def fragment(self, op: FragmentOp) -> ast.Fragment:
         doc = parse_document(op.text.data, f"<fragment {op.sym_name.data}>", require_graph=False)
@@ -98,7 +99,7 @@ class _Exporter:
 
     def value(self, operand: SSAValue) -> object:
         owner = operand.owner
-        if isinstance(owner, Operation) and _is_literal(owner):
+        if isinstance(owner, Operation) and is_literal(owner):
             return from_attribute(owner.properties["value"])[0]
         return TensorRef(self.name(operand))
 

@@ -40,18 +40,7 @@ def undeclared_extras(model: Model) -> list[ast.Fragment]:
 
 
 def _invoked(body: list[ast.Assignment]) -> set[str]:
-    names: set[str] = set()
-    stack: list = [stmt.rhs for stmt in body]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Invocation):
-            names.add(node.name)
-            stack.extend(arg.value for arg in node.args)
-        elif hasattr(node, "__dataclass_fields__"):
-            stack.extend(v for v in vars(node).values() if isinstance(v, (list, tuple)) or hasattr(v, "__dataclass_fields__"))
-        elif isinstance(node, (list, tuple)):
-            stack.extend(node)
-    return names
+    return {node.name for node in ast.walk(body) if isinstance(node, ast.Invocation)}
 
 
 def format_model(model: Model) -> str:
@@ -124,8 +113,10 @@ def _writes_type(op: Operation) -> bool:
     if op.type_arg is None or EXPLICIT_TYPE in op.explicit:
         return op.type_arg is not None
     signature = op.signature
-    if signature is None or not signature.generic or op.inputs:
+    if signature is None or not signature.generic:
         return False
+    if any(str(p.type).startswith("tensor<?>") for p in signature.params):
+        return False  # the parser deduces it from the operands
     return signature.generic_default is None or signature.generic_default.name != op.type_arg
 
 

@@ -231,3 +231,16 @@ class QuantEntry:
     algorithm: str
     attributes: dict[str, object]
     loc: Location = _loc()
+
+
+def walk(root: object):
+    """Every syntax node under `root` (itself included), depth first, without recursion."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (list, tuple)):
+            stack.extend(node)
+        elif hasattr(node, "__dataclass_fields__") and not isinstance(node, Location):
+            yield node
+            stack.extend(value for value in vars(node).values() if isinstance(value, (list, tuple))
+                         or hasattr(value, "__dataclass_fields__"))

@@ -60,3 +60,11 @@ def describe_passes() -> list[str]:
         doc = (get().__doc__ or "").strip().splitlines()
         lines.append(f"{name:<24} {_SUMMARIES.get(name) or (doc[0] if doc else '')}")
     return lines
+
+
+def _register_own_passes() -> None:
+    # Imported here, after the registry exists: each pass module registers itself.
+    from nnefopt.passes import lower_tract  # noqa: F401
+
+
+_register_own_passes()
