@@ -18,7 +18,7 @@ from pathlib import Path
 import nnef
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.generate import resnet50  # noqa: E402
+from bench.generate import conv_chain, resnet50  # noqa: E402
 from nnefopt.frontend.loader import load_model  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
@@ -73,7 +73,17 @@ def main() -> None:
             exported = best_time(lambda: nnefopt_export(path, Path(scratch) / "out"), args.repeat)
             rows.append(ours / theirs)
             print(f"{name:<44} {ours * 1e3:>9.1f} {theirs * 1e3:>11.1f} {ours / theirs:>7.2f} {exported * 1e3:>10.1f}")
-    print(f"worst load ratio {max(rows):.2f} (goal <= 1.0); export = load + import + export + write")
+        print(f"worst load ratio {max(rows):.2f} (goal <= 1.0); export = load + import + export + write")
+        growth = []
+        for blocks in (1_000, 10_000):
+            folder = Path(scratch) / f"chain{blocks}"
+            ops = conv_chain(folder, blocks)
+            load_time = best_time(lambda: nnefopt_load(folder), 1)
+            export_time = best_time(lambda: nnefopt_export(folder, Path(scratch) / "chain_out"), 1)
+            growth.append((load_time, export_time))
+            print(f"{f'conv chain, {ops} operations':<44} {load_time * 1e3:>9.1f} {'':>11} {'':>7} {export_time * 1e3:>10.1f}")
+        (small_load, small_export), (big_load, big_export) = growth
+        print(f"10x operations: load x{big_load / small_load:.1f}, export x{big_export / small_export:.1f} (linear: about 10)")
 
 
 if __name__ == "__main__":

@@ -120,3 +120,21 @@ def resnet50_onnx(folder: Path, onnx_path: Path) -> None:
         nodes, "resnet50", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1000])], initializers)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(onnx_path))
+
+
+def conv_chain(folder: Path, blocks: int, channels: int = 4) -> int:
+    """`blocks` conv + batch_normalization + relu blocks on an 8x8 image; weights are
+    constants so that a 10,000-block model is one file. Returns the operation count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"x0 = external<scalar>(shape = [1, {channels}, 8, 8]);"]
+    for i in range(blocks):
+        lines += [
+            f"w{i} = constant<scalar>(shape = [{channels}, {channels}, 3, 3], value = [0.01]);",
+            f"m{i} = constant<scalar>(shape = [1, {channels}], value = [0.5]);",
+            f"c{i} = conv(x{i}, w{i}, padding = [(1, 1), (1, 1)]);",
+            f"b{i} = batch_normalization(c{i}, m{i}, m{i}, m{i}, m{i}, epsilon = 1e-05);",
+            f"x{i + 1} = relu(b{i});",
+        ]
+    body = "\n".join("    " + line for line in lines)
+    (folder / "graph.nnef").write_text(f"version 1.0;\n\ngraph G( x0 ) -> ( x{blocks} )\n{{\n{body}\n}}\n")
+    return len(lines)
