@@ -2,11 +2,12 @@
 
 An archive is unpacked into a private temporary folder, but only after every member
 has been checked: absolute names, `..`, links, devices and oversized contents are
-refused, so nothing is ever written outside that folder.
+refused, so nothing is ever written outside that folder and the input is only read.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tarfile
 import tempfile
@@ -21,98 +22,115 @@ MAX_UNPACKED_BYTES = 16 * 2**30
 
 
 class ModelSource:
-    def __init__(self, root: Path, graph_path: Path, display_prefix: str | None = None,
-                 temporary: Path | None = None):
-        self.root = root
+    """The model's files on disk; `close()` (or leaving the `with`) removes any unpacked copy."""
+
+    def __init__(self, root: Path, graph_path: Path, display_name: str, unpacked: Path | None = None):
+        self.root = root  # the folder holding graph.nnef
         self.graph_path = graph_path
         quant = root / "graph.quant"
         self.quant_path = quant if quant.is_file() and graph_path.name == "graph.nnef" else None
-        self._prefix = display_prefix  # archive name, for messages about its members
-        self._temporary = temporary
+        self.display_name = display_name  # the model as the user named it
+        self._unpacked = unpacked  # the temporary folder an archive went to
 
     def display(self, path: Path) -> str:
         """The name the user knows a file by: `model.tgz:graph.nnef` for archive members."""
-        if self._prefix is None:
+        if self._unpacked is None:
             return str(path)
-        return f"{self._prefix}:{path.relative_to(self.root).as_posix()}"
+        return f"{self.display_name}:{path.relative_to(self._unpacked).as_posix()}"
 
     def tensor_path(self, label: str) -> Path:
+        """The .dat file of a variable's label, which must stay inside the model folder."""
         parts = PurePosixPath(label).parts
-        if not label or label.startswith("/") or ".." in parts or "\\" in label:
+        if not parts or label.startswith("/") or ".." in parts or "\\" in label or "\0" in label:
             raise NNEFError(f"variable label '{label}' must name a file inside the model folder",
                             Location(self.display(self.graph_path)))
-        return self.root.joinpath(*parts).with_name(parts[-1] + ".dat")
+        return self.root.joinpath(*parts[:-1], parts[-1] + ".dat")
 
     def close(self) -> None:
-        if self._temporary is not None:
-            shutil.rmtree(self._temporary, ignore_errors=True)
-            self._temporary = None
+        if self._unpacked is not None:
+            shutil.rmtree(self._unpacked, ignore_errors=True)
+            self._unpacked = None
 
-    def __enter__(self) -> "ModelSource":
+    def __enter__(self) -> ModelSource:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def open_model(path: str | Path) -> ModelSource:
+def open_model(path: str | Path, *, max_bytes: int = MAX_UNPACKED_BYTES,
+               max_members: int = MAX_MEMBERS) -> ModelSource:
+    """Open a model folder, graph file or archive; the limits bound what an archive may unpack to."""
     path = Path(path)
     if path.is_dir():
         graph = path / "graph.nnef"
         if not graph.is_file():
             raise NNEFError("folder has no graph.nnef", Location(str(path)))
-        return ModelSource(path, graph)
+        return ModelSource(path, graph, str(path))
     if not path.exists():
         raise NNEFError("no such file or folder", Location(str(path)))
     if path.name.endswith(ARCHIVE_SUFFIXES):
-        return _open_archive(path)
-    return ModelSource(path.parent, path)
+        return _open_archive(path, max_bytes, max_members)
+    return ModelSource(path.parent, path, str(path))
 
 
-def _open_archive(path: Path) -> ModelSource:
-    where = Location(str(path))
-    temporary = Path(tempfile.mkdtemp(prefix="nnefopt-"))
+def _open_archive(path: Path, max_bytes: int, max_members: int) -> ModelSource:
+    unpacked = Path(tempfile.mkdtemp(prefix="nnefopt-"))
     try:
         with tarfile.open(path, "r:*") as tar:
-            members = _checked_members(tar, path)
-            tar.extractall(temporary, members=members, filter="data")
-        root = _graph_folder(temporary, path)
-        return ModelSource(root, root / "graph.nnef", str(path), temporary)
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise NNEFError(f"cannot read archive: {exc}", where) from None
+            members = _checked_members(tar, path, unpacked, max_bytes, max_members)
+            # The 'data' filter is a second guard behind the checks; it also drops odd permissions.
+            tar.extractall(unpacked, members=members, filter="data")
+        root = _graph_folder(unpacked, path)
+        return ModelSource(root, root / "graph.nnef", str(path), unpacked)
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:  # corrupt or truncated
+        shutil.rmtree(unpacked, ignore_errors=True)
+        raise NNEFError(f"cannot read archive: {exc}", Location(str(path))) from None
     except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(unpacked, ignore_errors=True)
         raise
 
 
-def _checked_members(tar: tarfile.TarFile, path: Path) -> list[tarfile.TarInfo]:
-    members, total = [], 0
-    for member in tar:
-        name = member.name
-        refuse = None
-        if name.startswith("/") or PurePosixPath(name).is_absolute():
-            refuse = "has an absolute name"
-        elif ".." in PurePosixPath(name).parts:
-            refuse = "points outside the archive with '..'"
-        elif member.issym() or member.islnk():
-            refuse = "is a link"
-        elif not (member.isfile() or member.isdir()):
-            refuse = "is a device or special file"
-        if refuse:
-            raise NNEFError(f"member '{name}' {refuse}; refusing to unpack", Location(str(path)))
+def _checked_members(tar: tarfile.TarFile, path: Path, unpacked: Path, max_bytes: int,
+                     max_members: int) -> list[tarfile.TarInfo]:
+    """Every member, refused before anything is written if one could escape `unpacked`
+    or the whole would exceed the limits (a bomb)."""
+    members, total, root = [], 0, os.path.realpath(unpacked)
+    for member in tar:  # reads headers one by one: a bomb is stopped before its end
+        problem = _member_problem(member, root)
+        if problem:
+            raise NNEFError(f"member '{member.name}' {problem}; refusing to unpack", Location(str(path)))
         members.append(member)
         total += member.size
-        if len(members) > MAX_MEMBERS or total > MAX_UNPACKED_BYTES:
-            raise NNEFError(f"archive unpacks to more than {MAX_MEMBERS} files or "
-                            f"{MAX_UNPACKED_BYTES >> 30} GiB; refusing", Location(str(path)))
+        excess = (f"more than {max_members} members" if len(members) > max_members
+                  else f"more than {max_bytes} bytes" if total > max_bytes else None)
+        if excess:
+            raise NNEFError(f"archive holds {excess} (at member '{member.name}'); refusing to unpack",
+                            Location(str(path)))
     return members
 
 
+def _member_problem(member: tarfile.TarInfo, root: str) -> str | None:
+    name = PurePosixPath(member.name)
+    if name.is_absolute():
+        return "has an absolute name"
+    if ".." in name.parts:
+        return "points outside the archive with '..'"
+    if member.issym() or member.islnk():
+        return "is a link"
+    if not (member.isfile() or member.isdir()):
+        return "is a device or special file"
+    if os.path.commonpath([os.path.realpath(os.path.join(root, *name.parts)), root]) != root:
+        return "would land outside the unpacking folder"
+    return None
+
+
 def _graph_folder(unpacked: Path, path: Path) -> Path:
+    """graph.nnef at the top of the archive, or inside its single top-level folder."""
     if (unpacked / "graph.nnef").is_file():
         return unpacked
     entries = list(unpacked.iterdir())
     if len(entries) == 1 and (entries[0] / "graph.nnef").is_file():
         return entries[0]
-    raise NNEFError("archive has no graph.nnef at its top level", Location(str(path)))
+    raise NNEFError("archive has no graph.nnef at its top level or in a single top-level folder",
+                    Location(str(path)))
