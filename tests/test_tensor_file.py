@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from nnefopt.errors import NNEFError, NNEFWarning
-from nnefopt.frontend.tensor_file import (BOOL, FLOAT, INT, QINT, QUINT, UINT, copy_tensor_file, read_header,
-                                          read_tensor, read_tensor_file, write_tensor)
+from nnefopt.frontend.tensor_file import (BOOL, FLOAT, INT, MAP_THRESHOLD, QINT, QUINT, UINT, copy_tensor_file,
+                                          read_header, read_tensor, read_tensor_file, write_tensor)
 from tests.models import SHARED
 
 DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int16, np.int32, np.int64,
@@ -85,14 +85,34 @@ def test_the_quantized_model_has_integer_tensors(tmp_path):
     assert all(h.is_quantized == (h.item_type == QINT) for h in headers)
 
 
-def test_float_data_is_memory_mapped_read_only(tmp_path):
-    write_tensor(tmp_path / "w.dat", np.arange(12, dtype=np.float32).reshape(3, 4))
-    data = read_tensor(tmp_path / "w.dat")
-    base = data
+def _storage(array: np.ndarray) -> object:
+    base = array
     while isinstance(base, np.ndarray):
         base = base.base
-    assert isinstance(base, mmap.mmap) or isinstance(base.obj, mmap.mmap)
+    return base.obj if isinstance(base, memoryview) else base
+
+
+def test_large_data_is_memory_mapped_read_only(tmp_path):
+    write_tensor(tmp_path / "w.dat", np.arange(MAP_THRESHOLD // 4, dtype=np.float32).reshape(-1, 4))
+    data = read_tensor(tmp_path / "w.dat")
+    assert isinstance(_storage(data), mmap.mmap)
     assert not data.flags.writeable  # the input model is never modified through it
+
+
+def test_small_data_is_read_and_holds_no_file_open(tmp_path):
+    write_tensor(tmp_path / "w.dat", np.arange(12, dtype=np.float32).reshape(3, 4))
+    data = read_tensor(tmp_path / "w.dat")
+    assert isinstance(_storage(data), bytes) and not data.flags.writeable
+    np.testing.assert_array_equal(data, np.arange(12, dtype=np.float32).reshape(3, 4))
+
+
+def test_thousands_of_tensors_do_not_exhaust_file_descriptors(tmp_path):
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    write_tensor(tmp_path / "w.dat", np.ones(16, np.float32))
+    arrays = [read_tensor(tmp_path / "w.dat") for _ in range(min(soft, 65536) + 100)]
+    assert len(arrays) > soft
 
 
 # ---- round trips ------------------------------------------------------------------------

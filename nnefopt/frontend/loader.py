@@ -24,12 +24,7 @@ def load_model(path: str | Path, *, strict: bool = False, shapes: bool = True) -
             name = source.display(file)
             if not file.is_file():
                 raise NNEFError(f"tensor file '{name}' of variable '{label}' not found", loc)
-            try:
-                return *read_tensor_file(file), name
-            except NNEFError as exc:  # name the file as the user knows it, not a temporary path
-                if exc.location is not None:
-                    exc.location = exc.location._replace(file=name)
-                raise
+            return *read_tensor_file(file, name=name), name  # messages name it as the user knows it
 
         builder = GraphBuilder(doc, load_tensor, strict)
         model = builder.build()

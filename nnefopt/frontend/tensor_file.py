@@ -26,6 +26,7 @@ import numpy as np
 from nnefopt.errors import Location, NNEFError, warn
 
 HEADER_SIZE = 128
+MAP_THRESHOLD = 1 << 20  # bytes of data from which a tensor is memory-mapped rather than read
 MAX_RANK = 8
 MAX_DATA_LENGTH = 0xFFFFFFFF  # the data length field is 32 bits wide
 _HEADER = struct.Struct("<2s2BII8III32s44s")
@@ -121,14 +122,21 @@ def read_tensor_file(path: str | Path, *, name: str | None = None) -> tuple[Tens
         header = _parse(file.read(HEADER_SIZE), size, name or str(path))
         if header.count == 0:
             return header, np.zeros(header.shape, header.dtype)
-        # One mapping of the whole file, made while the validated file is still open.
-        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+        if header.data_length < MAP_THRESHOLD:
+            # Small weights are read: a mapping keeps a file descriptor open (until Python
+            # 3.13), and a model with thousands of small tensors would run out of them.
+            mapped = file.read(header.data_length)
+            offset = 0
+        else:
+            # One mapping of the whole file, made while the validated file is still open.
+            mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+            offset = HEADER_SIZE
     if header.is_packed:
-        raw = np.frombuffer(mapped, np.uint8, header.data_length, HEADER_SIZE)
+        raw = np.frombuffer(mapped, np.uint8, header.data_length, offset)
         return header, _unpack(raw, header).reshape(header.shape)
     if header.dtype.kind == "b":  # 8-bit logicals: any non-zero byte is true
-        return header, np.frombuffer(mapped, np.uint8, header.count, HEADER_SIZE).reshape(header.shape) != 0
-    return header, np.frombuffer(mapped, header.dtype, header.count, HEADER_SIZE).reshape(header.shape)
+        return header, np.frombuffer(mapped, np.uint8, header.count, offset).reshape(header.shape) != 0
+    return header, np.frombuffer(mapped, header.dtype, header.count, offset).reshape(header.shape)
 
 
 @contextlib.contextmanager
