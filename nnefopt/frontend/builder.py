@@ -219,23 +219,22 @@ class GraphBuilder:
         if self.pending is not None and self.pending[0] is call:
             wanted = self.pending[1]
         results = signature.results
-        if wanted is not None and len(results) > 1 and not isinstance(wanted, ast.TupleExpr):
-            raise NNEFError(f"'{call.name}' has {len(results)} results; assign them as a, b = ...", call.loc)
+        if wanted is not None and len(results) > 1:
+            if not isinstance(wanted, ast.TupleExpr):
+                raise NNEFError(f"'{call.name}' has {len(results)} results; assign them as a, b = ...", call.loc)
+            if len(wanted.items) != len(results):
+                raise NNEFError(f"'{call.name}' has {len(results)} results, {len(wanted.items)} names given", call.loc)
         single = len(results) == 1 and not isinstance(results[0].type, ast.ArrayType)
         if single and isinstance(wanted, (ast.TupleExpr, ast.ArrayExpr)):
             raise NNEFError(f"'{call.name}' has 1 result, {len(wanted.items)} names are assigned", wanted.loc)
         outputs = {}
         for index, result in enumerate(results):
             target = wanted if len(results) == 1 else (wanted.items[index] if wanted is not None else None)
-            if target is not None and len(results) > 1 and index >= len(wanted.items):
-                target = None
             dtype = _dtype_of(resolve_generic(result.type, type_arg))
             if isinstance(result.type, ast.ArrayType):
                 outputs[result.name] = self.name_array_result(call, target, dtype)
             else:
                 outputs[result.name] = self.define(target, dtype, call)
-        if wanted is not None and len(results) > 1 and len(wanted.items) != len(results):
-            raise NNEFError(f"'{call.name}' has {len(results)} results, {len(wanted.items)} names given", call.loc)
         return outputs
 
     def name_array_result(self, call, target, dtype) -> list[TensorRef]:
