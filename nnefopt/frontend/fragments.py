@@ -14,9 +14,13 @@ from nnefopt.errors import Location, NNEFError
 from nnefopt.frontend import ast
 from nnefopt.frontend.binder import evaluate_arguments
 from nnefopt.frontend.evaluate import Evaluator
-from nnefopt.frontend.stdlib import standard_operations
+from nnefopt.frontend.stdlib import extra_operations, standard_operations
 
 MAX_FRAGMENT_DEPTH = 64
+
+
+def known_operations_of(name: str) -> ast.Fragment | None:
+    return standard_operations().get(name) or extra_operations().get(name)
 
 
 class NoMeaning(Exception):
@@ -72,8 +76,9 @@ class OperationDomain:
         primitive = self.primitives.get(signature.name)
         # A fragment the document defines with a body means what its body says, even
         # when it takes a standard name (torch-to-nnef's gelu); a bare declaration
-        # (nnef-tools' `erf`, tract's operations) means what nnefopt knows by that name.
-        if primitive is not None and (signature.body is None or signature is standard_operations().get(signature.name)):
+        # (nnef-tools' `erf`, tract's operations) and nnefopt's own libraries mean what
+        # nnefopt's primitive computes.
+        if primitive is not None and (signature.body is None or signature is known_operations_of(signature.name)):
             operands = [self.operand(value) for value in inputs]
             return self.result(self.call(primitive, signature, operands, attribs, type_arg, loc))
         if signature.body is None:
