@@ -6,7 +6,9 @@ live in families, one module each; importing those modules here fills the regist
 
 from __future__ import annotations
 
-from . import kernels_elementwise, kernels_reduce, kernels_resize, kernels_tensor, kernels_window  # noqa: F401
+from . import (  # noqa: F401
+    kernels_elementwise, kernels_reduce, kernels_resize, kernels_roi, kernels_tensor, kernels_window,
+)
 from .registry import KERNELS, kernel
 
 __all__ = ["KERNELS", "kernel"]
