@@ -444,9 +444,9 @@ def test_integer_reductions_and_pools_stay_integer():
     x = np.array([100, 101, -3, -4], np.int8)
     total = KERNELS["sum_reduce"](x, [0])
     assert total.dtype == np.int32 and total.tolist() == [194]  # no int8 wrap-around
-    assert KERNELS["mean_reduce"](x, [0]).tolist() == [49]  # 48.5 rounds away from zero
+    assert KERNELS["mean_reduce"](x, [0]).tolist() == [49]  # 48.5 rounds up
     pooled = KERNELS["avg_pool"](x, [2], padding=[(0, 0)], stride=[2])
-    assert pooled.dtype == np.int32 and pooled.tolist() == [101, -4]  # 100.5, -3.5
+    assert pooled.dtype == np.int32 and pooled.tolist() == [101, -3]  # 100.5 and -3.5 round up (spec 4.2)
     assert KERNELS["max_pool"](x, [2], padding=[(0, 0)], stride=[2]).tolist() == [101, -3]
 
 
@@ -672,9 +672,10 @@ def test_activations_follow_their_fragments():
     assert KERNELS["sigmoid"](np.array([-200, 200], np.float32)).tolist() == [0, 1]
 
 
-def test_round_is_half_away_from_zero():
-    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49999997, -0.49999997], np.float32)
-    np.testing.assert_array_equal(KERNELS["round"](x), [-3, -2, -1, 1, 2, 3, 0, 0])
+def test_round_is_floor_of_x_plus_a_half():
+    """Specification 1.0.5, section 4.2: y = floor(x + 0.5)."""
+    x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49999997, -0.49999997, -2.6], np.float32)
+    np.testing.assert_array_equal(KERNELS["round"](x), [-2, -1, 0, 1, 2, 3, 0, 0, -3])
 
 
 def test_float32_stays_float32_next_to_float64_literals():

@@ -77,13 +77,12 @@ def accumulating(a, b):
 
 
 def nnef_round(x):
-    """Round half away from zero (C's `round`, the spec's `round`); numpy's rounds to even.
-
-    Built from `trunc` and the exact fraction `x - trunc(x)`: adding 0.5 first would
-    round 0.49999997f up in float32.
-    """
-    whole = np.trunc(x)
-    return whole + np.where(np.abs(x - whole) >= 0.5, np.sign(x), 0).astype(x.dtype)
+    """The specification's round (1.0.5, 4.2): floor(x + 0.5), so halves go up (-0.5 -> 0);
+    numpy's rounds to even, C's away from zero. The sum is taken in float64: in float32,
+    0.49999997 + 0.5 is 1.0."""
+    x = np.asarray(x)
+    rounded = np.floor(x.astype(np.float64) + 0.5)
+    return rounded.astype(x.dtype) if x.dtype.kind == "f" else rounded
 
 
 def average(total, count):
