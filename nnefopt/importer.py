@@ -22,6 +22,7 @@ from nnefopt.dialects.nnef import (
     ReturnOp,
     tensor_type,
     to_attribute,
+    field_name,
     weight_attribute,
 )
 from nnefopt.frontend.model import Model, Operation as ModelOperation, TensorRef
@@ -98,7 +99,7 @@ class _Importer:
         operands = [
             None if _defaulted(op, p) else self.operand(op.inputs.get(p.name)) for p in cls.OP_DEF.tensor_params
         ]
-        properties = {_field(name): to_attribute(value) for name, value in op.attribs.items()}
+        properties = {field_name(name): to_attribute(value) for name, value in op.attribs.items()}
         built = cls(operands=operands, properties=properties, result_types=result_types)
         if op.name == "variable":
             tensor = self.model.tensors[op.outputs["output"]]
@@ -150,10 +151,6 @@ def _defaulted(op: ModelOperation, param) -> bool:
     """A tensor the source left at its literal default (`bias = 0.0`): an absent operand."""
     return param.name not in op.explicit and param.default is not None and not isinstance(
         op.inputs.get(param.name), (TensorRef, list))
-
-
-def _field(name: str) -> str:
-    return name + "_" if name == "lambda" else name
 
 
 def _flatten(items: list) -> list:

@@ -152,8 +152,9 @@ def _class_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_")) + "Op"
 
 
-def _python_name(name: str) -> str:
-    return name + "_" if name in ("lambda",) else name
+def field_name(name: str) -> str:
+    """The Python attribute of a parameter or result: selu's `lambda` is a keyword."""
+    return name + "_" if name == "lambda" else name
 
 
 # Graph inputs must stay even when unused; `update` writes a variable.
@@ -165,7 +166,7 @@ def _verify(op: IRDLOperation) -> None:
     entry: OpDef = op.OP_DEF
     attribs = {}
     for param in entry.attribute_params:
-        prop = op.properties.get(_python_name(param.name))
+        prop = op.properties.get(field_name(param.name))
         if prop is None:
             continue
         try:
@@ -178,7 +179,7 @@ def _verify(op: IRDLOperation) -> None:
         return
     shapes = []
     for param in entry.tensor_params:
-        operand = getattr(op, _python_name(param.name))
+        operand = getattr(op, field_name(param.name))
         if operand is None:
             if param.default is None or is_absent(param.default):
                 shapes.append(None)
@@ -229,17 +230,17 @@ def make_operation(entry: OpDef) -> type[IRDLOperation]:
     optional_or_variadic = 0
     for param in entry.tensor_params:
         if isinstance(param.type, ast.ArrayType):
-            fields[_python_name(param.name)] = var_operand_def(TensorType)
+            fields[field_name(param.name)] = var_operand_def(TensorType)
             optional_or_variadic += 1
         elif param.default is not None:
-            fields[_python_name(param.name)] = opt_operand_def(TensorType)
+            fields[field_name(param.name)] = opt_operand_def(TensorType)
             optional_or_variadic += 1
         else:
-            fields[_python_name(param.name)] = operand_def(TensorType)
+            fields[field_name(param.name)] = operand_def(TensorType)
     for param in entry.attribute_params:
-        fields[_python_name(param.name)] = (opt_prop_def if param.default is not None else prop_def)(Attribute)
+        fields[field_name(param.name)] = (opt_prop_def if param.default is not None else prop_def)(Attribute)
     for result in entry.results:
-        fields[_python_name(result.name)] = (
+        fields[field_name(result.name)] = (
             var_result_def(TensorType) if isinstance(result.type, ast.ArrayType) else result_def(TensorType)
         )
     if optional_or_variadic > 1:
@@ -310,4 +311,4 @@ NNEF = Dialect("nnef", [*OPERATIONS.values(), GraphOp, ReturnOp, FragmentOp, Cal
 
 __all__ = ["NNEF", "OPERATIONS", "GraphOp", "ReturnOp", "FragmentOp", "CallOp", "OpaqueOp",
            "tensor_type", "dtype_of", "to_attribute", "from_attribute", "weight_attribute", "weight_of",
-           "is_absent", "ELEMENT_TYPES"]
+           "field_name", "ELEMENT_TYPES"]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from nnefopt.errors import Location, NNEFError
 from nnefopt.export.nnef_text import format_model, format_quantization
+from nnefopt.frontend.bundle import ARCHIVE_SUFFIXES
 from nnefopt.frontend.model import Model
 from nnefopt.frontend.tensor_file import write_tensor
 
-ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
 
 
 def save_model(model: Model, destination: str | Path) -> None:

@@ -18,11 +18,13 @@ from nnefopt.dialects.nnef import (
     OpaqueOp,
     ReturnOp,
     dtype_of,
+    field_name,
     from_attribute,
     weight_of,
 )
 from nnefopt.errors import Location, NNEFError
 from nnefopt.frontend import ast
+from nnefopt.frontend.binder import is_absent
 from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.frontend.model import Model, Operation as ModelOperation, Quantization, Tensor, TensorRef
 from nnefopt.frontend.parser import parse_document
@@ -136,20 +138,20 @@ class _Exporter:
         entry = cls.OP_DEF
         inputs = {}
         for param in entry.tensor_params:
-            operand = getattr(op, _field(param.name))
+            operand = getattr(op, field_name(param.name))
             if operand is None:
-                inputs[param.name] = None if param.default is None or _absent(param) else evaluate_constant(param.default)
+                inputs[param.name] = None if param.default is None or is_absent(param.default) else evaluate_constant(param.default)
             elif isinstance(operand, SSAValue):
                 inputs[param.name] = self.value(operand)
             else:
                 inputs[param.name] = [self.value(v) for v in operand]
         attribs = {}
         for param in entry.attribute_params:
-            prop = op.properties.get(_field(param.name))
+            prop = op.properties.get(field_name(param.name))
             attribs[param.name] = from_attribute(prop, param.type) if prop is not None else evaluate_constant(param.default)
         outputs = {}
         for result in entry.results:
-            value = getattr(op, _field(result.name))
+            value = getattr(op, field_name(result.name))
             outputs[result.name] = [self.define(v, op) for v in value] if isinstance(value, tuple) else self.define(value, op)
         type_arg = dtype_of(op.results[0].type) if entry.signature.generic and op.results else None
         return ModelOperation(entry.name, type_arg, inputs, attribs, outputs, _location(op), explicit,
@@ -167,14 +169,6 @@ class _Exporter:
             result_names = [f"_{i}" for i in range(len(op.outputs))]
         outputs = {key: self.define(v, op) for key, v in zip(result_names, op.outputs)}
         return ModelOperation(name, None, inputs, attribs, outputs, _location(op), explicit, signature)
-
-
-def _field(name: str) -> str:
-    return name + "_" if name == "lambda" else name
-
-
-def _absent(param: ast.Param) -> bool:
-    return isinstance(param.default, ast.Literal) and param.default.value is False and param.default.kind == "logical"
 
 
 def export_module(module: ModuleOp) -> Model:

@@ -308,7 +308,7 @@ class GraphBuilder:
                 f"but its data has shape {list(data.shape)}",
                 Location(file),
             )
-        tensor.data, tensor.file, tensor.header = data, file, header
+        tensor.data, tensor.header = data, header
 
     def make_constant(self, op: Operation) -> None:
         tensor = self.tensors[op.outputs["output"]]

@@ -39,7 +39,6 @@ class Tensor:
     shape: tuple | None = None  # dims are ints or sympy expressions; None: not inferred
     data: np.ndarray | None = None  # variables (memory-mapped from their .dat) and constants
     quant: Quantization | None = None
-    file: str | None = None  # the .dat file a variable's data came from, as the user names it
     header: TensorHeader | None = None  # that file's header: item type and width to write back
     loc: Location = field(default_factory=lambda: ast.NOWHERE)
 
@@ -54,9 +53,6 @@ class Operation:
     loc: Location
     explicit: frozenset[str] = frozenset()  # parameters the source gave (the rest are defaults)
     signature: ast.Fragment | None = None  # None: an extension op nnefopt does not know
-
-    def input_names(self) -> list[str]:
-        return [ref for value in self.inputs.values() for ref in _refs(value)]
 
     def output_names(self) -> list[str]:
         return [ref for value in self.outputs.values() for ref in _refs(value)]
