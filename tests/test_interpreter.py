@@ -78,7 +78,7 @@ def test_nnef_run_refuses_a_wrong_input_shape(tmp_path):
 class _ReluToAbs(RewritePattern):
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: OPERATIONS["relu"], rewriter: PatternRewriter) -> None:
-        rewriter.replace_op(op, OPERATIONS["abs"](operands=[op.x], result_types=[op.y.type]))
+        rewriter.replace(op, OPERATIONS["abs"](operands=[op.x], result_types=[op.y.type]))
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,17 @@ def test_quantized_outputs_lie_on_their_grid():
         assert np.allclose(codes, np.round(codes), atol=1e-3), name
         checked += 1
     assert checked >= 8
+
+
+@pytest.mark.parametrize("pass_name", ["cse", "dce", "lower-tract"])
+@pytest.mark.parametrize("name,path", variants(), ids=[v[0] for v in variants()])
+def test_each_pass_keeps_every_models_outputs(name, path, pass_name):
+    folder = SHARED / name.split("/")[0]
+    module = load(path)
+    graph_input = next(op for op in module.ops if op.name == "nnef.graph").inputs.data[0].data
+    inputs = {graph_input: np.load(folder / "input.npy")}
+    before = nnefopt.run(module, inputs)
+    after = nnefopt.run(nnefopt.optimize(module, pass_name), inputs)
+    assert before.keys() == after.keys()
+    for key in before:
+        np.testing.assert_allclose(after[key], before[key], rtol=1e-4, atol=1e-5)

@@ -44,7 +44,7 @@ def _replace(rewriter: PatternRewriter, op: Operation, name: str, operands: list
     new.location = op.location
     for old, fresh in zip(op.results, new.results):
         fresh.name_hint = old.name_hint
-    rewriter.replace_op(op, new)
+    rewriter.replace(op, new)
 
 
 class LowerExternal(RewritePattern):
@@ -67,7 +67,7 @@ class LowerCast(RewritePattern):
             value = float(from_attribute(source.owner.properties["value"])[0])
             literal = OPERATIONS["constant"](properties={"shape": to_attribute([]), "value": to_attribute([value])},
                                              result_types=[op.results[0].type.__class__(f32, [])])
-            rewriter.insert_op(literal, InsertPoint.before(op))
+            rewriter.insert(literal, InsertPoint.before(op))
             _replace(rewriter, op, "copy", [literal.results[0]], {})
         else:
             _replace(rewriter, op, "cast", [source], {})
