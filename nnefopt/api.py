@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import sys
@@ -9,10 +10,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialect_interfaces.op_asm import OpAsmDialectInterface
+from xdsl.dialects.builtin import Builtin, ModuleOp
 from xdsl.parser import Parser
 from xdsl.printer import Printer
-from xdsl.utils.exceptions import ParseError
+from xdsl.utils.exceptions import ParseError, VerifyException
 
 from nnefopt.errors import Location, NNEFError
 from nnefopt.export.folder import save_model
@@ -38,18 +40,41 @@ def _read(path: Path) -> str:
 
 
 def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
+    """A module from MLIR text, in the custom format `to_mlir` prints, the generic one,
+    or both mixed."""
+    parser = Parser(context(), text, name)
     try:
-        module = Parser(context(), text, name).parse_module()
+        try:
+            module = parser.parse_module()
+        except VerifyException as exc:
+            # The custom format checks what it reads (a tensor type for an operand, the
+            # number of types) while it reads: an error at the place reached.
+            parser.raise_error(str(exc))
         module.verify()
     except ParseError as exc:
-        # xDSL says "file:line:col", the source line, a caret, then the message.
-        lines = [line.strip() for line in str(exc).strip().splitlines()]
-        file, line, column = (lines[0].rsplit(":", 2) + ["0", "0"])[:3] if lines else (name, "0", "0")
-        where = Location(file, int(line), int(column)) if line.isdigit() and column.isdigit() else Location(name)
-        raise NNEFError(lines[-1] if lines else "cannot parse MLIR", where) from None
+        # The place where xDSL's parser stopped, and its message alone (its text adds the
+        # source lines and carets).
+        place = exc.span.get_location()
+        message = " ".join(str(exc.msg).split()) or "cannot parse MLIR"
+        raise NNEFError(message, Location(place.file, place.line, int(place.col))) from None
     except Exception as exc:  # xDSL's verifier raises its own exception types
         raise NNEFError(f"invalid module: {exc}", Location(name)) from None
+    finally:
+        _forget_resource_handles(parser)
     return module
+
+
+def _forget_resource_handles(parser: Parser) -> None:
+    """xDSL's builtin dialect remembers, process-wide, every `dense_resource` handle it
+    has parsed, and renames one it meets again (`w.0` becomes `w.0_0`): reading the same
+    text twice would detach its weights from WEIGHTS. Handles without a blob in the text
+    name arrays in WEIGHTS, not blobs: forget them once read."""
+    interface = Builtin.get_interface(OpAsmDialectInterface)
+    if interface is None:
+        return
+    for dialect, key in parser.dialect_resources:
+        if dialect == "builtin" and not interface.lookup(key):
+            interface._blob_storage.pop(key, None)  # no public way to forget a handle
 
 
 def optimize(module: ModuleOp, pipeline: str, *, verify_each: bool = True, callback=None) -> ModuleOp:
@@ -65,7 +90,15 @@ def optimize(module: ModuleOp, pipeline: str, *, verify_each: bool = True, callb
         if callback is not None:
             callback(previous, op, following)
 
-    parse_pipeline(pipeline, between).apply(context(), module)
+    passes = parse_pipeline(pipeline, between)
+    # The module holds a large, long-lived object graph; frozen, the cyclic collector
+    # stops re-scanning it on every full collection, which made pass time grow faster
+    # than the model.
+    gc.freeze()
+    try:
+        passes.apply(context(), module)
+    finally:
+        gc.unfreeze()
     return module
 
 
@@ -74,32 +107,55 @@ def run(module: ModuleOp, inputs: dict[str, np.ndarray], *, record: bool = False
     with `record`, every intermediate tensor too."""
     from nnefopt.interp.interpreter import run_model
 
-    return run_model(export_module(module), inputs, record=record)
+    return run_model(runnable_model(module), inputs, record=record)
 
 
-def to_mlir(module: ModuleOp) -> str:
+def runnable_model(module: ModuleOp):
+    """The model the interpreter runs: channel-last operations (the layout pass's) each
+    between two transposes, on a copy; the caller's module is left as it is."""
+    from nnefopt.passes.layout import channel_first
+
+    return export_module(channel_first(module))
+
+
+def to_mlir(module: ModuleOp, *, generic: bool = False) -> str:
+    """The module as MLIR text with locations: in the dialects' custom format, or with
+    `generic`, every operation in xDSL's generic format (mlir-opt's
+    --mlir-print-op-generic). `parse_mlir` reads both."""
     stream = io.StringIO()
-    Printer(stream=stream, print_debuginfo=True).print_op(module)
+    Printer(stream=stream, print_debuginfo=True, print_generic_format=generic).print_op(module)
     return stream.getvalue() + "\n"
 
 
-def save(module: ModuleOp, path: str | Path, *, emit: str = "nnef") -> None:
-    """NNEF folder or archive; or MLIR text (written atomically) when emit is 'mlir'."""
+def save(module: ModuleOp, path: str | Path, *, emit: str = "nnef", keep_spelling: bool = False,
+         generic: bool = False) -> None:
+    """NNEF folder or archive; or MLIR text (written atomically) when emit is 'mlir', in
+    the generic format with `generic`.
+
+    NNEF is written in the spelling every engine reads alike (the portable-spelling
+    pass: no `constant` or `deconv` operations); `keep_spelling` writes the operations
+    exactly as the module has them."""
     if emit == "mlir":
         path = Path(path)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
         with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(to_mlir(module))
+            file.write(to_mlir(module, generic=generic))
         os.replace(temporary, path)
         return
-    save_model(standard_model(module), path)
+    save_model(standard_model(module, portable=not keep_spelling), path)
 
 
-def standard_model(module: ModuleOp):
-    """The module as the model nnefopt writes: tract's operations in standard spelling.
-    The caller's module is left as it is."""
+def standard_model(module: ModuleOp, *, portable: bool = True):
+    """The module as the model nnefopt writes: tract's operations in standard spelling,
+    and with `portable`, operations that engines read differently in a spelling they all
+    read alike (the portable-spelling pass). The caller's module is left as it is."""
+    from nnefopt.passes.layout import Layout
     from nnefopt.passes.lower_tract import LowerTract
+    from nnefopt.passes.portable import PortableSpelling
 
     standard = module.clone()
     LowerTract().apply(context(), standard)
+    Layout(to="nchw").apply(context(), standard)  # NNEF is channel-first
+    if portable:
+        PortableSpelling().apply(context(), standard)
     return export_module(standard)

@@ -25,6 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("input", nargs="?", help="NNEF folder, graph.nnef, .tgz/.tar archive, .mlir file, or - (MLIR on stdin)")
     parser.add_argument("-p", "--pass", dest="pipeline", default="",
                         help="pass pipeline in xDSL syntax, e.g. 'cse,dce' or 'pass{option=value}'")
+    parser.add_argument("-O", dest="default_pipeline", action="store_true",
+                        help="run the default pipeline (fold-constants, canonicalize, fuse, canonicalize) "
+                             "before any --pass")
     parser.add_argument("--list-passes", action="store_true", help="list the passes and exit")
     parser.add_argument("--print-ir-after-all", action="store_true", help="print the IR to stderr after each pass")
     parser.add_argument("--verify-each", action="store_true", help="verify the IR after each pass")
@@ -37,8 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", help="output folder or .tgz archive (NNEF), or .mlir file")
     parser.add_argument("--emit", choices=["nnef", "mlir"],
                         help="form to write; default: MLIR to stdout without -o, NNEF with -o")
+    parser.add_argument("--mlir-print-op-generic", action="store_true",
+                        help="print MLIR in the generic operation format instead of the custom one")
     parser.add_argument("--strict", action="store_true",
                         help="refuse what the specification does not allow instead of warning")
+    parser.add_argument("--keep-spelling", action="store_true",
+                        help="write the operations exactly as in the IR; by default `constant` and `deconv` are "
+                             "spelled with operations every engine reads alike (the portable-spelling pass). "
+                             "NNEF text on stdout always keeps them: it has no place for the weight files "
+                             "that spelling adds")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
     return parser
 
@@ -64,19 +74,22 @@ def _run(args: argparse.Namespace) -> int:
         from nnefopt.api import load, save, to_mlir
 
         module = load(args.input, strict=args.strict)
+        if args.default_pipeline:
+            args.pipeline = ",".join(p for p in ("default", args.pipeline) if p)
         if args.pipeline:
             _optimize(module, args)
         emit = args.emit or ("mlir" if not args.output or args.output.endswith(".mlir") else "nnef")
         if args.output:
             _refuse_overwriting_input(args.input, args.output)
-            save(module, args.output, emit=emit)
+            save(module, args.output, emit=emit, keep_spelling=args.keep_spelling, generic=args.mlir_print_op_generic)
         elif emit == "mlir":
-            sys.stdout.write(to_mlir(module))
+            sys.stdout.write(to_mlir(module, generic=args.mlir_print_op_generic))
         else:
             from nnefopt.api import standard_model
             from nnefopt.export.nnef_text import format_model
 
-            sys.stdout.write(format_model(standard_model(module)))
+            # Text alone: a constant written as a variable would lose its values.
+            sys.stdout.write(format_model(standard_model(module, portable=False)))
     except NNEFError as error:
         print(error, file=sys.stderr)
         return 1
@@ -100,7 +113,8 @@ def _optimize(module, args: argparse.Namespace) -> None:
         if previous is not None:
             timings.append((previous.name, now - started[0]))
             if args.print_ir_after_all:
-                sys.stderr.write(f"// -----// IR after {previous.name} //----- //\n{to_mlir(op)}")
+                sys.stderr.write(f"// -----// IR after {previous.name} //----- //\n"
+                                 f"{to_mlir(op, generic=args.mlir_print_op_generic)}")
 
     check = _numerics_checker(module, args) if args.check_numerics else None
 
@@ -125,16 +139,16 @@ RTOL, ATOL = 1e-4, 1e-5
 def _numerics_checker(module, args: argparse.Namespace):
     import numpy as np
 
-    from nnefopt.export.from_ir import export_module
+    from nnefopt.api import runnable_model
     from nnefopt.interp.interpreter import random_inputs, run_model
     from nnefopt.run_cli import read_inputs
 
-    model = export_module(module)
+    model = runnable_model(module)
     inputs = read_inputs(args.inputs, model.inputs) if args.inputs else random_inputs(model, args.seed)
     reference = run_model(model, inputs)
 
     def check(pass_name: str, op) -> None:
-        outputs = run_model(export_module(op), inputs)
+        outputs = run_model(runnable_model(op), inputs)
         for name, expected in reference.items():
             got = outputs[name]
             if got.shape != expected.shape:

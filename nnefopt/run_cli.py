@@ -53,11 +53,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from nnefopt.api import load
-    from nnefopt.export.from_ir import export_module
+    from nnefopt.api import load, runnable_model
     from nnefopt.interp.interpreter import random_inputs, run_model
 
-    model = export_module(load(args.model))
+    model = runnable_model(load(args.model))
     if args.random_inputs is not None:
         inputs = random_inputs(model, args.random_inputs)
     else:

@@ -12,7 +12,7 @@ from xdsl.passes import ModulePass
 
 import nnefopt
 from nnefopt.cli import main
-from nnefopt.passes import PASSES
+from nnefopt.passes import PASSES, PIPELINES
 from tests.models import SHARED
 
 GRAPH = """version 1.0;
@@ -57,7 +57,7 @@ def test_pass_spellings_are_the_same(graph):
 def test_list_passes():
     status, out, _ = run(["--list-passes"])
     assert status == 0
-    assert [line.split()[0] for line in out.splitlines()] == sorted(PASSES)
+    assert [line.split()[0] for line in out.splitlines()] == [*PIPELINES, *sorted(PASSES)]
 
 
 def test_unknown_pass_suggests_close_names(graph):
@@ -76,17 +76,30 @@ def test_print_ir_after_all_and_timing(graph):
     assert status == 0
     assert err.index("IR after cse") < err.index("IR after dce")
     after_cse = err.split("IR after cse")[1].split("IR after dce")[0]
-    assert after_cse.count("\"nnef.relu\"") == 1
-    assert "\"nnef.exp\"" not in err.split("IR after dce")[1]
+    assert after_cse.count(" = nnef.relu %x") == 1
+    assert "= nnef.exp %" not in err.split("IR after dce")[1]
     assert [line.split()[-1] for line in err.splitlines() if " ms " in line] == ["cse", "dce", "total"]
 
 
-def test_mlir_through_stdin_is_a_fixed_point():
+@pytest.mark.parametrize("form", [[], ["--mlir-print-op-generic"]], ids=["custom", "generic"])
+def test_mlir_through_stdin_is_a_fixed_point(form):
     model = str(SHARED / "resnet8" / "t2n")
-    status, first, _ = run([model, "-q", "--emit", "mlir"])
+    status, first, _ = run([model, "-q", "--emit", "mlir", *form])
     assert status == 0
-    status, second, _ = run(["-", "--emit", "mlir"], stdin=first)
+    assert ('"nnef.conv"(' in first) == bool(form) and ("= nnef.conv %" in first) != bool(form)
+    status, second, _ = run(["-", "--emit", "mlir", *form], stdin=first)
     assert status == 0 and second == first
+    # and the other form reads it too
+    other = [] if form else ["--mlir-print-op-generic"]
+    status, third, _ = run(["-", "--emit", "mlir", *other], stdin=first)
+    assert status == 0 and run(["-", "--emit", "mlir", *form], stdin=third)[1] == first
+
+
+def test_generic_flag_applies_to_ir_dumps(graph):
+    status, _, err = run([graph, "-p", "cse", "--print-ir-after-all", "--mlir-print-op-generic"])
+    assert status == 0 and '"nnef.relu"(%x)' in err
+    status, _, err = run([graph, "-p", "cse", "--print-ir-after-all"])
+    assert status == 0 and "nnef.relu %x" in err and '"nnef.' not in err
 
 
 def test_mlir_output_file(tmp_path, graph):
@@ -112,7 +125,8 @@ def test_user_pass_through_the_api(graph):
 
     try:
         module = nnefopt.optimize(nnefopt.load(graph), "test-rename-graph{to=other}")
-        assert 'sym_name = "other"' in nnefopt.to_mlir(module)
+        assert "nnef.graph @other inputs" in nnefopt.to_mlir(module)
+        assert 'sym_name = "other"' in nnefopt.to_mlir(module, generic=True)
         status, out, _ = run([graph, "-p", "test-rename-graph", "--emit", "nnef"])
         assert status == 0 and "graph renamed(" in out.replace(" ", "").replace("graphrenamed", "graph renamed")
     finally:

@@ -287,8 +287,19 @@ def test_real_process_prints_no_traceback(tmp_path):
         ('builtin.module {\n  %x = "nnef.bogus"() : () -> ()\n}\n', "m.mlir:2:20", "not registered"),
         ("builtin.module {\n  garbage\n", "m.mlir:3:1", "garbage"),
         ('builtin.module {\n  "nnef.relu"() : () -> ()\n}\n', "m.mlir", "invalid module"),
+        # the custom format
+        ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["x"] {\n'
+         '    %x = nnef.external <{shape = [2], colour = "red"}> : tensor<2xf32>\n    nnef.return %x : tensor<2xf32>\n'
+         '  }\n}\n', "m.mlir:3:39", "'nnef.external' has no property 'colour'"),
+        ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["y"] {\n'
+         '    %x = nnef.external <{shape = [2]}> : tensor<2xf32>\n    %y = nnef.relu %x : (tensor<2xf32>) -> i1\n'
+         '    nnef.return %y : tensor<2xf32>\n  }\n}\n', "m.mlir:4:20", "i1 should be of base attribute tensor"),
+        ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["y"] {\n'
+         '    %x = nnef.external <{shape = [2]}> : tensor<2xf32>\n    %y = nnef.relu %x tensor<2xf32>\n'
+         '    nnef.return %y : tensor<2xf32>\n  }\n}\n', "m.mlir:4:23", "Expected ':'"),
     ],
-    ids=["unregistered-op", "syntax", "fails-verification"],
+    ids=["unregistered-op", "syntax", "fails-verification", "custom-unknown-property", "custom-not-a-tensor",
+         "custom-syntax"],
 )
 def test_broken_mlir(tmp_path, text, location, words):
     (tmp_path / "m.mlir").write_text(text)
