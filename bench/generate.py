@@ -21,9 +21,11 @@ class _Writer:
         self.count += 1
         return f"{prefix}{self.count}"
 
-    def variable(self, shape: tuple[int, ...]) -> str:
+    def variable(self, shape: tuple[int, ...], positive: bool = False) -> str:
         name = self.name("v")
         data = (self.rng.standard_normal(shape, dtype=np.float32) * 0.05).astype(np.float32)
+        if positive:  # a variance: the model must compute numbers, not NaN
+            data = np.abs(data) + np.float32(0.5)
         write_tensor(self.folder / f"{name}.dat", data)
         self.parameters += data.size
         self.lines.append(f"{name} = variable<scalar>(shape = {list(shape)}, label = '{name}');")
@@ -38,7 +40,7 @@ class _Writer:
         w = self.variable((cout, cin, k, k))
         pad = k // 2
         y = self.op(f"conv({x}, {w}, 0.0, padding = [({pad}, {pad}), ({pad}, {pad})], stride = [{stride}, {stride}])")
-        stats = [self.variable((1, cout)) for _ in range(4)]
+        stats = [self.variable((1, cout), positive=i == 1) for i in range(4)]  # mean, variance, offset, scale
         y = self.op(f"batch_normalization({y}, {stats[0]}, {stats[1]}, {stats[2]}, {stats[3]}, epsilon = 1e-05)")
         return self.op(f"relu({y})") if relu else y
 
@@ -138,3 +140,26 @@ def conv_chain(folder: Path, blocks: int, channels: int = 4) -> int:
     body = "\n".join("    " + line for line in lines)
     (folder / "graph.nnef").write_text(f"version 1.0;\n\ngraph G( x0 ) -> ( x{blocks} )\n{{\n{body}\n}}\n")
     return len(lines)
+
+
+def noisy_conv_chain(folder: Path, blocks: int, channels: int = 8, size: int = 8) -> int:
+    """`blocks` conv + batch_normalization + relu blocks on a `size`x`size` image, with
+    torch-to-nnef's noise: every weight (filter and the four `[1, C]` batch-norm
+    statistics, one small `.dat` each) is followed by a `copy` of it that nothing uses.
+    Returns the number of compute operations: 8 per block (5 copies, conv,
+    batch_normalization, relu)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    g = _Writer(folder)
+    g.lines.append(f"input = external<scalar>(shape = [1, {channels}, {size}, {size}]);")
+    x = "input"
+    for _ in range(blocks):
+        w = g.variable((channels, channels, 3, 3))
+        g.op(f"copy({w})", "clone")
+        stats = [g.variable((1, channels), positive=i == 1) for i in range(4)]  # mean, variance, offset, scale
+        for s in stats:
+            g.op(f"copy({s})", "clone")
+        x = g.op(f"conv({x}, {w}, 0.0, padding = [(1, 1), (1, 1)])")
+        x = g.op(f"batch_normalization({x}, {', '.join(stats)}, epsilon = 1e-05)")
+        x = g.op(f"relu({x})")
+    g.write(["input"], [x])
+    return 8 * blocks

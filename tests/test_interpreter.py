@@ -141,7 +141,8 @@ def test_quantized_outputs_lie_on_their_grid():
     assert checked >= 8
 
 
-@pytest.mark.parametrize("pass_name", ["cse", "dce", "lower-tract"])
+@pytest.mark.parametrize("pass_name", ["cse", "dce", "lower-tract", "fold-constants", "canonicalize", "fuse", "default",
+                                       "layout", "portable-spelling"])
 @pytest.mark.parametrize("name,path", variants(), ids=[v[0] for v in variants()])
 def test_each_pass_keeps_every_models_outputs(name, path, pass_name):
     folder = SHARED / name.split("/")[0]

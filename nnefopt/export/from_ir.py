@@ -32,7 +32,7 @@ from nnefopt.frontend.stdlib import known_operations
 from nnefopt.frontend.tensor_file import TensorHeader
 
 
-def _location(op: Operation) -> Location:
+def location_of(op: Operation) -> Location:
     loc = op.location
     if isinstance(loc, FileLineColLoc):
         return Location(loc.filename.data, loc.line.data, loc.column.data)
@@ -69,10 +69,7 @@ class _Exporter:
         fragments = {f.name: f for f in map(self.fragment, (op for op in self.module.ops if isinstance(op, FragmentOp)))}
         signatures = {**known_operations(extensions), **fragments}
         block_ops = list(graph.body.block.ops)
-        for op in block_ops:  # names first: an explicit name wins over a generated one
-            for result in op.results:
-                if result.name_hint:
-                    self.taken.add(result.name_hint)
+        self.claim_names(block_ops)
         operations, outputs = [], []
         for op in block_ops:
             if isinstance(op, ReturnOp):
@@ -86,6 +83,22 @@ class _Exporter:
     def fragment(self, op: FragmentOp) -> ast.Fragment:
         doc = parse_document(op.text.data, f"<fragment {op.sym_name.data}>", require_graph=False)
         return doc.fragments[0]
+
+    def claim_names(self, block_ops: list[Operation]) -> None:
+        """Names first, so that a given name wins over a generated one; the graph's inputs
+        and outputs first of all, so that they keep theirs when passes made two values
+        of one name."""
+        interface = [v for op in block_ops if isinstance(op, ReturnOp) for v in op.operands]
+        interface += [r for op in block_ops if op.name in ("nnef.external", "nnef.tract_core_external") for r in op.results]
+        for value in [*interface, *(r for op in block_ops for r in op.results)]:
+            if value in self.names or not value.name_hint:
+                continue
+            name, n = value.name_hint, 0
+            while name in self.taken:
+                n += 1
+                name = f"{value.name_hint}_{n}"
+            self.names[value] = name
+            self.taken.add(name)
 
     def name(self, value: SSAValue) -> str:
         if value not in self.names:
@@ -109,11 +122,12 @@ class _Exporter:
         name = self.name(result)
         type_ = result.type
         shape = tuple(d if d != DYNAMIC_INDEX else None for d in type_.get_shape()) if isinstance(type_, TensorType) else None
+        key = result.name_hint or name  # what the operation's attributes call the value
         dims = op.attributes.get("nnef.dims")
-        if isinstance(dims, DictionaryAttr) and name in dims.data:
-            shape = tuple(from_attribute(dims.data[name]))
-        tensor = Tensor(name, dtype_of(type_), shape, loc=_location(op))
-        quant = op.attributes.get(f"nnef.quant.{name}")
+        if isinstance(dims, DictionaryAttr) and key in dims.data:
+            shape = tuple(from_attribute(dims.data[key]))
+        tensor = Tensor(name, dtype_of(type_), shape, loc=location_of(op))
+        quant = op.attributes.get(f"nnef.quant.{key}")
         if isinstance(quant, DictionaryAttr):
             params = {k: from_attribute(v) for k, v in quant.data.items() if k != "algorithm"}
             tensor.quant = Quantization(quant.data["algorithm"].data, params, tensor.loc)
@@ -134,7 +148,7 @@ class _Exporter:
             return self.generic(op, signatures, explicit)
         cls = OPERATIONS.get(op.name.removeprefix("nnef."))
         if cls is None or not isinstance(op, cls):
-            raise NNEFError(f"operation '{op.name}' has no NNEF form", _location(op))
+            raise NNEFError(f"operation '{op.name}' has no NNEF form", location_of(op))
         entry = cls.OP_DEF
         inputs = {}
         for param in entry.tensor_params:
@@ -154,7 +168,7 @@ class _Exporter:
             value = getattr(op, field_name(result.name))
             outputs[result.name] = [self.define(v, op) for v in value] if isinstance(value, tuple) else self.define(value, op)
         type_arg = dtype_of(op.results[0].type) if entry.signature.generic and op.results else None
-        return ModelOperation(entry.name, type_arg, inputs, attribs, outputs, _location(op), explicit,
+        return ModelOperation(entry.name, type_arg, inputs, attribs, outputs, location_of(op), explicit,
                               signatures.get(entry.name, entry.signature))
 
     def generic(self, op, signatures, explicit) -> ModelOperation:
@@ -168,7 +182,7 @@ class _Exporter:
             name, signature = op.op_name.data, None
             result_names = [f"_{i}" for i in range(len(op.outputs))]
         outputs = {key: self.define(v, op) for key, v in zip(result_names, op.outputs)}
-        return ModelOperation(name, None, inputs, attribs, outputs, _location(op), explicit, signature)
+        return ModelOperation(name, None, inputs, attribs, outputs, location_of(op), explicit, signature)
 
 
 def export_module(module: ModuleOp) -> Model:

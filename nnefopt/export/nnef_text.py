@@ -31,12 +31,23 @@ def fragment_names(model: Model) -> dict[str, str]:
 
 
 def undeclared_extras(model: Model) -> list[ast.Fragment]:
-    """Non-standard operations nnefopt knows (erf) that the model calls without declaring."""
+    """Non-standard operations nnefopt knows (erf, the fused operations) that the model
+    calls without declaring, and those their bodies call, each after what it calls."""
+    extras = extra_operations()
     called = {op.name for op in model.operations}
     for fragment in model.fragments.values():
         called.update(_invoked(fragment.body or []))
-    extras = extra_operations()
-    return [extras[name] for name in sorted(called) if name in extras and name not in model.fragments]
+    ordered: list[ast.Fragment] = []
+
+    def add(name: str) -> None:
+        if name in extras and name not in model.fragments and extras[name] not in ordered:
+            for inner in sorted(_invoked(extras[name].body or [])):
+                add(inner)
+            ordered.append(extras[name])
+
+    for name in sorted(called):
+        add(name)
+    return ordered
 
 
 def _invoked(body: list[ast.Assignment]) -> set[str]:

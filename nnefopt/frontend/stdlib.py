@@ -26,8 +26,12 @@ def standard_operations() -> dict[str, ast.Fragment]:
     return library(STANDARD)
 
 
+@cache
 def extra_operations() -> dict[str, ast.Fragment]:
-    return library(EXTRAS)
+    """Well-known non-standard operations, and the fused operations of the fuse pass."""
+    from nnefopt.frontend.fused import fused_operations  # it builds on the standard signatures
+
+    return {**library(EXTRAS), **fused_operations(standard_operations())}
 
 
 def tract_operations() -> dict[str, ast.Fragment]:

@@ -23,8 +23,8 @@ _DECLARATIONS = ("external", "tract_core_external", "variable", "tract_core_prop
 
 
 class ArrayDomain(OperationDomain):
-    def __init__(self, model: Model):
-        super().__init__({**known_operations(model.extensions), **model.fragments}, KERNELS)
+    def __init__(self, signatures: dict):
+        super().__init__(signatures, KERNELS)
 
     def is_tensor(self, value: object) -> bool:
         return isinstance(value, np.ndarray)
@@ -72,7 +72,7 @@ def check_inputs(model: Model, inputs: dict[str, np.ndarray]) -> dict[str, np.nd
 
 def run_model(model: Model, inputs: dict[str, np.ndarray], record: bool = False) -> dict[str, np.ndarray]:
     """Outputs by name; with `record`, every tensor the run computed."""
-    domain = ArrayDomain(model)
+    domain = ArrayDomain({**known_operations(model.extensions), **model.fragments})
     values: dict[str, object] = {
         name: settle(model, name, array, domain, domain.signatures) for name, array in check_inputs(model, inputs).items()
     }

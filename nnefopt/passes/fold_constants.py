@@ -1,0 +1,119 @@
+"""fold-constants: an operation whose tensor operands are all known (constants, variables
+with data) is computed now, by the reference interpreter, and replaced by its value.
+
+A value of rank 0 becomes a literal, anything else a new variable, which the exporter
+writes as a `.dat` file of its own. A result of more than `max-elements` items stays an
+operation: folding a `tile` of a small tensor, say, would trade one line of the graph
+for a large file. Quantized tensors are never folded: graph.quant rounds their values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
+
+from nnefopt.dialects.nnef import dtype_of, field_name
+from nnefopt.errors import NNEFError
+from nnefopt.export.from_ir import location_of, module_extensions
+from nnefopt.frontend.binder import is_absent
+from nnefopt.frontend.evaluate import evaluate_constant
+from nnefopt.frontend.fragments import NoMeaning
+from nnefopt.frontend.stdlib import known_operations
+from nnefopt.interp.interpreter import NUMPY_TYPES, ArrayDomain
+from nnefopt.passes import register_pass
+from nnefopt.passes.rewriting import Weights, attributes, is_known, known_value, replace_value, static_shape
+
+# Inputs, weights and effects are what the graph is made of, not something to compute.
+_NOT_FOLDED = {"external", "tract_core_external", "variable", "constant", "update", "tract_core_properties"}
+
+
+def evaluate(op: Operation, domain: ArrayDomain) -> list[np.ndarray] | None:
+    """The results of a table operation whose tensor operands are known; None when the
+    interpreter cannot compute it (no kernel, or the kernel refuses the values)."""
+    entry = op.OP_DEF
+    inputs = []
+    for param in entry.tensor_params:
+        operand = getattr(op, field_name(param.name))
+        if operand is None:
+            absent = param.default is None or is_absent(param.default)
+            inputs.append(None if absent else evaluate_constant(param.default))
+        elif isinstance(operand, SSAValue):
+            inputs.append(known_value(operand))
+        else:
+            inputs.append([known_value(v) for v in operand])
+    type_arg = dtype_of(op.results[0].type) if entry.signature.generic and op.results else None
+    try:
+        computed = domain.run(entry.signature, inputs, attributes(op), location_of(op), type_arg)
+    except (NNEFError, NoMeaning):
+        return None
+    flat = []
+    for item in computed if len(entry.results) > 1 else [computed]:
+        flat.extend(item if isinstance(item, list) else [item])
+    if len(flat) != len(op.results):
+        return None
+    return [np.asarray(a, NUMPY_TYPES.get(dtype_of(r.type), None)) for a, r in zip(flat, op.results)]
+
+
+class FoldKnownOperation(RewritePattern):
+    def __init__(self, weights: Weights, domain: ArrayDomain, max_elements: int):
+        self.weights, self.domain, self.max_elements = weights, domain, max_elements
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        entry = getattr(op, "OP_DEF", None)
+        if entry is None or entry.name in _NOT_FOLDED or not op.operands or not op.results:
+            return
+        if any(k.startswith("nnef.quant.") for k in op.attributes):
+            return
+        if not all(is_known(v) for v in op.operands):
+            return
+        if entry.name == "copy":  # the value itself: no new file for the same numbers
+            replace_value(rewriter, op.results[0], op.operands[0])
+            return
+        shapes = [static_shape(r) for r in op.results]
+        if None in shapes or sum(int(np.prod(s)) for s in shapes) > self.max_elements:
+            return
+        values = self.evaluate(op)
+        if values is None:
+            return
+        for result, value in zip(op.results, values):
+            if value.shape != static_shape(result):
+                return
+        for result, value in zip(list(op.results), values):
+            fresh = self.weights.insert(rewriter, value, self.label_hint(op), op)
+            if result.name_hint:  # the tensor keeps its name; its file says where it came from
+                fresh.name_hint = result.name_hint
+            if not replace_value(rewriter, result, fresh):
+                rewriter.erase(fresh.owner)
+        if all(not r.uses for r in op.results):
+            rewriter.erase(op)
+
+    def evaluate(self, op: Operation) -> list[np.ndarray] | None:
+        with np.errstate(all="ignore"):
+            return evaluate(op, self.domain)
+
+    def label_hint(self, op: Operation) -> str:
+        """The label of the weight the value derives from, so the file keeps its origin."""
+        for operand in op.operands:
+            owner = operand.owner
+            if isinstance(owner, Operation) and owner.name == "nnef.variable":
+                return self.weights.origin(owner)
+        return op.results[0].name_hint or op.name.removeprefix("nnef.")
+
+
+@register_pass
+@dataclass(frozen=True)
+class FoldConstants(ModulePass):
+    """compute operations on constants and weights now, as new weights"""
+
+    name = "fold-constants"
+    max_elements: int = 1 << 22
+
+    def apply(self, ctx, op: ModuleOp) -> None:
+        domain = ArrayDomain(known_operations(module_extensions(op)))
+        pattern = FoldKnownOperation(Weights(op), domain, self.max_elements)
+        PatternRewriteWalker(GreedyRewritePatternApplier([pattern])).rewrite_module(op)

@@ -1,0 +1,477 @@
+"""layout: convolution, pooling and resampling with channel-last data, in the IR.
+
+`layout{to=nhwc}` (the default) tags every convolution, deconvolution, spatial pooling,
+batch normalization and spatial resampling whose input has rank 3 or more and static
+shapes with `nnef.layout = "nhwc"`. A tagged operation is the NNEF operation with its
+`input` and its result stored channel-last, [N, spatial..., C]; everything else keeps
+its NNEF meaning: filter, bias, per-channel parameters and attributes (size, stride,
+padding, factor...) stay in NNEF's channel-first order.
+
+Each operation is first wrapped: transpose(input → channel-last), the tagged operation,
+transpose(result → channel-first). Then patterns move the channel-first transposes
+towards the outputs and cancel them against the next operation's channel-last one:
+
+- a transpose of a transpose is one transpose, or none when they cancel;
+- an element-wise operation whose tensor operands are transposes with the same
+  permutation, known constants (permuted into new weights) or rank-0 values is
+  computed before the transpose;
+- so are concat (its axis remapped) and the reductions that keep their rank (their
+  axes remapped).
+
+Anything else (reshape, linear, matmul, softmax, a fragment call...) gets the
+channel-first tensor, so transposes remain only next to the graph's inputs and
+outputs and next to such operations. The patterns move only the transposes the pass
+made (marked while it runs) and those they meet; the model's own transposes elsewhere
+stay where they are.
+
+`layout{to=nchw}` restores channel-first operations the same way in the other
+direction; the NNEF exporter runs it, so that what nnefopt writes is channel-first
+NNEF. The interpreter runs a tagged operation as its definition says: `channel_first`
+wraps each in its two transposes, without moving anything.
+
+Tensor names stay with the values the graph computes (the channel-last ones), a graph
+output keeps its name, and a quantized tensor's transpose carries its graph.quant
+entry (transposing does not change values).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType, UnitAttr
+from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
+from xdsl.rewriter import InsertPoint
+
+from nnefopt.dialects.nnef import OPERATIONS, to_attribute
+from nnefopt.errors import NNEFError
+from nnefopt.frontend.fused import ACTIVATIONS, fused_name
+from nnefopt.passes import register_pass
+from nnefopt.passes.rewriting import (
+    Weights,
+    attribute,
+    is_graph_output,
+    known_value,
+    op_named,
+    replace_value,
+    static_shape,
+)
+
+LAYOUT = "nnef.layout"
+CHANNEL_LAST = StringAttr("nhwc")
+_PENDING = "nnef.layout.pending"  # marks the pass's own transposes while it runs
+
+# Operations that get the tag: their first operand is `input`, their one result `output`;
+# the fuse pass's convolutions with their activation too.
+_POOLS = {"box", "max_pool", "avg_pool", "rms_pool"}
+SPATIAL = {"conv", "deconv", "batch_normalization", "nearest_upsample", "nearest_downsample", "area_downsample",
+           "multilinear_upsample", *_POOLS,
+           *(name for name in (fused_name("conv", a) for a in ACTIVATIONS) if name in OPERATIONS)}
+
+# Element-wise operations: every tensor operand broadcasts to the result.
+ELEMENTWISE = {
+    "copy", "neg", "rcp", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "asin", "acos", "atan",
+    "asinh", "acosh", "atanh", "abs", "sign", "not", "floor", "ceil", "round", "sqr", "sqrt", "rsqr", "rsqrt",
+    "log2", "relu", "sigmoid", "softabs", "softplus", "elu", "selu", "gelu", "silu", "leaky_relu", "cast", "erf",
+    "tract_core_erf", "tract_gelu", "tract_core_cast",
+    "add", "sub", "mul", "div", "pow", "lt", "gt", "le", "ge", "eq", "ne", "and", "or", "min", "max", "select",
+    "clamp", "prelu",
+}
+# Reductions that keep the rank; their result does not depend on the order of `axes`
+# (argmax_reduce's index does, over several axes, so it is left out).
+REDUCTIONS = {"sum_reduce", "mean_reduce", "max_reduce", "min_reduce", "any_reduce", "all_reduce"}
+
+
+# ---- permutations -----------------------------------------------------------------------
+
+
+def to_last(rank: int) -> list[int]:
+    """transpose axes taking [N, C, spatial...] to [N, spatial..., C]"""
+    return [0, *range(2, rank), 1]
+
+
+def to_first(rank: int) -> list[int]:
+    """transpose axes taking [N, spatial..., C] to [N, C, spatial...]"""
+    return [0, rank - 1, *range(1, rank - 1)]
+
+
+def inverse(perm: list[int]) -> list[int]:
+    result = [0] * len(perm)
+    for i, axis in enumerate(perm):
+        result[axis] = i
+    return result
+
+
+def _permuted(shape, perm: list[int]) -> list:
+    """The shape of transpose(x, axes = perm) for x of `shape`."""
+    return [shape[a] for a in perm]
+
+
+def transpose_axes(op: Operation) -> list[int] | None:
+    """A transpose's permutation over all axes of its input (NNEF keeps unnamed trailing axes)."""
+    shape = op.operands[0].type.get_shape() if isinstance(op.operands[0].type, TensorType) else None
+    if shape is None:
+        return None
+    axes = list(attribute(op, "axes"))
+    return axes + list(range(len(axes), len(shape)))
+
+
+def is_channel_last(op: Operation) -> bool:
+    return op.attributes.get(LAYOUT) == CHANNEL_LAST
+
+
+# ---- what the patterns share ------------------------------------------------------------------
+
+
+def _quant_entry(value: SSAValue) -> Attribute | None:
+    owner = value.owner
+    if not isinstance(owner, Operation) or value.name_hint is None:
+        return None
+    return owner.attributes.get(f"nnef.quant.{value.name_hint}")
+
+
+class _Rewrites:
+    """State of one pass run: the direction, names in use, new weights."""
+
+    def __init__(self, module: ModuleOp, to: str):
+        self.to = to
+        self.names = {v.name_hint for op in module.walk() for v in op.results if v.name_hint}
+        self.weights = Weights(module)
+        self.permuted: dict[tuple[SSAValue, tuple[int, ...]], SSAValue] = {}
+
+    def sinking(self, rank: int) -> list[int]:
+        """The permutation the patterns move down: back to the layout the rest of the
+        graph expects (channel-first for to=nhwc, channel-last for to=nchw)."""
+        return to_first(rank) if self.to == "nhwc" else to_last(rank)
+
+    def fresh(self, hint: str) -> str:
+        """A name no value has. (xDSL drops a `_<digits>` ending from a value's name: the
+        printer's, so `_v<digits>` tells names apart.)"""
+        hint = SSAValue.extract_valid_name(hint)
+        name, n = hint, 0
+        while name in self.names:
+            n += 1
+            name = f"{hint}_v{n}"
+        self.names.add(name)
+        return name
+
+    def transpose(self, value: SSAValue, perm: list[int], like: Operation, marked: bool = True) -> Operation:
+        type_ = value.type
+        result = TensorType(type_.element_type, _permuted(type_.get_shape(), perm))
+        op = OPERATIONS["transpose"](operands=[value], properties={"axes": to_attribute(list(perm))},
+                                     result_types=[result])
+        op.location = like.location
+        if marked:
+            op.attributes[_PENDING] = UnitAttr()
+        quant = _quant_entry(value)
+        if quant is not None:  # the same values, so the same graph.quant entry
+            name = self.fresh(_derived(value.name_hint, _suffix(perm)))
+            op.results[0].name_hint = name
+            op.attributes[f"nnef.quant.{name}"] = quant
+        return op
+
+    def take_name(self, new: SSAValue, old: SSAValue, old_op: Operation, suffix: str) -> None:
+        """`new` computes what `old` did, in another layout: it takes the tensor name and its
+        graph.quant entry, unless the name is a graph output's, which the value that
+        replaces `old` keeps; then `new` gets a name of its own."""
+        name = old.name_hint
+        if name is None:
+            return
+        quant = old_op.attributes.get(f"nnef.quant.{name}")
+        if is_graph_output(old):
+            name = self.fresh(_derived(name, suffix))
+        new.name_hint = name
+        if quant is not None:
+            new.owner.attributes[f"nnef.quant.{name}"] = quant
+
+    def rebuild(self, op: Operation, operands: list[SSAValue], result_type: Attribute,
+                properties: dict[str, Attribute] | None = None, tag: bool | None = None) -> Operation:
+        """`op` with other operands, result type and properties; names and quantization
+        entries are left to take_name."""
+        attributes = {k: v for k, v in op.attributes.items() if not k.startswith("nnef.quant.") and k != "nnef.dims"}
+        if tag is True:
+            attributes[LAYOUT] = CHANNEL_LAST
+        elif tag is False:
+            attributes.pop(LAYOUT, None)
+        new = type(op).create(operands=operands, result_types=[result_type],
+                              properties={**op.properties, **(properties or {})}, attributes=attributes)
+        new.location = op.location
+        return new
+
+    def sink(self, rewriter: PatternRewriter, op: Operation, operands: list[SSAValue], perm: list[int],
+             properties: dict[str, Attribute] | None = None, tag: bool | None = None,
+             before: list[Operation] = ()) -> None:
+        """Replace `op` by transpose(op'(operands), perm): op' computes op's result in the
+        layout that `perm` takes back to op's."""
+        old = op.results[0]
+        inner = TensorType(old.type.element_type, _permuted(old.type.get_shape(), inverse(perm)))
+        new = self.rebuild(op, operands, inner, properties, tag)
+        self.take_name(new.results[0], old, op, _suffix(inverse(perm)))
+        after = self.transpose(new.results[0], perm, like=op)
+        rewriter.insert([*before, new, after], InsertPoint.before(op))
+        if not is_graph_output(old):
+            old.name_hint = None  # `new` has the name now; xDSL would give it to `after` too
+        replace_value(rewriter, old, after.results[0])  # a fresh value: it always takes the uses
+        consumed = list(op.operands)
+        rewriter.erase(op)
+        _erase_unused(rewriter, consumed)
+
+    def permute_known(self, rewriter: PatternRewriter, value: SSAValue, perm: list[int], rank: int) -> SSAValue:
+        """The known tensor `value` (of rank `rank` or less), which broadcasts against
+        transpose(x, perm), as the tensor that broadcasts against x the same way."""
+        key = (value, tuple(perm))
+        cached = self.permuted.get(key)
+        if cached is not None and cached.owner.parent is not None:
+            return cached
+        array = known_value(value)
+        # NNEF aligns shapes from the left: a shorter shape has trailing singleton axes,
+        # which the permuted tensor may leave out again.
+        array = np.transpose(array.reshape(array.shape + (1,) * (rank - array.ndim)), inverse(perm))
+        while array.ndim > 1 and array.shape[-1] == 1:
+            array = array.reshape(array.shape[:-1])
+        suffix = _suffix(inverse(perm))
+        owner = value.owner
+        if owner.name == "nnef.constant":
+            flat = array.reshape(-1)
+            values = [flat[0].item()] if flat.size and np.all(flat == flat[0]) else flat.tolist()
+            new = OPERATIONS["constant"](properties={"shape": to_attribute(list(array.shape)),
+                                                    "value": to_attribute(values)},
+                                         result_types=[TensorType(value.type.element_type, list(array.shape))])
+            new.location = owner.location
+            if "nnef.explicit" in owner.attributes:
+                new.attributes["nnef.explicit"] = owner.attributes["nnef.explicit"]
+        else:
+            label = self.weights.source_label(value)
+            new = self.weights.new(array, _derived(label, suffix), like=owner)
+        if value.name_hint:
+            new.results[0].name_hint = self.fresh(_derived(value.name_hint, suffix))
+        rewriter.insert(new, InsertPoint.after(owner))  # before every use of the original
+        self.permuted[key] = new.results[0]
+        return new.results[0]
+
+
+def _derived(name: str, suffix: str) -> str:
+    """The name of a tensor's permutation: `x` → `x_nhwc`, and `x_nhwc` back to `x`."""
+    for ending in ("_nhwc", "_nchw"):
+        if name.endswith(ending) and ending != f"_{suffix}" and len(name) > len(ending):
+            return name[:-len(ending)]
+    return f"{name}_{suffix}"
+
+
+def _suffix(perm: list[int]) -> str:
+    if perm == to_last(len(perm)):
+        return "nhwc"
+    if perm == to_first(len(perm)):
+        return "nchw"
+    return "t"
+
+
+def _erase_unused(rewriter: PatternRewriter, values) -> None:
+    """Transposes and weights the rewrite stopped using (the model's own ones included)."""
+    for value in values:
+        owner = value.owner
+        if isinstance(owner, Operation) and owner.parent is not None and not any(r.uses for r in owner.results) \
+                and owner.name in ("nnef.transpose", "nnef.constant", "nnef.variable"):
+            rewriter.erase(owner)
+
+
+def _static(value: SSAValue) -> bool:
+    return static_shape(value) is not None
+
+
+def _spatial_window(op: Operation, rank: int) -> bool:
+    """A pooling that leaves batch and channel alone: window 1, stride 1, no padding."""
+    ones = [1, 1]
+    size, stride, dilation = (list(attribute(op, name)) for name in ("size", "stride", "dilation"))
+    padding = [tuple(p) for p in attribute(op, "padding")]
+    return (len(size) == rank and size[:2] == ones and (not stride or stride[:2] == ones)
+            and (not dilation or dilation[:2] == ones) and (not padding or padding[:2] == [(0, 0), (0, 0)]))
+
+
+def eligible(op: Operation) -> bool:
+    """Whether `layout{to=nhwc}` tags the operation."""
+    name = op.name.removeprefix("nnef.")
+    if name not in SPATIAL or not op.name.startswith("nnef.") or is_channel_last(op) or len(op.results) != 1:
+        return False
+    shape = static_shape(op.operands[0])
+    if shape is None or len(shape) < 3 or not _static(op.results[0]):
+        return False
+    return name not in _POOLS or _spatial_window(op, len(shape))
+
+
+# ---- patterns -----------------------------------------------------------------------------------
+
+
+class Wrap(RewritePattern):
+    """op(x) → transpose(op'(transpose(x))): for to=nhwc an eligible op becomes tagged,
+    for to=nchw a tagged op becomes the NNEF op again."""
+
+    def __init__(self, state: _Rewrites):
+        self.state = state
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        state = self.state
+        if state.to == "nhwc":
+            if not eligible(op):
+                return
+        elif not is_channel_last(op):
+            return
+        x = op.operands[0]
+        rank = len(x.type.get_shape())
+        into = to_last(rank) if state.to == "nhwc" else to_first(rank)
+        entering = state.transpose(x, into, like=op)
+        state.sink(rewriter, op, [entering.results[0], *op.operands[1:]], inverse(into), tag=state.to == "nhwc",
+                   before=[entering])
+
+
+class Compose(RewritePattern):
+    """transpose(transpose(x, p), q) → transpose(x, p∘q), or x when that is no permutation."""
+
+    def __init__(self, state: _Rewrites):
+        self.state = state
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if op.name != "nnef.transpose":
+            return
+        inner = op_named(op.operands[0], "transpose")
+        if inner is None or (_PENDING not in op.attributes and _PENDING not in inner.attributes):
+            return
+        first, second = transpose_axes(inner), transpose_axes(op)
+        if first is None or second is None:
+            return
+        axes = [first[a] for a in second]
+        x, old = inner.operands[0], op.results[0]
+        if axes == list(range(len(axes))):
+            if not replace_value(rewriter, old, x):
+                # x is a graph input or output, and so is the result: a copy keeps both names
+                copy = OPERATIONS["copy"](operands=[x], result_types=[old.type])
+                copy.location = op.location
+                rewriter.insert(copy, InsertPoint.before(op))
+                replace_value(rewriter, old, copy.results[0])
+        else:
+            new = self.state.transpose(x, axes, like=op)
+            if new.results[0].name_hint is None and not is_graph_output(old):
+                new.results[0].name_hint = old.name_hint
+            rewriter.insert(new, InsertPoint.before(op))
+            replace_value(rewriter, old, new.results[0])
+        rewriter.erase(op)
+        _erase_unused(rewriter, [inner.results[0]])
+
+
+def _moving(state: _Rewrites, value: SSAValue, rank: int) -> Operation | None:
+    """The transpose defining `value` when it has the permutation the patterns move."""
+    op = op_named(value, "transpose")
+    if op is None or rank < 3 or len(value.type.get_shape()) != rank or transpose_axes(op) != state.sinking(rank):
+        return None
+    return op
+
+
+class SinkElementwise(RewritePattern):
+    """f(transpose(x, p), c, s) → transpose(f(x, c', s), p), c a known tensor, c' its
+    permutation, s of rank 0."""
+
+    def __init__(self, state: _Rewrites):
+        self.state = state
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if op.name.removeprefix("nnef.") not in ELEMENTWISE or not op.name.startswith("nnef.") \
+                or len(op.results) != 1 or not _static(op.results[0]):
+            return
+        state, rank = self.state, len(op.results[0].type.get_shape())
+        if rank < 3:
+            return
+        moving = [_moving(state, v, rank) for v in op.operands]
+        if not any(t is not None and _PENDING in t.attributes for t in moving):
+            return
+        for value, t in zip(op.operands, moving):
+            if t is None and static_shape(value) != ():
+                array = known_value(value)
+                if array is None or array.ndim > rank:
+                    return
+        perm = state.sinking(rank)
+        operands = [t.operands[0] if t is not None else value if static_shape(value) == ()
+                    else state.permute_known(rewriter, value, perm, rank) for value, t in zip(op.operands, moving)]
+        state.sink(rewriter, op, operands, perm)
+
+
+class SinkReduce(RewritePattern):
+    """reduce(transpose(x, p), axes) → transpose(reduce(x, p[axes]), p)."""
+
+    def __init__(self, state: _Rewrites):
+        self.state = state
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if op.name.removeprefix("nnef.") not in REDUCTIONS or not _static(op.results[0]):
+            return
+        rank = len(op.results[0].type.get_shape())
+        t = _moving(self.state, op.operands[0], rank)
+        if t is None or _PENDING not in t.attributes:
+            return
+        perm = self.state.sinking(rank)
+        axes = sorted(perm[a] for a in attribute(op, "axes"))
+        self.state.sink(rewriter, op, [t.operands[0]], perm, {"axes": to_attribute(axes)})
+
+
+class SinkConcat(RewritePattern):
+    """concat([transpose(x_i, p)...], axis) → transpose(concat([x_i...], p[axis]), p)."""
+
+    def __init__(self, state: _Rewrites):
+        self.state = state
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if op.name != "nnef.concat" or not _static(op.results[0]):
+            return
+        rank = len(op.results[0].type.get_shape())
+        moving = [_moving(self.state, v, rank) for v in op.operands]
+        if None in moving or not any(_PENDING in t.attributes for t in moving):
+            return
+        perm = self.state.sinking(rank)
+        axis = perm[attribute(op, "axis")]
+        self.state.sink(rewriter, op, [t.operands[0] for t in moving], perm, {"axis": to_attribute(axis)})
+
+
+def _strip_marks(module: ModuleOp) -> None:
+    for op in module.walk():
+        op.attributes.pop(_PENDING, None)
+
+
+def _check(to: str) -> None:
+    if to not in ("nhwc", "nchw"):
+        raise NNEFError(f"layout: 'to' must be nhwc or nchw, found '{to}'")
+
+
+@register_pass
+@dataclass(frozen=True)
+class Layout(ModulePass):
+    """channel-last convolution and pooling (to=nhwc), or channel-first again (to=nchw)"""
+
+    name = "layout"
+    to: str = "nhwc"
+
+    def apply(self, ctx, op: ModuleOp) -> None:
+        _check(self.to)
+        if self.to == "nchw" and not any(is_channel_last(o) for o in op.walk()):
+            return  # nothing to restore (the exporter runs this on every module)
+        state = _Rewrites(op, self.to)
+        patterns = [Wrap(state), Compose(state), SinkElementwise(state), SinkReduce(state), SinkConcat(state)]
+        # dce off: the pass erases what it stops using, and nothing the model had unused
+        PatternRewriteWalker(GreedyRewritePatternApplier(patterns, dce_enabled=False)).rewrite_module(op)
+        _strip_marks(op)
+
+
+def channel_first(module: ModuleOp) -> ModuleOp:
+    """The module itself when no operation is tagged; otherwise a copy in which each
+    tagged operation is its NNEF operation between two transposes (nothing else moves,
+    so running the copy checks exactly what `layout` did)."""
+    if not any(is_channel_last(op) for op in module.walk()):
+        return module
+    copy = module.clone()
+    state = _Rewrites(copy, "nchw")
+    PatternRewriteWalker(GreedyRewritePatternApplier([Wrap(state)], dce_enabled=False)).rewrite_module(copy)
+    _strip_marks(copy)
+    return copy
+
+
+__all__ = ["Layout", "LAYOUT", "channel_first", "eligible", "is_channel_last", "to_first", "to_last"]

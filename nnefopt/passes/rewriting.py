@@ -1,0 +1,246 @@
+"""What the nnef passes' patterns share.
+
+- `known_value`: the array an SSA value is known to hold (a variable's data, a constant);
+- `create`: a new operation of the op table, its result types from the shape rule;
+- `Weights`: new variables with labels no other tensor file of the model uses;
+- `replace_value`: replace uses without losing a name the graph's interface promises
+  (a graph output keeps its name; its producer changes).
+"""
+
+from __future__ import annotations
+
+import re
+import numpy as np
+from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.pattern_rewriter import PatternRewriter
+from xdsl.rewriter import InsertPoint
+
+from nnefopt.dialects.nnef import (
+    OPERATIONS,
+    ReturnOp,
+    dtype_of,
+    field_name,
+    from_attribute,
+    tensor_type,
+    to_attribute,
+    weight_attribute,
+    weight_of,
+)
+from nnefopt.frontend.evaluate import evaluate_constant
+
+_NUMPY_TYPES = {"scalar": np.float32, "integer": np.int32, "logical": np.bool_}
+_DTYPES = {"f": "scalar", "i": "integer", "u": "integer", "b": "logical"}
+
+
+def op_named(value: SSAValue, *names: str) -> Operation | None:
+    """The operation defining `value` when it is one of `names` (`conv`, not `nnef.conv`)."""
+    owner = value.owner
+    if isinstance(owner, Operation) and owner.name.removeprefix("nnef.") in names:
+        return owner
+    return None
+
+
+def is_quantized(value: SSAValue) -> bool:
+    owner = value.owner
+    return isinstance(owner, Operation) and f"nnef.quant.{value.name_hint}" in owner.attributes
+
+
+def is_known(value: SSAValue) -> bool:
+    """Whether the value is a constant or a variable with data, without reading it.
+    A quantized tensor is not: graph.quant rounds its values, and folding would lose that."""
+    owner = value.owner
+    if not isinstance(owner, Operation) or is_quantized(value):
+        return False
+    return owner.name == "nnef.constant" or (owner.name == "nnef.variable" and "nnef.data" in owner.attributes)
+
+
+def known_value(value: SSAValue) -> np.ndarray | None:
+    if not is_known(value):
+        return None
+    owner = value.owner
+    if owner.name == "nnef.variable":
+        data = weight_of(owner.attributes["nnef.data"])
+        return None if data is None else np.asarray(data)
+    shape = from_attribute(owner.properties["shape"])
+    values = np.asarray(from_attribute(owner.properties["value"]), _NUMPY_TYPES.get(dtype_of(value.type), np.float32))
+    if values.size == 1:
+        return np.full(shape, values.reshape(()), values.dtype)
+    return values.reshape(shape)
+
+
+def aligned(value: np.ndarray, rank: int) -> np.ndarray:
+    """An operand of a binary operation as NNEF broadcasts it: missing axes are trailing
+    ones ([1, C] against [N, C, H, W] is per channel), not leading ones as in numpy."""
+    return value.reshape(value.shape + (1,) * (rank - value.ndim)) if value.ndim < rank else value
+
+
+def static_shape(value: SSAValue) -> tuple[int, ...] | None:
+    type_ = value.type
+    if not isinstance(type_, TensorType) or any(d < 0 for d in type_.get_shape()):
+        return None
+    return tuple(type_.get_shape())
+
+
+def attribute(op: Operation, name: str) -> object:
+    """An attribute parameter of a table operation, its default when the op leaves it out."""
+    prop = op.properties.get(field_name(name))
+    if prop is None:
+        return op.OP_DEF.attribute_defaults[name]
+    param = next(p for p in op.OP_DEF.attribute_params if p.name == name)
+    return from_attribute(prop, param.type)
+
+
+def attributes(op: Operation) -> dict[str, object]:
+    return {p.name: attribute(op, p.name) for p in op.OP_DEF.attribute_params}
+
+
+def create(name: str, operands: list, attribs: dict[str, object] | None = None, *,
+           result_types: list[Attribute] | None = None, like: Operation | None = None) -> Operation:
+    """A table operation. Without result types, the shape rule gives them (static shapes);
+    `like` lends its location."""
+    cls = OPERATIONS[name]
+    attribs = attribs or {}
+    if result_types is None:
+        result_types = _inferred_types(cls.OP_DEF, operands, attribs)
+    properties = {field_name(k): to_attribute(v) for k, v in attribs.items()}
+    op = cls(operands=operands, properties=properties, result_types=result_types)
+    if like is not None:
+        op.location = like.location
+    return op
+
+
+def _inferred_types(entry, operands: list, attribs: dict) -> list[Attribute]:
+    shapes = [None if o is None else [static_shape(v) for v in o] if isinstance(o, (list, tuple)) else static_shape(o)
+              for o in operands]
+    defaults = {p.name: evaluate_constant(p.default) for p in entry.attribute_params
+                if p.name not in attribs and p.default is not None}
+    shape = entry.shape_rule(*shapes, **defaults, **attribs)
+    first = next(o for o in operands if o is not None)
+    first = first[0] if isinstance(first, (list, tuple)) else first
+    return [TensorType(first.type.element_type, list(shape))]
+
+
+class Weights:
+    """New weights of one pass run: variables (or, for one value of rank 0, a literal)
+    whose labels no variable of the module already uses."""
+
+    def __init__(self, module: ModuleOp):
+        self.labels = {from_attribute(op.properties["label"]) for op in module.walk() if op.name == "nnef.variable"}
+        self.origins: dict[str, str] = {}  # label of a new weight -> the weight it derives from
+
+    def origin(self, variable: Operation) -> str:
+        label = from_attribute(variable.properties["label"])
+        return self.origins.get(label, label)
+
+    def label(self, hint: str) -> str:
+        label, n = hint, 0
+        while label in self.labels:
+            n += 1
+            label = f"{hint}_{n}"
+        self.labels.add(label)
+        return label
+
+    def new(self, array: np.ndarray, hint: str, like: Operation | None = None) -> Operation:
+        array = np.asarray(array)
+        dtype = _DTYPES.get(array.dtype.kind, "scalar")
+        array = array.astype(_NUMPY_TYPES[dtype], copy=False)
+        type_ = tensor_type(dtype, array.shape)
+        if array.ndim == 0:
+            op = OPERATIONS["constant"](properties={"shape": to_attribute([]), "value": to_attribute([array.item()])},
+                                        result_types=[type_])
+        else:
+            label = self.label(hint)
+            self.origins[label] = hint
+            op = OPERATIONS["variable"](properties={"shape": to_attribute(list(array.shape)), "label": StringAttr(label)},
+                                        result_types=[type_])
+            op.results[0].name_hint = re.sub(r"\W", "_", label)  # the tensor is called as its file
+            op.attributes["nnef.data"] = weight_attribute(label, np.ascontiguousarray(array), type_)
+        if like is not None:
+            op.location = like.location
+        return op
+
+    def hint(self, value: SSAValue, suffix: str) -> str:
+        """A label for a weight derived from `value`: its origin's label and what was done
+        (`conv1.weight_fused`), without repeating the suffix when it is derived again."""
+        base = self.source_label(value)
+        return base if base.endswith(f"_{suffix}") else f"{base}_{suffix}"
+
+    def bias_hint(self, filter_: SSAValue, suffix: str) -> str:
+        """A new bias is named after its filter: `conv1.weight` → `conv1.bias_fused`."""
+        base = self.source_label(filter_).removesuffix(f"_{suffix}")
+        stem = base[: -len("weight")] if base.endswith("weight") else f"{base}_"
+        return f"{stem}bias_{suffix}"
+
+    def source_label(self, value: SSAValue) -> str:
+        """The label of the weight a value was made from, or its name."""
+        owner = value.owner
+        if isinstance(owner, Operation) and owner.name == "nnef.variable":
+            return self.origin(owner)
+        return value.name_hint or "folded"
+
+    def insert(self, rewriter: PatternRewriter, array: np.ndarray, hint: str, before: Operation) -> SSAValue:
+        op = self.new(array, hint, like=before)
+        rewriter.insert(op, InsertPoint.before(before))
+        return op.results[0]
+
+
+def is_graph_output(value: SSAValue) -> bool:
+    return any(isinstance(use.operation, ReturnOp) for use in value.uses)
+
+
+def is_graph_input(value: SSAValue) -> bool:
+    owner = value.owner
+    return isinstance(owner, Operation) and owner.name in ("nnef.external", "nnef.tract_core_external")
+
+
+def replace_value(rewriter: PatternRewriter, old: SSAValue, new: SSAValue) -> bool:
+    """Every use of `old` becomes a use of `new`. A graph output keeps its name, so `new`
+    takes it; when `new` is itself a graph input or output, nothing changes (False)."""
+    if old is new:
+        return False
+    if is_graph_output(old):
+        if is_graph_output(new) or is_graph_input(new):
+            return False
+        rename(new, old.name_hint)
+    rewriter.replace_all_uses_with(old, new)
+    return True
+
+
+def replace_op(rewriter: PatternRewriter, op: Operation, new: SSAValue, new_ops: list[Operation] = ()) -> bool:
+    """Replace a one-result operation by `new` (made by `new_ops`, inserted before it)."""
+    old = op.results[0]
+    if is_graph_output(old) and (is_graph_output(new) or is_graph_input(new)):
+        return False
+    for created in new_ops:
+        rewriter.insert(created, InsertPoint.before(op))
+    if not new.name_hint and not is_graph_output(old):
+        new.name_hint = old.name_hint
+    replace_value(rewriter, old, new)
+    rewriter.erase(op)
+    return True
+
+
+def rename(value: SSAValue, name: str | None) -> None:
+    """Give a value another tensor name, with the graph.quant entry and symbolic dims
+    its operation keeps under the old name."""
+    owner, old = value.owner, value.name_hint
+    value.name_hint = name
+    if not isinstance(owner, Operation) or old is None or old == name:
+        return
+    quant = owner.attributes.pop(f"nnef.quant.{old}", None)
+    if quant is not None:
+        owner.attributes[f"nnef.quant.{name}"] = quant
+    dims = owner.attributes.get("nnef.dims")
+    if isinstance(dims, DictionaryAttr) and old in dims.data:
+        entries = dict(dims.data)
+        entries[name] = entries.pop(old)
+        owner.attributes["nnef.dims"] = DictionaryAttr(entries)
+
+
+def single_use(value: SSAValue) -> bool:
+    return value.has_one_use()
+
+
+__all__ = ["op_named", "is_known", "known_value", "static_shape", "attribute", "attributes", "create", "Weights",
+           "replace_value", "replace_op", "rename", "single_use", "is_graph_output"]
