@@ -29,9 +29,33 @@ register_pass(DeadCodeElimination)
 register_pass(CommonSubexpressionElimination)
 
 
+# Named pipelines: `-O` and `--pass=default` run the passes deployment wants, in order.
+PIPELINES = {"default": "fold-constants,canonicalize,fuse,canonicalize"}
+
+
+def _expand_named(spec: str) -> str:
+    """A named pipeline stands for its passes (each then timed and checked alone)."""
+    return ",".join(PIPELINES.get(item.strip(), item) for item in _top_level_items(spec))
+
+
+def _top_level_items(spec: str) -> list[str]:
+    items, depth, current = [], 0, ""
+    for char in spec:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            items.append(current)
+            current = ""
+        else:
+            current += char
+    return [*items, current] if current or items else []
+
+
 def parse_pipeline(spec: str, callback=None) -> PassPipeline:
-    """xDSL pipeline text, such as `cse,dce` or `fuse{activations=false}`."""
+    """xDSL pipeline text, such as `cse,dce` or `fuse{activations=false}`, or a named
+    pipeline (`default`)."""
     from xdsl.utils.arg_spec import parse_pipeline as parse_specs
+
+    spec = _expand_named(spec)
 
     try:
         specs = list(parse_specs(spec))
@@ -39,7 +63,7 @@ def parse_pipeline(spec: str, callback=None) -> PassPipeline:
         raise NNEFError(f"bad pass pipeline '{spec}': {exc}") from None
     for item in specs:
         if item.name not in PASSES:
-            close = difflib.get_close_matches(item.name, PASSES, n=3, cutoff=0.5)
+            close = difflib.get_close_matches(item.name, [*PASSES, *PIPELINES], n=3, cutoff=0.5)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise NNEFError(f"unknown pass '{item.name}'{hint} (nnef-opt --list-passes lists them)")
     try:
@@ -55,7 +79,7 @@ _SUMMARIES = {  # xDSL's own passes carry no docstring
 
 
 def describe_passes() -> list[str]:
-    lines = []
+    lines = [f"{name:<24} pipeline: {passes}" for name, passes in PIPELINES.items()]
     for name, get in sorted(PASSES.items()):
         doc = (get().__doc__ or "").strip().splitlines()
         lines.append(f"{name:<24} {_SUMMARIES.get(name) or (doc[0] if doc else '')}")
@@ -64,7 +88,7 @@ def describe_passes() -> list[str]:
 
 def _register_own_passes() -> None:
     # Imported here, after the registry exists: each pass module registers itself.
-    from nnefopt.passes import lower_tract  # noqa: F401
+    from nnefopt.passes import canonicalize, fold_constants, fuse, layout, lower_tract, portable  # noqa: F401
 
 
 _register_own_passes()

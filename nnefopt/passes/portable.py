@@ -1,0 +1,454 @@
+"""portable-spelling: operations that NNEF engines read differently, spelled with ones they read alike.
+
+The specification is the contract, but a model is written to be run, and the engines
+that run NNEF do not all implement the whole of it. tract 0.23.9, the engine the tests
+use as their oracle, has no `constant` (specification 4.1) or `split` (4.5.3) operation,
+cannot expand its own `nearest_upsample` (the body calls `length_of`, which it lacks),
+reads a unary minus only on a literal, and reads a `deconv` filter as
+[C_out, C_in / groups, ...] where the specification (4.3) and the Khronos tools read
+[C_in, C_out / groups, ...]: no deconv is right for both. So nnefopt writes these with
+operations that mean the same in the specification and that the Khronos parser and
+tract both read the same way. Saving runs this pass on a copy of the module
+(`nnefopt.save(..., keep_spelling=True)` and `nnef-opt --keep-spelling` skip it); it is
+a pass of its own so that its effect can be seen and tested in the IR.
+
+- constant, named, of rank 0 → copy(literal): every engine reads a literal. An unnamed
+  one *is* a literal and stays.
+- constant of any other shape → variable, its values in a `.dat` file of its own.
+- deconv with a known filter (a weight, or a transpose of one), static shapes, not
+  quantized:
+  - kernel == stride, no padding, dilation 1 (the usual learned upsampling): a 1x1
+    conv to C_out * prod(stride) channels, then reshape/transpose/reshape moves each
+    run of prod(stride) channels into its stride-sized block (depth to space). Each
+    output element takes exactly one tap of the deconv, so it is the same sum and it
+    costs what the deconv costs. No value outside the input is read: any border.
+  - otherwise, border 'constant' (or 'ignore', whose missing terms are zeros): the
+    input with stride - 1 zeros after each element (unsqueeze, pad, reshape), then a
+    conv with stride 1 and the deconv's dilation, with the filter's in and out
+    channels swapped within each group and its spatial axes reversed. From the
+    specification's output[i] = sum_j x[(i + p - j d) / s] w[j], with z the
+    zero-inserted input: output[i] = sum_j z[i + p - j d] w[j]
+    = sum_j' z[i + j' d - P] w[f - 1 - j'] with P = (f - 1) d - p, a correlation with
+    front padding P; the back padding follows from the output extent (output_shape,
+    or what the padding gives). A negative padding, which tract refuses, is a slice.
+  A deconv with another border, a computed filter or symbolic shapes stays.
+- nearest_upsample → reshape/tile/reshape (as torch-to-nnef writes it).
+- split → one slice per part.
+- in fragment bodies, a unary minus on a tensor expression → neg(...), the operation
+  the specification maps it to (3.3.3, table 1).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ArrayAttr, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
+from xdsl.rewriter import InsertPoint
+
+from nnefopt.dialects.nnef import (
+    OPERATIONS,
+    FragmentOp,
+    dtype_of,
+    field_name,
+    from_attribute,
+    to_attribute,
+    weight_attribute,
+    weight_of,
+)
+from nnefopt.export.from_ir import is_literal
+from nnefopt.frontend import ast
+from nnefopt.frontend.binder import is_tensor_type
+from nnefopt.frontend.model import EXPLICIT_TYPE
+from nnefopt.frontend.parser import parse_document
+from nnefopt.frontend.printer import format_fragment
+from nnefopt.passes import register_pass
+
+_NUMPY_TYPES = {"scalar": np.float32, "integer": np.int32, "logical": np.bool_}
+
+
+class _Names:
+    """Tensor names and variable labels already used in the module, and fresh ones."""
+
+    def __init__(self, module: ModuleOp):
+        self.tensors: set[str] = set()
+        self.labels: set[str] = set()
+        for op in module.walk():
+            self.tensors.update(r.name_hint for r in op.results if r.name_hint)
+            if op.name == "nnef.variable":
+                self.labels.add(from_attribute(op.properties["label"]))
+
+    @staticmethod
+    def _fresh(base: str, taken: set[str]) -> str:
+        name, count = base, 0
+        while name in taken:
+            count += 1
+            name = f"{base}_{count}"
+        taken.add(name)
+        return name
+
+    def tensor(self, base: str) -> str:
+        return self._fresh(base, self.tensors)
+
+    def label(self, base: str) -> str:
+        return self._fresh(base, self.labels)
+
+
+def _static(value: SSAValue) -> tuple[int, ...] | None:
+    type_ = value.type
+    if not isinstance(type_, TensorType) or DYNAMIC_INDEX in type_.get_shape():
+        return None
+    return tuple(type_.get_shape())
+
+
+def _make(name: str, operands: list, attribs: dict, like: Operation, hint: str | None = None) -> Operation:
+    """Operation `name` of the table, its result type from its shape rule, made where
+    `like` is (location) with the element type of `like`'s result."""
+    entry = OPERATIONS[name].OP_DEF
+    shapes = [() if v is None else _static(v) for v in operands]
+    shape = entry.shape_rule(*shapes, **attribs)
+    element = like.results[0].type.element_type
+    op = OPERATIONS[name](operands=operands, properties={field_name(k): to_attribute(v) for k, v in attribs.items()},
+                          result_types=[TensorType(element, [int(d) for d in shape])])
+    op.location = like.location
+    op.results[0].name_hint = hint
+    return op
+
+
+def _variable(names: _Names, label: str, data: np.ndarray, like: Operation, hint: str | None) -> Operation:
+    label = names.label(label)
+    type_ = TensorType(like.results[0].type.element_type, list(data.shape))
+    op = OPERATIONS["variable"](properties={"shape": to_attribute(list(data.shape)), "label": StringAttr(label)},
+                                result_types=[type_])
+    op.attributes["nnef.data"] = weight_attribute(label, np.ascontiguousarray(data), type_)
+    op.attributes["nnef.explicit"] = to_attribute([EXPLICIT_TYPE])  # `variable<scalar>`, as exporters write it
+    op.location = like.location
+    op.results[0].name_hint = hint
+    return op
+
+
+# Operations that only move a known array's items: the frontend writes tract's
+# [C_out, C_in, ...] deconv filter as transpose(variable) in the specification's layout.
+_LAYOUT_OPS = ("nnef.transpose", "nnef.reshape", "nnef.squeeze", "nnef.unsqueeze", "nnef.copy")
+
+
+def _known_array(value: SSAValue | None) -> np.ndarray | None:
+    """The values of a variable with its data, a constant, or a layout operation of
+    one of these; None for anything computed."""
+    owner = value.owner if value is not None else None
+    if not isinstance(owner, Operation) or _static(value) is None:
+        return None
+    if owner.name == "nnef.variable" and "nnef.data" in owner.attributes:
+        data = weight_of(owner.attributes["nnef.data"])
+        return None if data is None else np.asarray(data)
+    if owner.name == "nnef.constant":
+        return _constant_array(owner)
+    if owner.name in _LAYOUT_OPS:
+        source = _known_array(owner.operands[0])
+        if source is None:
+            return None
+        if owner.name == "nnef.transpose":
+            axes = list(from_attribute(owner.properties["axes"]))
+            source = source.transpose(axes + list(range(len(axes), source.ndim)))
+        return source.reshape(_static(value))
+    return None
+
+
+def _constant_array(op: Operation) -> np.ndarray | None:
+    shape = from_attribute(op.properties["shape"])
+    if not all(isinstance(d, int) for d in shape):
+        return None
+    dtype = _NUMPY_TYPES.get(dtype_of(op.results[0].type), np.float32)
+    values = np.asarray(from_attribute(op.properties["value"]), dtype)
+    if values.size == math.prod(shape):
+        return values.reshape(shape)
+    return np.broadcast_to(values.reshape(()), shape).copy() if values.size == 1 else None
+
+
+def _quantized(*ops: Operation) -> bool:
+    return any(isinstance(op, Operation) and any(k.startswith("nnef.quant.") for k in op.attributes) for op in ops)
+
+
+def _replace(rewriter: PatternRewriter, op: Operation, new_ops: list[Operation], values: list[SSAValue]) -> None:
+    """`op`'s results replaced by `values` (made by `new_ops`, inserted before it), which
+    take over the results' names and the op's attributes (quantization entries by name).
+    Not xDSL's `replace`: that would name every unnamed new result after the op."""
+    rewriter.insert(new_ops, InsertPoint.before(op))
+    for old, new in zip(op.results, values):
+        new.name_hint = old.name_hint
+        new.owner.attributes.update({k: v for k, v in op.attributes.items() if k != "nnef.explicit"})
+        rewriter.replace_all_uses_with(old, new)
+    rewriter.erase(op)
+
+
+def _erase_if_unused(rewriter: PatternRewriter, value: SSAValue | None) -> None:
+    """A weight (or a layout operation of one) that only the replaced operation read."""
+    owner = value.owner if value is not None else None
+    if isinstance(owner, Operation) and owner.name in ("nnef.variable", "nnef.constant", *_LAYOUT_OPS) \
+            and not any(r.uses for r in owner.results):
+        sources = list(owner.operands)
+        rewriter.erase(owner)
+        for source in sources:
+            _erase_if_unused(rewriter, source)
+
+
+class ConstantAsVariable(RewritePattern):
+    def __init__(self, names: _Names):
+        self.names = names
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if op.name != "nnef.constant" or is_literal(op) or op.parent_op() is None \
+                or op.parent_op().name != "nnef.graph":
+            return
+        hint = op.results[0].name_hint
+        data = _constant_array(op)
+        if data is None:
+            return
+        if data.shape == ():
+            literal = OPERATIONS["constant"](properties=dict(op.properties), result_types=[op.results[0].type])
+            literal.location = op.location
+            new = OPERATIONS["copy"](operands=[literal.results[0]], result_types=[op.results[0].type])
+            new_ops = [literal, new]
+        else:
+            new = _variable(self.names, hint or "constant", data, op, None)
+            new_ops = [new]
+        new.location = op.location
+        _replace(rewriter, op, new_ops, [new.results[0]])
+        if EXPLICIT_TYPE in from_attribute(op.attributes.get("nnef.explicit", ArrayAttr([]))):
+            new.attributes["nnef.explicit"] = to_attribute([EXPLICIT_TYPE])  # `<scalar>` as the source wrote it
+
+
+@dataclass
+class _Deconv:
+    """A deconv's geometry, with the defaults and the automatic padding worked out."""
+
+    groups: int
+    stride: list[int]
+    dilation: list[int]
+    front: list[int]  # padding before, in the up-scaled (output) space
+    extents: list[int]  # input spatial extents
+    outputs: list[int]  # output spatial extents
+    size: list[int]  # filter spatial extents
+
+
+def _geometry(op: Operation, input_shape: tuple, filter_shape: tuple, output_shape: tuple) -> _Deconv:
+    props = {k: from_attribute(v) for k, v in op.properties.items() if k != "operandSegmentSizes"}
+    rank = len(input_shape) - 2
+    extents, size, outputs = list(input_shape[2:]), list(filter_shape[2:]), list(output_shape[2:])
+    stride = list(props.get("stride") or [1] * rank)
+    dilation = list(props.get("dilation") or [1] * rank)
+    padding = props.get("padding") or []
+    if padding:
+        front = [p for p, _ in padding]
+    else:  # total padding t = max((x - 1) s + f_d - X, 0), the smaller half in front
+        front = [max((n - 1) * s + (k - 1) * d + 1 - m, 0) // 2
+                 for n, k, s, d, m in zip(extents, size, stride, dilation, outputs)]
+    groups = props.get("groups", 1) or input_shape[1]
+    return _Deconv(groups, stride, dilation, front, extents, outputs, size)
+
+
+class DeconvAsConv(RewritePattern):
+    def __init__(self, names: _Names):
+        self.names = names
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if op.name != "nnef.deconv":
+            return
+        x, result = op.input, op.results[0]
+        shapes = [_static(x), _static(op.filter), _static(result)]
+        weights = _known_array(op.filter)
+        if None in shapes or weights is None or len(shapes[0]) < 3 or str(result.type.element_type) != "f32" \
+                or _quantized(op, x.owner, op.filter.owner, op.bias.owner if op.bias is not None else None):
+            return
+        border = from_attribute(op.properties["border"]) if "border" in op.properties else "constant"
+        geometry = _geometry(op, *shapes)
+        bias = op.bias
+        uniform = bias is None or is_literal(bias.owner) or math.prod(_static(bias) or (0,)) == 1
+        bias_values = None if uniform else _known_array(bias)  # one per channel, to repeat per tap
+        if _is_depth_to_space(geometry) and (uniform or bias_values is not None):
+            new_ops = self.depth_to_space(op, weights, bias_values, geometry)
+        elif border in ("constant", "ignore"):  # 'ignore': the missing terms are zeros
+            new_ops = self.zero_inserted(op, weights, geometry)
+        else:
+            return
+        filter_, bias = op.filter, op.bias
+        _replace(rewriter, op, new_ops, [new_ops[-1].results[0]])
+        _erase_if_unused(rewriter, filter_)
+        _erase_if_unused(rewriter, bias)
+
+    def depth_to_space(self, op: Operation, weights: np.ndarray, bias_values: np.ndarray | None,
+                       g: _Deconv) -> list[Operation]:
+        name = op.results[0].name_hint or "deconv"
+        c_in, c_out_g = weights.shape[:2]
+        blocks, rank, batch = math.prod(g.stride), len(g.stride), op.input.type.get_shape()[0]
+        c_out = c_out_g * g.groups
+        # conv filter [(group, o, a1, a2, ...), c]: an output channel per deconv output channel and tap
+        filter_ = weights.reshape(g.groups, c_in // g.groups, c_out_g, blocks).transpose(0, 2, 3, 1)
+        filter_ = filter_.reshape((c_out * blocks, c_in // g.groups) + (1,) * rank)
+        new_ops = [_variable(self.names, f"{name}_filter", filter_, op, self.names.tensor(f"{name}_filter"))]
+        bias = op.bias
+        if bias_values is not None:
+            repeated = np.repeat(bias_values.reshape(-1), blocks).reshape(1, -1)
+            new_ops.append(_variable(self.names, f"{name}_bias", repeated, op, self.names.tensor(f"{name}_bias")))
+            bias = new_ops[-1].results[0]
+        attribs = {"padding": [(0, 0)] * rank, "stride": [1] * rank, "dilation": [1] * rank, "groups": g.groups}
+        new_ops.append(_make("conv", [op.input, new_ops[0].results[0], bias], attribs, op))
+        if blocks == 1:
+            return new_ops
+        new_ops[-1].results[0].name_hint = self.names.tensor(f"{name}_conv")
+        split = [batch, c_out, *g.stride, *g.extents]
+        interleaved = [0, 1] + [a for i in range(rank) for a in (2 + rank + i, 2 + i)]
+        merged = [batch, c_out] + [n * s for n, s in zip(g.extents, g.stride)]
+        for kind, attribs in (("reshape", {"shape": split}), ("transpose", {"axes": interleaved}),
+                              ("reshape", {"shape": merged})):
+            new_ops.append(_make(kind, [new_ops[-1].results[0]], attribs, op, self.names.tensor(f"{name}_{kind}")))
+        return new_ops
+
+    def zero_inserted(self, op: Operation, weights: np.ndarray, g: _Deconv) -> list[Operation]:
+        name = op.results[0].name_hint or "deconv"
+        rank = len(g.stride)
+        c_in, c_out_g = weights.shape[:2]
+        # conv filter per group: [o, c] of the deconv's [c, o], spatial axes reversed
+        filter_ = weights.reshape((g.groups, c_in // g.groups, c_out_g, *g.size)).swapaxes(1, 2)
+        filter_ = filter_.reshape((g.groups * c_out_g, c_in // g.groups, *g.size))
+        filter_ = filter_[(slice(None), slice(None)) + (slice(None, None, -1),) * rank]
+        new_ops = [_variable(self.names, f"{name}_filter", filter_, op, self.names.tensor(f"{name}_filter"))]
+        value = op.input
+        spread = [n * s for n, s in zip(g.extents, g.stride)]  # x[i] at i * s, then s - 1 zeros
+        if any(s > 1 for s in g.stride):
+            batch, channels = op.input.type.get_shape()[:2]
+            steps = [
+                ("unsqueeze", {"axes": [3 + 2 * i for i in range(rank)]}),
+                ("pad", {"padding": [(0, 0)] * 2 + [q for s in g.stride for q in ((0, 0), (0, s - 1))]}),
+                ("reshape", {"shape": [batch, channels, *spread]}),
+            ]
+            for kind, attribs in steps:
+                new_ops.append(_make(kind, [value], attribs, op, self.names.tensor(f"{name}_{kind}")))
+                value = new_ops[-1].results[0]
+        dilated = [(k - 1) * d + 1 for k, d in zip(g.size, g.dilation)]
+        fronts = [f - 1 - p for f, p in zip(dilated, g.front)]
+        backs = [m + p - z for m, p, z in zip(g.outputs, g.front, spread)]
+        if any(p < 0 for p in fronts + backs):
+            axes = [2 + i for i in range(rank)]
+            begin = [max(-p, 0) for p in fronts]
+            end = [z - max(-q, 0) for z, q in zip(spread, backs)]
+            new_ops.append(_make("slice", [value], {"axes": axes, "begin": begin, "end": end}, op,
+                                 self.names.tensor(f"{name}_slice")))
+            value = new_ops[-1].results[0]
+        attribs = {"padding": [(max(p, 0), max(q, 0)) for p, q in zip(fronts, backs)], "stride": [1] * rank,
+                   "dilation": list(g.dilation), "groups": g.groups}
+        new_ops.append(_make("conv", [value, new_ops[0].results[0], op.bias], attribs, op))
+        return new_ops
+
+
+def _is_depth_to_space(g: _Deconv) -> bool:
+    return g.size == g.stride and not any(g.front) and all(d == 1 for d in g.dilation) \
+        and g.outputs == [n * s for n, s in zip(g.extents, g.stride)]
+
+
+class NearestUpsampleAsTile(RewritePattern):
+    """[N, C, H, W] → reshape [N, C, H, 1, W, 1] → tile [1, 1, 1, a, 1, b] → reshape
+    [N, C, H a, W b]: each element repeated a x b times, which is what nearest upsampling is."""
+
+    def __init__(self, names: _Names):
+        self.names = names
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        shape = _static(op.input) if op.name == "nnef.nearest_upsample" else None
+        if shape is None or _static(op.results[0]) is None:
+            return
+        name = op.results[0].name_hint or "upsample"
+        factor = list(from_attribute(op.properties["factor"]))
+        spread = [*shape[:2], *(d for n in shape[2:] for d in (n, 1))]
+        repeats = [1, 1, *(d for f in factor for d in (1, f))]
+        new_ops, value = [], op.input
+        for kind, attribs in (("reshape", {"shape": spread}), ("tile", {"repeats": repeats}),
+                              ("reshape", {"shape": list(_static(op.results[0]))})):
+            new_ops.append(_make(kind, [value], attribs, op, self.names.tensor(f"{name}_{kind}")))
+            value = new_ops[-1].results[0]
+        _replace(rewriter, op, new_ops, [value])
+
+
+class SplitAsSlices(RewritePattern):
+    """split(x, axis, ratios) → one slice per part, over the extent its ratio gives."""
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        shape = _static(op.value) if op.name == "nnef.split" else None
+        if shape is None:
+            return
+        axis, ratios = from_attribute(op.properties["axis"]), list(from_attribute(op.properties["ratios"]))
+        unit = shape[axis] // sum(ratios)
+        bounds = np.cumsum([0, *ratios]) * unit
+        new_ops = [_make("slice", [op.value], {"axes": [axis], "begin": [int(b)], "end": [int(e)]}, op)
+                   for b, e in zip(bounds[:-1], bounds[1:])]
+        _replace(rewriter, op, new_ops, [o.results[0] for o in new_ops])
+
+
+# Functions of the syntax that give values, not tensors.
+_VALUE_FUNCTIONS = {"shape_of", "length_of", "range_of", "scalar", "integer", "logical", "string"}
+
+
+def _negate_tensors(fragment: ast.Fragment) -> bool:
+    """`-e` → `neg(e)` where e is a tensor; True if anything changed."""
+    tensors = {p.name for p in fragment.params if is_tensor_type(p.type)} | {r.name for r in fragment.results}
+
+    def is_tensor(expr) -> bool:
+        if isinstance(expr, ast.Invocation):
+            return expr.name not in _VALUE_FUNCTIONS
+        if isinstance(expr, ast.Identifier):
+            return expr.name in tensors
+        if isinstance(expr, ast.Comprehension):
+            return False
+        return any(is_tensor(v) for v in vars(expr).values() if hasattr(v, "__dataclass_fields__")) or any(
+            is_tensor(item) for v in vars(expr).values() if isinstance(v, list) for item in v)
+
+    for assignment in fragment.body or []:
+        if is_tensor(assignment.rhs):
+            tensors.update(n.name for n in ast.walk(assignment.lhs) if isinstance(n, ast.Identifier))
+
+    def negated(value):
+        if isinstance(value, ast.Unary) and value.op == "-" and is_tensor(value.operand):
+            return ast.Invocation("neg", None, [ast.Argument(None, value.operand, value.loc)], value.loc)
+        return value
+
+    changed = False
+    for node in list(ast.walk(fragment.body or [])):
+        for field, value in vars(node).items():
+            if isinstance(value, list):
+                items = [negated(v) for v in value]
+                if any(a is not b for a, b in zip(items, value)):
+                    setattr(node, field, items)
+                    changed = True
+            elif negated(value) is not value:
+                setattr(node, field, negated(value))
+                changed = True
+    return changed
+
+
+def _portable_fragments(module: ModuleOp) -> None:
+    for op in module.ops:
+        if isinstance(op, FragmentOp):
+            fragment = parse_document(op.text.data, f"<fragment {op.sym_name.data}>", require_graph=False).fragments[0]
+            if _negate_tensors(fragment):
+                op.properties["text"] = StringAttr(format_fragment(fragment))
+
+
+@register_pass
+@dataclass(frozen=True)
+class PortableSpelling(ModulePass):
+    """constant, deconv, split, nearest_upsample and unary minus as every NNEF engine reads them."""
+
+    name = "portable-spelling"
+
+    def apply(self, ctx, op: ModuleOp) -> None:
+        names = _Names(op)
+        patterns = GreedyRewritePatternApplier(
+            [ConstantAsVariable(names), DeconvAsConv(names), NearestUpsampleAsTile(names), SplitAsSlices()],
+            dce_enabled=False,  # a spelling changes, never which values the graph computes
+        )
+        PatternRewriteWalker(patterns).rewrite_module(op)
+        _portable_fragments(op)
