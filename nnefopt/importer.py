@@ -104,7 +104,8 @@ class _Importer:
         if op.name == "variable":
             tensor = self.model.tensors[op.outputs["output"]]
             if tensor.data is not None:
-                built.attributes["nnef.data"] = weight_attribute(op.attribs["label"], tensor.data, result_types[0])
+                built.attributes["nnef.data"] = weight_attribute(op.attribs["label"], tensor.data, result_types[0],
+                                                                 tensor.origin)
             if tensor.header is not None:  # item type and width, to write the file back alike
                 header = tensor.header
                 built.attributes["nnef.item"] = to_attribute([header.item_type, header.bits_per_item])

@@ -17,9 +17,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
-import functools
 import itertools
 import re
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -158,17 +158,25 @@ def symbolic_dim(text: str) -> sympy.Expr:
 # ---- weights ---------------------------------------------------------------------------
 
 WEIGHTS: dict[str, np.ndarray] = {}
+# The tensor file a weight was read from, while no pass has changed it: export copies it.
+ORIGINS: dict[str, Path] = {}
 _handles = itertools.count()
 
 
-def weight_attribute(label: str, data: np.ndarray, type_: TensorType) -> DenseResourceAttr:
+def weight_attribute(label: str, data: np.ndarray, type_: TensorType, origin: Path | None = None) -> DenseResourceAttr:
     handle = f"{label}.{next(_handles)}"
     WEIGHTS[handle] = data
+    if origin is not None:
+        ORIGINS[handle] = origin
     return DenseResourceAttr.from_params(handle, type_)
 
 
 def weight_of(attr: DenseResourceAttr) -> np.ndarray | None:
     return WEIGHTS.get(attr.resource_handle.data)
+
+
+def origin_of(attr: DenseResourceAttr) -> Path | None:
+    return ORIGINS.get(attr.resource_handle.data)
 
 
 # ---- operations from the op table -------------------------------------------------------

@@ -63,10 +63,27 @@ def _write_folder(model: Model, folder: Path) -> None:
         path = folder / f"{label}.dat"
         path.parent.mkdir(parents=True, exist_ok=True)
         header = tensor.header
+        if _copy_unchanged(tensor, path):
+            continue
         if header is not None and header.dtype == tensor.data.dtype:  # as read: same item type and width
             write_tensor(path, tensor.data, bits=header.bits_per_item, quantized=header.is_quantized)
         else:
             write_tensor(path, tensor.data)
+
+
+def _copy_unchanged(tensor, path: Path) -> bool:
+    """A weight no pass changed is its file, byte for byte: copied, not re-encoded.
+    Only while that file still is what was read (its size says the header still fits)."""
+    origin, header = tensor.origin, tensor.header
+    if origin is None or header is None or tuple(header.shape) != tuple(tensor.data.shape):
+        return False
+    try:
+        if origin.stat().st_size != header.data_offset + header.data_length:
+            return False
+        shutil.copyfile(origin, path)
+    except OSError:
+        return False
+    return True
 
 
 def _replace_folder(folder: Path, destination: Path) -> None:

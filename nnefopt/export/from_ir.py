@@ -20,6 +20,7 @@ from nnefopt.dialects.nnef import (
     dtype_of,
     field_name,
     from_attribute,
+    origin_of,
     weight_of,
 )
 from nnefopt.errors import Location, NNEFError
@@ -133,7 +134,7 @@ class _Exporter:
             tensor.quant = Quantization(quant.data["algorithm"].data, params, tensor.loc)
         data = op.attributes.get("nnef.data")
         if data is not None:
-            tensor.data = weight_of(data)
+            tensor.data, tensor.origin = weight_of(data), origin_of(data)
         item = op.attributes.get("nnef.item")
         if item is not None and tensor.data is not None:
             item_type, bits = from_attribute(item)

@@ -9,6 +9,7 @@ a warning that names the place, or refused when `strict` is set.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -26,8 +27,9 @@ EXTERNALS = ("external", "tract_core_external")
 _TRACT_DATUM_TYPES = {"f16": "scalar", "f32": "scalar", "f64": "scalar", "bool": "logical"}
 _NUMPY_KINDS = {"scalar": np.float32, "integer": np.int32, "logical": np.bool_}
 
-# Reads a variable's data: (label, shape, location) → (header, array, file name for messages).
-TensorLoader = Callable[[str, tuple, Location], tuple[TensorHeader, np.ndarray, str]]
+# Reads a variable's data: (label, shape, location) → (header, array, file name for
+# messages, the file itself when it stays on disk).
+TensorLoader = Callable[[str, tuple, Location], tuple[TensorHeader, np.ndarray, str, Path | None]]
 
 
 class GraphBuilder:
@@ -301,14 +303,14 @@ class GraphBuilder:
         label, shape = op.attribs["label"], tuple(op.attribs["shape"])
         if self.load_tensor is None:
             return
-        header, data, file = self.load_tensor(label, shape, op.loc)
+        header, data, file, origin = self.load_tensor(label, shape, op.loc)
         if tuple(data.shape) != shape:
             raise NNEFError(
                 f"variable '{tensor.name}' is declared with shape {list(shape)} "
                 f"but its data has shape {list(data.shape)}",
                 Location(file),
             )
-        tensor.data, tensor.header = data, header
+        tensor.data, tensor.header, tensor.origin = data, header, origin
 
     def make_constant(self, op: Operation) -> None:
         tensor = self.tensors[op.outputs["output"]]

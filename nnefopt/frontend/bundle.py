@@ -46,6 +46,11 @@ class ModelSource:
                             Location(self.display(self.graph_path)))
         return self.root.joinpath(*parts[:-1], parts[-1] + ".dat")
 
+    @property
+    def lasting(self) -> bool:
+        """Whether the files stay after loading (a folder), or go (an unpacked archive)."""
+        return self._unpacked is None
+
     def close(self) -> None:
         if self._unpacked is not None:
             shutil.rmtree(self._unpacked, ignore_errors=True)

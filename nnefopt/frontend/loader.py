@@ -19,12 +19,13 @@ def load_model(path: str | Path, *, strict: bool = False, shapes: bool = True) -
         graph_name = source.display(source.graph_path)
         doc = parse_document(read_text(source.graph_path, graph_name), graph_name)
 
-        def load_tensor(label: str, shape: tuple, loc: Location) -> tuple[TensorHeader, np.ndarray, str]:
+        def load_tensor(label: str, shape: tuple, loc: Location) -> tuple[TensorHeader, np.ndarray, str, Path | None]:
             file = source.tensor_path(label)
             name = source.display(file)
             if not file.is_file():
                 raise NNEFError(f"tensor file '{name}' of variable '{label}' not found", loc)
-            return *read_tensor_file(file, name=name), name  # messages name it as the user knows it
+            # Messages name the file as the user knows it; a file that stays can be copied on export.
+            return *read_tensor_file(file, name=name), name, file.resolve() if source.lasting else None
 
         builder = GraphBuilder(doc, load_tensor, strict)
         model = builder.build()

@@ -8,6 +8,7 @@ flattened into operations, defaults filled in, weights memory-mapped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -40,6 +41,7 @@ class Tensor:
     data: np.ndarray | None = None  # variables (memory-mapped from their .dat) and constants
     quant: Quantization | None = None
     header: TensorHeader | None = None  # that file's header: item type and width to write back
+    origin: Path | None = None  # the .dat file the data is, while it stays on disk: copied on export
     loc: Location = field(default_factory=lambda: ast.NOWHERE)
 
 

@@ -1,0 +1,54 @@
+"""Weights on export: a file no pass changed is copied byte for byte; new weights (what
+passes computed) are encoded; an archive's files, gone after loading, are encoded."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+import nnefopt
+from nnefopt.errors import NNEFWarning
+from nnefopt.export import folder
+from tests.models import SHARED
+
+
+def _load(path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NNEFWarning)
+        return nnefopt.load(path)
+
+
+@pytest.fixture
+def encoded(monkeypatch):
+    """The labels of the weights the export encoded rather than copied."""
+    labels = []
+    original = folder.write_tensor
+
+    def recording(path, *args, **kwargs):
+        labels.append(path.stem)
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(folder, "write_tensor", recording)
+    return labels
+
+
+def test_unchanged_weights_are_copied(tmp_path, encoded):
+    source = SHARED / "resnet8" / "kt"
+    nnefopt.save(_load(source), tmp_path / "out")
+    assert encoded == []
+    for dat in source.glob("*.dat"):
+        assert (tmp_path / "out" / dat.name).read_bytes() == dat.read_bytes()
+
+
+def test_weights_a_pass_made_are_encoded_and_the_rest_copied(tmp_path, encoded):
+    source = SHARED / "resnet8" / "t2n"
+    nnefopt.save(nnefopt.optimize(_load(source), "default"), tmp_path / "out")
+    assert encoded and all(label.endswith("_fused") or label.endswith("_1") for label in encoded)
+    assert (tmp_path / "out" / "fc.weight.dat").read_bytes() == (source / "fc.weight.dat").read_bytes()
+    assert "fc.weight" not in encoded
+
+
+def test_an_archives_weights_are_encoded_alike(tmp_path, encoded):
+    nnefopt.save(_load(SHARED / "mlp_digits" / "tract.nnef.tgz"), tmp_path / "out")
+    assert len(encoded) == len(list((tmp_path / "out").glob("*.dat"))) > 0
