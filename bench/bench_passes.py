@@ -24,8 +24,6 @@ import warnings
 from pathlib import Path
 
 import nnef
-import onnx
-import onnxruntime
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.generate import noisy_conv_chain, resnet50  # noqa: E402
@@ -33,6 +31,7 @@ from nnefopt.api import load, optimize  # noqa: E402
 from nnefopt.errors import NNEFError  # noqa: E402
 from nnefopt.passes.stats import DATA_OPERATIONS, count_operations  # noqa: E402
 from tests.models import SHARED, variants  # noqa: E402
+from tests.peers import onnx_operations, onnxruntime_optimized  # noqa: E402
 
 NNEF_TOOLS_TIMEOUT = 300  # seconds per model
 
@@ -110,20 +109,6 @@ def nnef_tools_optimized(path: Path, scratch: Path) -> tuple[int | None, str]:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def onnx_operations(path: Path) -> int:
-    return sum(node.op_type != "Constant" for node in onnx.load(str(path)).graph.node)
-
-
-def onnxruntime_optimized(path: Path, scratch: Path) -> int:
-    """Node count of the model after onnxruntime's extended graph optimizations."""
-    options = onnxruntime.SessionOptions()
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    options.optimized_model_filepath = str(scratch / "ort_optimized.onnx")
-    options.log_severity_level = 3
-    onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return onnx_operations(scratch / "ort_optimized.onnx")
-
-
 # ---- the benchmark ------------------------------------------------------------------
 
 
@@ -147,7 +132,7 @@ def shared_models(args, scratch: Path) -> None:
             tools = str(theirs)
         onnx_path = SHARED / name.split("/")[0] / "model.onnx"
         if onnx_path not in ort_counts:
-            ort_counts[onnx_path] = ((onnx_operations(onnx_path), onnxruntime_optimized(onnx_path, scratch))
+            ort_counts[onnx_path] = ((onnx_operations(onnx_path), onnxruntime_optimized(onnx_path))
                                      if onnx_path.is_file() else None)
         onnx_ops, ort_ops = ort_counts[onnx_path] or ("-", "-")
         print(f"{name:<22} {before:>5} {after:>6} {seconds * 1e3:>12.1f} {tools:>15} {onnx_ops:>5} {ort_ops:>5}")

@@ -21,5 +21,6 @@ def onnxruntime_optimized(path: Path) -> int:
         options = onnxruntime.SessionOptions()
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.optimized_model_filepath = str(Path(scratch) / "optimized.onnx")
+        options.log_severity_level = 3  # its own notes on what it fused are not ours to print
         onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         return onnx_operations(Path(options.optimized_model_filepath))

@@ -154,3 +154,9 @@ def test_each_pass_keeps_every_models_outputs(name, path, pass_name):
     assert before.keys() == after.keys()
     for key in before:
         np.testing.assert_allclose(after[key], before[key], rtol=1e-4, atol=1e-5)
+    # and the reference itself (the quantized model: within its one output step)
+    info = json.loads((folder / "info.json").read_text())
+    tolerance = {"rtol": 0, "atol": info["output_tolerance_abs"]} if "output_tolerance_abs" in info \
+        else {"rtol": 1e-4, "atol": 1e-5}
+    (output,) = after.values()
+    np.testing.assert_allclose(output, np.load(folder / "output.npy"), **tolerance)
