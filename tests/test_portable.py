@@ -203,3 +203,61 @@ graph g( input ) -> ( output )
     assert "m = -k;" in text  # an integer: no tensor operation
     assert "y = neg(z) + pad(neg(x), padding = [(0, 0), (0, -m)]) * -2.0;" in text
     np.testing.assert_array_equal(nnefopt.run(module, {"input": x})["output"], expected)
+
+
+def linear_model(folder: Path, x_shape, filter_, bias) -> dict[str, np.ndarray]:
+    """A graph of one linear on `input`. The filter and the bias are arrays (variables),
+    shapes (tuples: externals, computed), a number (a literal bias) or None (no bias);
+    the arrays the externals other than `input` are fed with."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(x_shape))
+    inputs, lines, args = {}, [], ["input"]
+    for name, value in (("w", filter_), ("b", bias)):
+        if isinstance(value, np.ndarray):
+            write_tensor(folder / f"{name}.dat", value)
+            lines.append(f"    {name} = variable<scalar>(shape = {list(value.shape)}, label = '{name}');")
+        elif isinstance(value, tuple):
+            inputs[name] = rng.standard_normal(value).astype(np.float32)
+            lines.append(f"    {name} = external<scalar>(shape = {list(value)});")
+        args.append(name if isinstance(value, (np.ndarray, tuple)) else "" if value is None else f"{float(value)}")
+    (folder / "graph.nnef").write_text(
+        f"version 1.0;\n\ngraph g( {', '.join(['input', *inputs])} ) -> ( output )\n{{\n"
+        f"    input = external<scalar>(shape = {list(x_shape)});\n" + "\n".join(lines) + "\n"
+        f"    output = linear({', '.join(a for a in args if a)});\n}}\n")
+    return inputs
+
+
+@pytest.mark.parametrize("rank", [3, 4])
+@pytest.mark.parametrize("filter_kind", ["weight", "computed"])
+@pytest.mark.parametrize("bias_kind", ["none", "literal", "[O]", "[1, O]", "aligned", "[1]", "computed [O]",
+                                       "computed, more leading 1s"])
+def test_batched_linear_is_its_body(tmp_path, rank, filter_kind, bias_kind):
+    """linear on [B, T, C] (torch-to-nnef's, for tract) → matmul(transposeB) + a bias of
+    the input's rank, channels last: what the interpreter's linear computes, and what
+    the Khronos parser infers shapes for (its linear takes rank 2 only)."""
+    from tests.test_roundtrip import khronos_load
+
+    rng = np.random.default_rng(rank)
+    c_in, c_out = 4, 3
+    x_shape = (2, 5, c_in) if rank == 3 else (2, 3, 5, c_in)
+    filter_shape = (1,) * (rank - 2) + (c_out, c_in)
+    filter_ = rng.standard_normal(filter_shape).astype(np.float32) if filter_kind == "weight" else filter_shape
+    vector = rng.standard_normal(c_out).astype(np.float32)
+    bias = {"none": None, "literal": 0.5, "[O]": vector, "[1, O]": vector.reshape(1, -1),
+            "aligned": vector.reshape((1,) * (rank - 1) + (-1,)), "[1]": np.array([0.25], np.float32),
+            "computed [O]": (c_out,), "computed, more leading 1s": (1,) * rank + (c_out,)}[bias_kind]
+    inputs = linear_model(tmp_path / "in", x_shape, filter_, bias)
+    inputs["input"] = rng.standard_normal(x_shape).astype(np.float32)
+    module = _load(tmp_path / "in")
+    expected = nnefopt.run(module, inputs)["output"]
+    nnefopt.save(module, tmp_path / "out")  # a copy, respelled
+    nnefopt.optimize(module, "portable-spelling")
+    operations = [o for o in _operations(module) if o not in ("external", "variable", "constant")]  # a literal
+    layout = {"computed [O]": ["unsqueeze"], "computed, more leading 1s": ["reshape"]}.get(bias_kind, [])
+    assert operations == layout + ["matmul"] + (["add"] if bias is not None else [])
+    got = nnefopt.run(module, inputs)["output"]
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    graph = khronos_load(tmp_path / "out")
+    assert graph.tensors["output"].shape == list(expected.shape)
+    np.testing.assert_allclose(nnefopt.run(_load(tmp_path / "out"), inputs)["output"], expected, rtol=1e-5, atol=1e-5)

@@ -6,7 +6,10 @@ use as their oracle, has no `constant` (specification 4.1) or `split` (4.5.3) op
 cannot expand its own `nearest_upsample` (the body calls `length_of`, which it lacks),
 reads a unary minus only on a literal, and reads a `deconv` filter as
 [C_out, C_in / groups, ...] where the specification (4.3) and the Khronos tools read
-[C_in, C_out / groups, ...]: no deconv is right for both. So nnefopt writes these with
+[C_in, C_out / groups, ...]: no deconv is right for both. The Khronos parser, for its
+part, infers the shape of a `linear` only on an input of rank 2, the one the
+specification defines it for, where torch-to-nnef writes batched ones ([B, T, C]) for
+tract. So nnefopt writes these with
 operations that mean the same in the specification and that the Khronos parser and
 tract both read the same way. Saving runs this pass on a copy of the module
 (`nnefopt.save(..., keep_spelling=True)` and `nnef-opt --keep-spelling` skip it); it is
@@ -34,6 +37,12 @@ a pass of its own so that its effect can be seen and tested in the IR.
   A deconv with another border, a computed filter or symbolic shapes stays.
 - nearest_upsample → reshape/tile/reshape (as torch-to-nnef writes it).
 - split → one slice per part.
+- linear on an input of rank > 2, static shapes, not quantized → its body,
+  add(matmul(input, filter, transposeB = true), bias') (no bias: no add). The filter
+  has the input's rank already (matmul wants equal ranks; a batch axis of 1
+  broadcasts), and bias' gets it: NNEF's broadcasting aligns shapes from the first
+  axis, so a [C] or [1, C] bias becomes [1, ..., 1, C] (a known one a new weight, a
+  computed one an unsqueeze).
 - in fragment bodies, a unary minus on a tensor expression → neg(...), the operation
   the specification maps it to (3.3.3, table 1).
 """
@@ -44,22 +53,13 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects.builtin import DYNAMIC_INDEX, ArrayAttr, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.rewriter import InsertPoint
 
-from nnefopt.dialects.nnef import (
-    OPERATIONS,
-    FragmentOp,
-    dtype_of,
-    field_name,
-    from_attribute,
-    to_attribute,
-    weight_attribute,
-    weight_of,
-)
+from nnefopt.dialects.nnef import OPERATIONS, FragmentOp, from_attribute, to_attribute
 from nnefopt.export.from_ir import is_literal
 from nnefopt.frontend import ast
 from nnefopt.frontend.binder import is_tensor_type
@@ -67,68 +67,35 @@ from nnefopt.frontend.model import EXPLICIT_TYPE
 from nnefopt.frontend.parser import parse_document
 from nnefopt.frontend.printer import format_fragment
 from nnefopt.passes import register_pass
+from nnefopt.passes.rewriting import (
+    Weights,
+    attribute,
+    constant_value,
+    create,
+    fresh_name,
+    is_quantized,
+    known_value,
+    static_shape,
+)
 
-_NUMPY_TYPES = {"scalar": np.float32, "integer": np.int32, "logical": np.bool_}
 
-
-class _Names:
-    """Tensor names and variable labels already used in the module, and fresh ones."""
+class _Names(Weights):
+    """New weights (labels no variable uses), and tensor names no result of the module has."""
 
     def __init__(self, module: ModuleOp):
-        self.tensors: set[str] = set()
-        self.labels: set[str] = set()
-        for op in module.walk():
-            self.tensors.update(r.name_hint for r in op.results if r.name_hint)
-            if op.name == "nnef.variable":
-                self.labels.add(from_attribute(op.properties["label"]))
-
-    @staticmethod
-    def _fresh(base: str, taken: set[str]) -> str:
-        name, count = base, 0
-        while name in taken:
-            count += 1
-            name = f"{base}_{count}"
-        taken.add(name)
-        return name
+        super().__init__(module)
+        self.tensors = {r.name_hint for op in module.walk() for r in op.results if r.name_hint}
 
     def tensor(self, base: str) -> str:
-        return self._fresh(base, self.tensors)
+        return fresh_name(base, self.tensors)
 
-    def label(self, base: str) -> str:
-        return self._fresh(base, self.labels)
-
-
-def _static(value: SSAValue) -> tuple[int, ...] | None:
-    type_ = value.type
-    if not isinstance(type_, TensorType) or DYNAMIC_INDEX in type_.get_shape():
-        return None
-    return tuple(type_.get_shape())
-
-
-def _make(name: str, operands: list, attribs: dict, like: Operation, hint: str | None = None) -> Operation:
-    """Operation `name` of the table, its result type from its shape rule, made where
-    `like` is (location) with the element type of `like`'s result."""
-    entry = OPERATIONS[name].OP_DEF
-    shapes = [() if v is None else _static(v) for v in operands]
-    shape = entry.shape_rule(*shapes, **attribs)
-    element = like.results[0].type.element_type
-    op = OPERATIONS[name](operands=operands, properties={field_name(k): to_attribute(v) for k, v in attribs.items()},
-                          result_types=[TensorType(element, [int(d) for d in shape])])
-    op.location = like.location
-    op.results[0].name_hint = hint
-    return op
-
-
-def _variable(names: _Names, label: str, data: np.ndarray, like: Operation, hint: str | None) -> Operation:
-    label = names.label(label)
-    type_ = TensorType(like.results[0].type.element_type, list(data.shape))
-    op = OPERATIONS["variable"](properties={"shape": to_attribute(list(data.shape)), "label": StringAttr(label)},
-                                result_types=[type_])
-    op.attributes["nnef.data"] = weight_attribute(label, np.ascontiguousarray(data), type_)
-    op.attributes["nnef.explicit"] = to_attribute([EXPLICIT_TYPE])  # `variable<scalar>`, as exporters write it
-    op.location = like.location
-    op.results[0].name_hint = hint
-    return op
+    def variable(self, data: np.ndarray, base: str, like: Operation, named: bool = True) -> Operation:
+        """A new weight labelled after `base`, written `variable<scalar>` as exporters write
+        it; its tensor named after `base` too, or, not `named`, left for its user to name."""
+        op = self.new(data, base, like=like)
+        op.attributes["nnef.explicit"] = to_attribute([EXPLICIT_TYPE])
+        op.results[0].name_hint = self.tensor(base) if named else None
+        return op
 
 
 # Operations that only move a known array's items: the frontend writes tract's
@@ -137,40 +104,25 @@ _LAYOUT_OPS = ("nnef.transpose", "nnef.reshape", "nnef.squeeze", "nnef.unsqueeze
 
 
 def _known_array(value: SSAValue | None) -> np.ndarray | None:
-    """The values of a variable with its data, a constant, or a layout operation of
-    one of these; None for anything computed."""
-    owner = value.owner if value is not None else None
-    if not isinstance(owner, Operation) or _static(value) is None:
+    """`known_value`, also through layout operations of a known value; None for
+    anything computed."""
+    shape = None if value is None else static_shape(value)
+    if shape is None:
         return None
-    if owner.name == "nnef.variable" and "nnef.data" in owner.attributes:
-        data = weight_of(owner.attributes["nnef.data"])
-        return None if data is None else np.asarray(data)
-    if owner.name == "nnef.constant":
-        return _constant_array(owner)
-    if owner.name in _LAYOUT_OPS:
-        source = _known_array(owner.operands[0])
-        if source is None:
-            return None
-        if owner.name == "nnef.transpose":
-            axes = list(from_attribute(owner.properties["axes"]))
-            source = source.transpose(axes + list(range(len(axes), source.ndim)))
-        return source.reshape(_static(value))
-    return None
-
-
-def _constant_array(op: Operation) -> np.ndarray | None:
-    shape = from_attribute(op.properties["shape"])
-    if not all(isinstance(d, int) for d in shape):
+    owner = value.owner
+    if not isinstance(owner, Operation) or owner.name not in _LAYOUT_OPS:
+        return known_value(value)
+    source = _known_array(owner.operands[0])
+    if source is None:
         return None
-    dtype = _NUMPY_TYPES.get(dtype_of(op.results[0].type), np.float32)
-    values = np.asarray(from_attribute(op.properties["value"]), dtype)
-    if values.size == math.prod(shape):
-        return values.reshape(shape)
-    return np.broadcast_to(values.reshape(()), shape).copy() if values.size == 1 else None
+    if owner.name == "nnef.transpose":
+        axes = list(attribute(owner, "axes"))
+        source = source.transpose(axes + list(range(len(axes), source.ndim)))
+    return source.reshape(shape)
 
 
-def _quantized(*ops: Operation) -> bool:
-    return any(isinstance(op, Operation) and any(k.startswith("nnef.quant.") for k in op.attributes) for op in ops)
+def _quantized(*values: SSAValue | None) -> bool:
+    return any(v is not None and is_quantized(v) for v in values)
 
 
 def _replace(rewriter: PatternRewriter, op: Operation, new_ops: list[Operation], values: list[SSAValue]) -> None:
@@ -205,7 +157,7 @@ class ConstantAsVariable(RewritePattern):
                 or op.parent_op().name != "nnef.graph":
             return
         hint = op.results[0].name_hint
-        data = _constant_array(op)
+        data = constant_value(op)
         if data is None:
             return
         if data.shape == ():
@@ -214,7 +166,7 @@ class ConstantAsVariable(RewritePattern):
             new = OPERATIONS["copy"](operands=[literal.results[0]], result_types=[op.results[0].type])
             new_ops = [literal, new]
         else:
-            new = _variable(self.names, hint or "constant", data, op, None)
+            new = self.names.variable(data, hint or "constant", op, named=False)
             new_ops = [new]
         new.location = op.location
         _replace(rewriter, op, new_ops, [new.results[0]])
@@ -236,18 +188,17 @@ class _Deconv:
 
 
 def _geometry(op: Operation, input_shape: tuple, filter_shape: tuple, output_shape: tuple) -> _Deconv:
-    props = {k: from_attribute(v) for k, v in op.properties.items() if k != "operandSegmentSizes"}
     rank = len(input_shape) - 2
     extents, size, outputs = list(input_shape[2:]), list(filter_shape[2:]), list(output_shape[2:])
-    stride = list(props.get("stride") or [1] * rank)
-    dilation = list(props.get("dilation") or [1] * rank)
-    padding = props.get("padding") or []
+    stride = list(attribute(op, "stride") or [1] * rank)
+    dilation = list(attribute(op, "dilation") or [1] * rank)
+    padding = attribute(op, "padding") or []
     if padding:
         front = [p for p, _ in padding]
     else:  # total padding t = max((x - 1) s + f_d - X, 0), the smaller half in front
         front = [max((n - 1) * s + (k - 1) * d + 1 - m, 0) // 2
                  for n, k, s, d, m in zip(extents, size, stride, dilation, outputs)]
-    groups = props.get("groups", 1) or input_shape[1]
+    groups = attribute(op, "groups") or input_shape[1]
     return _Deconv(groups, stride, dilation, front, extents, outputs, size)
 
 
@@ -259,15 +210,15 @@ class DeconvAsConv(RewritePattern):
         if op.name != "nnef.deconv":
             return
         x, result = op.input, op.results[0]
-        shapes = [_static(x), _static(op.filter), _static(result)]
+        shapes = [static_shape(x), static_shape(op.filter), static_shape(result)]
         weights = _known_array(op.filter)
         if None in shapes or weights is None or len(shapes[0]) < 3 or str(result.type.element_type) != "f32" \
-                or _quantized(op, x.owner, op.filter.owner, op.bias.owner if op.bias is not None else None):
+                or _quantized(result, x, op.filter, op.bias):
             return
-        border = from_attribute(op.properties["border"]) if "border" in op.properties else "constant"
+        border = attribute(op, "border")
         geometry = _geometry(op, *shapes)
         bias = op.bias
-        uniform = bias is None or is_literal(bias.owner) or math.prod(_static(bias) or (0,)) == 1
+        uniform = bias is None or is_literal(bias.owner) or math.prod(static_shape(bias) or (0,)) == 1
         bias_values = None if uniform else _known_array(bias)  # one per channel, to repeat per tap
         if _is_depth_to_space(geometry) and (uniform or bias_values is not None):
             new_ops = self.depth_to_space(op, weights, bias_values, geometry)
@@ -289,14 +240,14 @@ class DeconvAsConv(RewritePattern):
         # conv filter [(group, o, a1, a2, ...), c]: an output channel per deconv output channel and tap
         filter_ = weights.reshape(g.groups, c_in // g.groups, c_out_g, blocks).transpose(0, 2, 3, 1)
         filter_ = filter_.reshape((c_out * blocks, c_in // g.groups) + (1,) * rank)
-        new_ops = [_variable(self.names, f"{name}_filter", filter_, op, self.names.tensor(f"{name}_filter"))]
+        new_ops = [self.names.variable(filter_, f"{name}_filter", op)]
         bias = op.bias
         if bias_values is not None:
             repeated = np.repeat(bias_values.reshape(-1), blocks).reshape(1, -1)
-            new_ops.append(_variable(self.names, f"{name}_bias", repeated, op, self.names.tensor(f"{name}_bias")))
+            new_ops.append(self.names.variable(repeated, f"{name}_bias", op))
             bias = new_ops[-1].results[0]
         attribs = {"padding": [(0, 0)] * rank, "stride": [1] * rank, "dilation": [1] * rank, "groups": g.groups}
-        new_ops.append(_make("conv", [op.input, new_ops[0].results[0], bias], attribs, op))
+        new_ops.append(create("conv", [op.input, new_ops[0].results[0], bias], attribs, like=op))
         if blocks == 1:
             return new_ops
         new_ops[-1].results[0].name_hint = self.names.tensor(f"{name}_conv")
@@ -305,7 +256,8 @@ class DeconvAsConv(RewritePattern):
         merged = [batch, c_out] + [n * s for n, s in zip(g.extents, g.stride)]
         for kind, attribs in (("reshape", {"shape": split}), ("transpose", {"axes": interleaved}),
                               ("reshape", {"shape": merged})):
-            new_ops.append(_make(kind, [new_ops[-1].results[0]], attribs, op, self.names.tensor(f"{name}_{kind}")))
+            new_ops.append(create(kind, [new_ops[-1].results[0]], attribs, like=op,
+                                  name_hint=self.names.tensor(f"{name}_{kind}")))
         return new_ops
 
     def zero_inserted(self, op: Operation, weights: np.ndarray, g: _Deconv) -> list[Operation]:
@@ -316,7 +268,7 @@ class DeconvAsConv(RewritePattern):
         filter_ = weights.reshape((g.groups, c_in // g.groups, c_out_g, *g.size)).swapaxes(1, 2)
         filter_ = filter_.reshape((g.groups * c_out_g, c_in // g.groups, *g.size))
         filter_ = filter_[(slice(None), slice(None)) + (slice(None, None, -1),) * rank]
-        new_ops = [_variable(self.names, f"{name}_filter", filter_, op, self.names.tensor(f"{name}_filter"))]
+        new_ops = [self.names.variable(filter_, f"{name}_filter", op)]
         value = op.input
         spread = [n * s for n, s in zip(g.extents, g.stride)]  # x[i] at i * s, then s - 1 zeros
         if any(s > 1 for s in g.stride):
@@ -327,7 +279,7 @@ class DeconvAsConv(RewritePattern):
                 ("reshape", {"shape": [batch, channels, *spread]}),
             ]
             for kind, attribs in steps:
-                new_ops.append(_make(kind, [value], attribs, op, self.names.tensor(f"{name}_{kind}")))
+                new_ops.append(create(kind, [value], attribs, like=op, name_hint=self.names.tensor(f"{name}_{kind}")))
                 value = new_ops[-1].results[0]
         dilated = [(k - 1) * d + 1 for k, d in zip(g.size, g.dilation)]
         fronts = [f - 1 - p for f, p in zip(dilated, g.front)]
@@ -336,12 +288,12 @@ class DeconvAsConv(RewritePattern):
             axes = [2 + i for i in range(rank)]
             begin = [max(-p, 0) for p in fronts]
             end = [z - max(-q, 0) for z, q in zip(spread, backs)]
-            new_ops.append(_make("slice", [value], {"axes": axes, "begin": begin, "end": end}, op,
-                                 self.names.tensor(f"{name}_slice")))
+            new_ops.append(create("slice", [value], {"axes": axes, "begin": begin, "end": end}, like=op,
+                                  name_hint=self.names.tensor(f"{name}_slice")))
             value = new_ops[-1].results[0]
         attribs = {"padding": [(max(p, 0), max(q, 0)) for p, q in zip(fronts, backs)], "stride": [1] * rank,
                    "dilation": list(g.dilation), "groups": g.groups}
-        new_ops.append(_make("conv", [value, new_ops[0].results[0], op.bias], attribs, op))
+        new_ops.append(create("conv", [value, new_ops[0].results[0], op.bias], attribs, like=op))
         return new_ops
 
 
@@ -358,17 +310,17 @@ class NearestUpsampleAsTile(RewritePattern):
         self.names = names
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        shape = _static(op.input) if op.name == "nnef.nearest_upsample" else None
-        if shape is None or _static(op.results[0]) is None:
+        shape = static_shape(op.input) if op.name == "nnef.nearest_upsample" else None
+        if shape is None or static_shape(op.results[0]) is None:
             return
         name = op.results[0].name_hint or "upsample"
-        factor = list(from_attribute(op.properties["factor"]))
+        factor = list(attribute(op, "factor"))
         spread = [*shape[:2], *(d for n in shape[2:] for d in (n, 1))]
         repeats = [1, 1, *(d for f in factor for d in (1, f))]
         new_ops, value = [], op.input
         for kind, attribs in (("reshape", {"shape": spread}), ("tile", {"repeats": repeats}),
-                              ("reshape", {"shape": list(_static(op.results[0]))})):
-            new_ops.append(_make(kind, [value], attribs, op, self.names.tensor(f"{name}_{kind}")))
+                              ("reshape", {"shape": list(static_shape(op.results[0]))})):
+            new_ops.append(create(kind, [value], attribs, like=op, name_hint=self.names.tensor(f"{name}_{kind}")))
             value = new_ops[-1].results[0]
         _replace(rewriter, op, new_ops, [value])
 
@@ -377,15 +329,62 @@ class SplitAsSlices(RewritePattern):
     """split(x, axis, ratios) → one slice per part, over the extent its ratio gives."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        shape = _static(op.value) if op.name == "nnef.split" else None
+        shape = static_shape(op.value) if op.name == "nnef.split" else None
         if shape is None:
             return
-        axis, ratios = from_attribute(op.properties["axis"]), list(from_attribute(op.properties["ratios"]))
+        axis, ratios = attribute(op, "axis"), list(attribute(op, "ratios"))
         unit = shape[axis] // sum(ratios)
         bounds = np.cumsum([0, *ratios]) * unit
-        new_ops = [_make("slice", [op.value], {"axes": [axis], "begin": [int(b)], "end": [int(e)]}, op)
+        new_ops = [create("slice", [op.value], {"axes": [axis], "begin": [int(b)], "end": [int(e)]}, like=op)
                    for b, e in zip(bounds[:-1], bounds[1:])]
         _replace(rewriter, op, new_ops, [o.results[0] for o in new_ops])
+
+
+class BatchedLinearAsMatmul(RewritePattern):
+    """linear(input, filter, bias) on an input of rank > 2 → its body in the specification,
+    add(matmul(input, filter, transposeB = true), bias'); no bias, no add. The filter has
+    the input's rank already (linear's shape rule is its matmul's: equal ranks, batch axes
+    of 1 broadcast, as in the Khronos parser). An add aligns shapes from the first axis
+    (missing trailing axes are 1s), so bias' has the input's rank, its channels last."""
+
+    def __init__(self, names: _Names):
+        self.names = names
+
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        shape = static_shape(op.input) if op.name == "nnef.linear" else None
+        if shape is None or len(shape) <= 2 or static_shape(op.results[0]) is None \
+                or len(static_shape(op.filter) or ()) != len(shape) \
+                or (op.bias is not None and static_shape(op.bias) is None) \
+                or _quantized(op.results[0], op.input, op.filter, op.bias):
+            return
+        name = op.results[0].name_hint or "linear"
+        new_ops: list[Operation] = []
+        bias = None if op.bias is None else self.aligned(op.bias, len(shape), f"{name}_bias", op, new_ops)
+        new_ops.append(create("matmul", [op.input, op.filter], {"transposeB": True}, like=op))
+        if bias is not None:
+            new_ops[-1].results[0].name_hint = self.names.tensor(f"{name}_matmul")
+            new_ops.append(create("add", [new_ops[-1].results[0], bias], like=op))
+        old_bias = op.bias
+        _replace(rewriter, op, new_ops, [new_ops[-1].results[0]])
+        _erase_if_unused(rewriter, old_bias)
+
+    def aligned(self, bias: SSAValue, rank: int, base: str, like: Operation, new_ops: list[Operation]) -> SSAValue:
+        """A per-channel bias as [1, ..., 1, C], of the given rank: a new weight if its values
+        are known, else an unsqueeze (or a reshape, for more leading 1s than that rank)."""
+        current = static_shape(bias)
+        shape = (1,) * (rank - 1) + current[-1:]
+        if current == shape or (len(current) <= rank and all(d == 1 for d in current)):  # one value broadcasts
+            return bias
+        data = _known_array(bias)
+        if data is not None:
+            new = self.names.variable(data.reshape(shape), base, like)
+        elif len(current) < rank:
+            new = create("unsqueeze", [bias], {"axes": list(range(rank - len(current)))}, like=like,
+                         name_hint=self.names.tensor(base))
+        else:
+            new = create("reshape", [bias], {"shape": list(shape)}, like=like, name_hint=self.names.tensor(base))
+        new_ops.append(new)
+        return new.results[0]
 
 
 # Functions of the syntax that give values, not tensors.
@@ -440,14 +439,15 @@ def _portable_fragments(module: ModuleOp) -> None:
 @register_pass
 @dataclass(frozen=True)
 class PortableSpelling(ModulePass):
-    """constant, deconv, split, nearest_upsample and unary minus as every NNEF engine reads them."""
+    """constant, deconv, split, nearest_upsample, batched linear and unary minus as every NNEF engine reads them."""
 
     name = "portable-spelling"
 
     def apply(self, ctx, op: ModuleOp) -> None:
         names = _Names(op)
         patterns = GreedyRewritePatternApplier(
-            [ConstantAsVariable(names), DeconvAsConv(names), NearestUpsampleAsTile(names), SplitAsSlices()],
+            [ConstantAsVariable(names), DeconvAsConv(names), NearestUpsampleAsTile(names), SplitAsSlices(),
+             BatchedLinearAsMatmul(names)],
             dce_enabled=False,  # a spelling changes, never which values the graph computes
         )
         PatternRewriteWalker(patterns).rewrite_module(op)

@@ -1,15 +1,19 @@
 """What the nnef passes' patterns share.
 
 - `known_value`: the array an SSA value is known to hold (a variable's data, a constant);
+  `constant_value`: the array of a `constant` operation, quantized or not;
 - `create`: a new operation of the op table, its result types from the shape rule;
-- `Weights`: new variables with labels no other tensor file of the model uses;
+- `Weights`: new variables with labels no other tensor file of the model uses
+  (`fresh_name`: a name not yet taken);
 - `replace_value`: replace uses without losing a name the graph's interface promises
   (a graph output keeps its name; its producer changes).
 """
 
 from __future__ import annotations
 
+import math
 import re
+
 import numpy as np
 from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Attribute, Operation, SSAValue
@@ -62,11 +66,20 @@ def known_value(value: SSAValue) -> np.ndarray | None:
     if owner.name == "nnef.variable":
         data = weight_of(owner.attributes["nnef.data"])
         return None if data is None else np.asarray(data)
-    shape = from_attribute(owner.properties["shape"])
-    values = np.asarray(from_attribute(owner.properties["value"]), _NUMPY_TYPES.get(dtype_of(value.type), np.float32))
+    return constant_value(owner)
+
+
+def constant_value(op: Operation) -> np.ndarray | None:
+    """The array a `constant` operation holds (one value fills its shape), whether
+    quantized or not; None when its shape is symbolic or its values do not fill it."""
+    shape = from_attribute(op.properties["shape"])
+    if not all(isinstance(d, int) for d in shape):
+        return None
+    values = np.asarray(from_attribute(op.properties["value"]),
+                        _NUMPY_TYPES.get(dtype_of(op.results[0].type), np.float32))
     if values.size == 1:
         return np.full(shape, values.reshape(()), values.dtype)
-    return values.reshape(shape)
+    return values.reshape(shape) if values.size == math.prod(shape) else None
 
 
 def aligned(value: np.ndarray, rank: int) -> np.ndarray:
@@ -96,9 +109,11 @@ def attributes(op: Operation) -> dict[str, object]:
 
 
 def create(name: str, operands: list, attribs: dict[str, object] | None = None, *,
-           result_types: list[Attribute] | None = None, like: Operation | None = None) -> Operation:
-    """A table operation. Without result types, the shape rule gives them (static shapes);
-    `like` lends its location."""
+           result_types: list[Attribute] | None = None, like: Operation | None = None,
+           name_hint: str | None = None) -> Operation:
+    """A table operation. Without result types, the shape rule gives them (static shapes,
+    the first operand's element type); `like` lends its location, and `name_hint` names
+    its (first) result."""
     cls = OPERATIONS[name]
     attribs = attribs or {}
     if result_types is None:
@@ -107,6 +122,8 @@ def create(name: str, operands: list, attribs: dict[str, object] | None = None, 
     op = cls(operands=operands, properties=properties, result_types=result_types)
     if like is not None:
         op.location = like.location
+    if name_hint is not None:
+        op.results[0].name_hint = name_hint
     return op
 
 
@@ -119,6 +136,16 @@ def _inferred_types(entry, operands: list, attribs: dict) -> list[Attribute]:
     first = next(o for o in operands if o is not None)
     first = first[0] if isinstance(first, (list, tuple)) else first
     return [TensorType(first.type.element_type, list(shape))]
+
+
+def fresh_name(base: str, taken: set[str]) -> str:
+    """`base`, or else the first of `base_1`, `base_2`, ... not in `taken`; now taken."""
+    name, n = base, 0
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name
 
 
 class Weights:
@@ -134,12 +161,7 @@ class Weights:
         return self.origins.get(label, label)
 
     def label(self, hint: str) -> str:
-        label, n = hint, 0
-        while label in self.labels:
-            n += 1
-            label = f"{hint}_{n}"
-        self.labels.add(label)
-        return label
+        return fresh_name(hint, self.labels)
 
     def new(self, array: np.ndarray, hint: str, like: Operation | None = None) -> Operation:
         array = np.asarray(array)
@@ -242,5 +264,6 @@ def single_use(value: SSAValue) -> bool:
     return value.has_one_use()
 
 
-__all__ = ["op_named", "is_known", "known_value", "static_shape", "attribute", "attributes", "create", "Weights",
-           "replace_value", "replace_op", "rename", "single_use", "is_graph_output"]
+__all__ = ["op_named", "is_quantized", "is_known", "known_value", "constant_value", "static_shape", "attribute",
+           "attributes", "create", "fresh_name", "Weights", "replace_value", "replace_op", "rename", "single_use",
+           "is_graph_output"]
