@@ -109,8 +109,27 @@ def to_attribute(value: object) -> Attribute:
     if isinstance(value, sympy.Expr):
         return DictionaryAttr({"dim": StringAttr(str(value))})
     if isinstance(value, (list, tuple)):
-        return ArrayAttr([to_attribute(v) for v in value])
+        key = _key(value)
+        return _array_attribute(key) if key is not None else ArrayAttr([to_attribute(v) for v in value])
     raise TypeError(f"no attribute for {value!r}")
+
+
+def _key(value: object) -> tuple | None:
+    """A hashable key telling apart what to_attribute tells apart (True, 1 and 1.0 are
+    equal in Python, not as attributes); None for what is not worth a key."""
+    if isinstance(value, (list, tuple)):
+        items = [_key(v) for v in value]
+        return None if None in items else (list, tuple(items))
+    if isinstance(value, (bool, int, float, str)):
+        return (type(value), value)
+    return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _array_attribute(key: tuple) -> ArrayAttr:
+    # Shapes, strides, paddings and argument lists repeat across a model's operations:
+    # one immutable attribute each, built (and verified) once, shared by all.
+    return ArrayAttr([_array_attribute(k) if k[0] is list else _scalar_attribute(*k) for k in key[1]])
 
 
 @functools.lru_cache(maxsize=4096)

@@ -54,8 +54,10 @@ class RemoveIdentity(RewritePattern):
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         name = op.name.removeprefix("nnef.")
-        if name == "copy" or (name in (*_RESHAPES, "tile", "pad") and _same_type(op, op.operands[0])):
+        if name == "copy" or (name in (*_RESHAPES, "tile") and _same_type(op, op.operands[0])):
             replace_op(rewriter, op, op.operands[0])
+        elif name == "pad" and all(tuple(p) == (0, 0) for p in attribute(op, "padding")):
+            replace_op(rewriter, op, op.operands[0])  # (1, -1) keeps the shape, not the values
         elif name == "transpose" and _same_type(op, op.operands[0]):
             perm = attribute(op, "axes")
             if perm == list(range(len(perm))):
