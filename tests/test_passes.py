@@ -167,3 +167,13 @@ def test_default_pipeline_keeps_the_numbers_of_each_pattern(tmp_path, case):
     assert dict(operation_histogram(module)) == expected
     assert count_operations(module) <= count
     np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("pipeline", ["layout,default", "default,layout"])
+def test_layout_and_the_pipeline_compose_in_either_order(pipeline):
+    """Fusing leaves channel-last operations alone (their channels are not on axis 1);
+    after fusing, layout takes the fused operations channel-last too."""
+    folder = SHARED / "resnet8"
+    module = nnefopt.optimize(_load(folder / "t2n"), pipeline)
+    (output,) = nnefopt.run(module, {"input": np.load(folder / "input.npy")}).values()
+    np.testing.assert_allclose(output, np.load(folder / "output.npy"), rtol=1e-4, atol=1e-5)

@@ -44,9 +44,11 @@ _WEIGHTED = ("conv", "deconv", "linear")
 
 
 def _weighted_producer(value: SSAValue) -> Operation | None:
-    """The conv/deconv/linear computing `value` alone for its one user, weights known."""
+    """The conv/deconv/linear computing `value` alone for its one user, weights known,
+    channels on axis 1 (not made channel-last by the layout pass), shapes static."""
     op = op_named(value, *_WEIGHTED)
-    if op is None or not single_use(value) or is_quantized(value) or known_value(op.filter) is None:
+    if op is None or not single_use(value) or is_quantized(value) or static_shape(value) is None \
+            or "nnef.layout" in op.attributes or known_value(op.filter) is None:
         return None
     if op.bias is not None and known_value(op.bias) is None:
         return None
@@ -306,8 +308,8 @@ class FoldPadIntoWindow(RewritePattern):
         if name not in _WINDOWS:
             return
         pad = op_named(op.operands[0], "pad")
-        if pad is None or not single_use(op.operands[0]):
-            return
+        if pad is None or not single_use(op.operands[0]) or "nnef.layout" in op.attributes:
+            return  # a channel-last window's padding is not in the pad's axis order
         if attribute(pad, "border") != "constant" or attribute(pad, "value") != 0.0:
             return
         padding, extra = attribute(op, "padding"), [tuple(p) for p in attribute(pad, "padding")]
