@@ -72,6 +72,7 @@ from nnefopt.passes.rewriting import (
     attribute,
     constant_value,
     create,
+    erase_if_dead,
     fresh_name,
     is_quantized,
     known_value,
@@ -135,17 +136,6 @@ def _replace(rewriter: PatternRewriter, op: Operation, new_ops: list[Operation],
         new.owner.attributes.update({k: v for k, v in op.attributes.items() if k != "nnef.explicit"})
         rewriter.replace_all_uses_with(old, new)
     rewriter.erase(op)
-
-
-def _erase_if_unused(rewriter: PatternRewriter, value: SSAValue | None) -> None:
-    """A weight (or a layout operation of one) that only the replaced operation read."""
-    owner = value.owner if value is not None else None
-    if isinstance(owner, Operation) and owner.name in ("nnef.variable", "nnef.constant", *_LAYOUT_OPS) \
-            and not any(r.uses for r in owner.results):
-        sources = list(owner.operands)
-        rewriter.erase(owner)
-        for source in sources:
-            _erase_if_unused(rewriter, source)
 
 
 class ConstantAsVariable(RewritePattern):
@@ -228,8 +218,8 @@ class DeconvAsConv(RewritePattern):
             return
         filter_, bias = op.filter, op.bias
         _replace(rewriter, op, new_ops, [new_ops[-1].results[0]])
-        _erase_if_unused(rewriter, filter_)
-        _erase_if_unused(rewriter, bias)
+        erase_if_dead(rewriter, filter_)
+        erase_if_dead(rewriter, bias)
 
     def depth_to_space(self, op: Operation, weights: np.ndarray, bias_values: np.ndarray | None,
                        g: _Deconv) -> list[Operation]:
@@ -366,7 +356,7 @@ class BatchedLinearAsMatmul(RewritePattern):
             new_ops.append(create("add", [new_ops[-1].results[0], bias], like=op))
         old_bias = op.bias
         _replace(rewriter, op, new_ops, [new_ops[-1].results[0]])
-        _erase_if_unused(rewriter, old_bias)
+        erase_if_dead(rewriter, old_bias)
 
     def aligned(self, bias: SSAValue, rank: int, base: str, like: Operation, new_ops: list[Operation]) -> SSAValue:
         """A per-channel bias as [1, ..., 1, C], of the given rank: a new weight if its values

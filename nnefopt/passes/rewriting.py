@@ -19,6 +19,7 @@ from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr, TensorTy
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter
 from xdsl.rewriter import InsertPoint
+from xdsl.transforms.dead_code_elimination import is_trivially_dead
 
 from nnefopt.dialects.nnef import (
     OPERATIONS,
@@ -241,6 +242,17 @@ def replace_op(rewriter: PatternRewriter, op: Operation, new: SSAValue, new_ops:
     replace_value(rewriter, old, new)
     rewriter.erase(op)
     return True
+
+
+def erase_if_dead(rewriter: PatternRewriter, value: SSAValue | None) -> None:
+    """The operation computing `value`, and in turn its own inputs' operations, once
+    nothing uses them any more (a weight only a rewritten operation read)."""
+    pending = [value]
+    while pending:
+        owner = getattr(pending.pop(), "owner", None)
+        if isinstance(owner, Operation) and owner.parent is not None and is_trivially_dead(owner):
+            pending.extend(owner.operands)
+            rewriter.erase(owner)
 
 
 def rename(value: SSAValue, name: str | None) -> None:
