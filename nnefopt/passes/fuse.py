@@ -106,9 +106,10 @@ def _refold(rewriter: PatternRewriter, weights: Weights, op: Operation, user: Op
     old_filter, old_bias = op.filter, op.bias
     op.operands = [op.operands[0], new_filter, new_bias]
     rewriter.notify_op_modified(op)
-    if replace_op(rewriter, user, op.results[0]):
-        erase_if_dead(rewriter, old_filter)
-        erase_if_dead(rewriter, old_bias)
+    # Never refused: `user` is the only user of op's result, so it is no graph output.
+    replace_op(rewriter, user, op.results[0])
+    erase_if_dead(rewriter, old_filter)
+    erase_if_dead(rewriter, old_bias)
 
 
 class FoldBatchNorm(RewritePattern):
