@@ -52,6 +52,7 @@ from nnefopt.passes import register_pass
 from nnefopt.passes.rewriting import (
     Weights,
     attribute,
+    erase_if_dead,
     is_graph_output,
     known_value,
     op_named,
@@ -271,10 +272,7 @@ def _suffix(perm: list[int]) -> str:
 def _erase_unused(rewriter: PatternRewriter, values) -> None:
     """Transposes and weights the rewrite stopped using (the model's own ones included)."""
     for value in values:
-        owner = value.owner
-        if isinstance(owner, Operation) and owner.parent is not None and not any(r.uses for r in owner.results) \
-                and owner.name in ("nnef.transpose", "nnef.constant", "nnef.variable"):
-            rewriter.erase(owner)
+        erase_if_dead(rewriter, value)
 
 
 def _static(value: SSAValue) -> bool:
