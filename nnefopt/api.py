@@ -42,6 +42,8 @@ def _read(path: Path) -> str:
 def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
     """A module from MLIR text, in the custom format `to_mlir` prints, the generic one,
     or both mixed."""
+    from nnefopt.export.mlir_weights import adopt_weights
+
     parser = Parser(context(), text, name)
     try:
         try:
@@ -51,6 +53,7 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
             # number of types) while it reads: an error at the place reached.
             parser.raise_error(str(exc))
         module.verify()
+        adopt_weights(module)
     except ParseError as exc:
         # The place where xDSL's parser stopped, and its message alone (its text adds the
         # source lines and carets).
@@ -120,12 +123,23 @@ def runnable_model(module: ModuleOp):
     return export_module(channel_first(module))
 
 
-def to_mlir(module: ModuleOp, *, generic: bool = False) -> str:
+def to_mlir(module: ModuleOp, *, generic: bool = False, weights: bool = False) -> str:
     """The module as MLIR text with locations: in the dialects' custom format, or with
     `generic`, every operation in xDSL's generic format (mlir-opt's
-    --mlir-print-op-generic). `parse_mlir` reads both."""
+    --mlir-print-op-generic); with `weights`, the weights' data as a trailing
+    dialect_resources section. `parse_mlir` reads all of these."""
+    from nnefopt.export.mlir_weights import declare_weights, forget
+
     stream = io.StringIO()
-    Printer(stream=stream, print_debuginfo=True, print_generic_format=generic).print_op(module)
+    printer = Printer(stream=stream, print_debuginfo=True, print_generic_format=generic)
+    declared = declare_weights(module) if weights else []
+    try:
+        printer.print_op(module)
+        if declared:
+            stream.write("\n")
+            printer.print_metadata([Builtin])
+    finally:
+        forget(declared)
     return stream.getvalue() + "\n"
 
 
@@ -141,7 +155,7 @@ def save(module: ModuleOp, path: str | Path, *, emit: str = "nnef", keep_spellin
         path = Path(path)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
         with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(to_mlir(module, generic=generic))
+            file.write(to_mlir(module, generic=generic, weights=True))
         os.replace(temporary, path)
         return
     save_model(standard_model(module, portable=not keep_spelling), path)

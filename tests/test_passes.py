@@ -177,3 +177,14 @@ def test_layout_and_the_pipeline_compose_in_either_order(pipeline):
     module = nnefopt.optimize(_load(folder / "t2n"), pipeline)
     (output,) = nnefopt.run(module, {"input": np.load(folder / "input.npy")}).values()
     np.testing.assert_allclose(output, np.load(folder / "output.npy"), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("model", ["resnet8", "tiny_unet", "mlp_digits"])
+def test_nnefopt_reads_back_what_the_pipeline_wrote(tmp_path, model):
+    """The fused fragments nnefopt writes (a tuple-typed padding among their attributes)
+    are read and run again by nnefopt itself."""
+    folder = SHARED / model
+    nnefopt.save(nnefopt.optimize(_load(folder / "t2n"), "default"), tmp_path / "out")
+    module = _load(tmp_path / "out")
+    (output,) = nnefopt.run(module, {"input": np.load(folder / "input.npy")}).values()
+    np.testing.assert_allclose(output, np.load(folder / "output.npy"), rtol=1e-4, atol=1e-5)

@@ -175,13 +175,15 @@ class _Exporter:
     def generic(self, op, signatures, explicit) -> ModelOperation:
         names = from_attribute(op.operand_names)
         inputs = {name: self.value(v) for name, v in zip(names, op.arguments)}
-        attribs = {k: from_attribute(v) for k, v in op.args.data.items()}
         if isinstance(op, CallOp):
             name, signature = op.callee.data, signatures[op.callee.data]
             result_names = [r.name for r in signature.results]
         else:
             name, signature = op.op_name.data, None
             result_names = [f"_{i}" for i in range(len(op.outputs))]
+        # The declared types tell tuples ((integer, integer)[] paddings) from arrays.
+        types = {p.name: p.type for p in signature.params} if signature is not None else {}
+        attribs = {k: from_attribute(v, types.get(k)) for k, v in op.args.data.items()}
         outputs = {key: self.define(v, op) for key, v in zip(result_names, op.outputs)}
         return ModelOperation(name, None, inputs, attribs, outputs, location_of(op), explicit, signature)
 
