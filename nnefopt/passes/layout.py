@@ -53,6 +53,7 @@ from nnefopt.passes.rewriting import (
     Weights,
     attribute,
     erase_if_dead,
+    fresh_name,
     is_graph_output,
     known_value,
     op_named,
@@ -150,13 +151,7 @@ class _Rewrites:
     def fresh(self, hint: str) -> str:
         """A name no value has. (xDSL drops a `_<digits>` ending from a value's name: the
         printer's, so `_v<digits>` tells names apart.)"""
-        hint = SSAValue.extract_valid_name(hint)
-        name, n = hint, 0
-        while name in self.names:
-            n += 1
-            name = f"{hint}_v{n}"
-        self.names.add(name)
-        return name
+        return fresh_name(SSAValue.extract_valid_name(hint), self.names, "_v")
 
     def transpose(self, value: SSAValue, perm: list[int], like: Operation, marked: bool = True) -> Operation:
         type_ = value.type

@@ -26,7 +26,7 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.rewriter import InsertPoint
 
-from nnefopt.dialects.nnef import OPERATIONS, FragmentOp, OpaqueOp, dtype_of, from_attribute, to_attribute, weight_of
+from nnefopt.dialects.nnef import OPERATIONS, FragmentOp, OpaqueOp, dtype_of, from_attribute, to_attribute
 from nnefopt.export.from_ir import is_literal as _is_literal
 from nnefopt.export.from_ir import module_extensions
 from nnefopt.frontend import ast
@@ -34,6 +34,7 @@ from nnefopt.frontend.parser import parse_document
 from nnefopt.frontend.printer import format_fragment
 from nnefopt.frontend.stdlib import is_tract_dialect
 from nnefopt.passes import register_pass
+from nnefopt.passes.rewriting import known_value
 
 _REAL_TYPES = ("", "f16", "f32", "f64")
 
@@ -87,26 +88,13 @@ class LowerNearestResize(RewritePattern):
         if props.get("interpolator") != "nearest" or props.get("coord_transformer") != "asymmetric" \
                 or props.get("nearest_mode", "floor") != "floor":
             return
-        scales = _constant_value(op.scales)
+        scales = None if op.scales is None else known_value(op.scales)
+        scales = None if scales is None else scales.reshape(-1)
         if scales is None or len(scales) < 3 or list(scales[:2]) != [1, 1] \
                 or not all(float(s).is_integer() and s >= 1 for s in scales[2:]):
             return
         factor = [int(s) for s in scales[2:]]
         _replace(rewriter, op, "nearest_upsample", [op.input], {"factor": to_attribute(factor)})
-
-
-def _constant_value(value) -> np.ndarray | None:
-    if value is None:
-        return None
-    owner = value.owner
-    if isinstance(owner, Operation) and owner.name == "nnef.variable" and "nnef.data" in owner.attributes:
-        data = weight_of(owner.attributes["nnef.data"])
-        return None if data is None else np.asarray(data).reshape(-1)
-    if isinstance(owner, Operation) and owner.name == "nnef.constant":
-        shape = from_attribute(owner.properties["shape"])
-        values = from_attribute(owner.properties["value"])
-        return np.broadcast_to(np.asarray(values, np.float64), shape).reshape(-1)
-    return None
 
 
 class QuantizedAsReal(RewritePattern):

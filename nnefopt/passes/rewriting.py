@@ -33,8 +33,8 @@ from nnefopt.dialects.nnef import (
     weight_of,
 )
 from nnefopt.frontend.evaluate import evaluate_constant
+from nnefopt.interp.interpreter import NUMPY_TYPES
 
-_NUMPY_TYPES = {"scalar": np.float32, "integer": np.int32, "logical": np.bool_}
 _DTYPES = {"f": "scalar", "i": "integer", "u": "integer", "b": "logical"}
 
 
@@ -77,7 +77,7 @@ def constant_value(op: Operation) -> np.ndarray | None:
     if not all(isinstance(d, int) for d in shape):
         return None
     values = np.asarray(from_attribute(op.properties["value"]),
-                        _NUMPY_TYPES.get(dtype_of(op.results[0].type), np.float32))
+                        NUMPY_TYPES.get(dtype_of(op.results[0].type), np.float32))
     if values.size == 1:
         return np.full(shape, values.reshape(()), values.dtype)
     return values.reshape(shape) if values.size == math.prod(shape) else None
@@ -139,12 +139,12 @@ def _inferred_types(entry, operands: list, attribs: dict) -> list[Attribute]:
     return [TensorType(first.type.element_type, list(shape))]
 
 
-def fresh_name(base: str, taken: set[str]) -> str:
+def fresh_name(base: str, taken: set[str], separator: str = "_") -> str:
     """`base`, or else the first of `base_1`, `base_2`, ... not in `taken`; now taken."""
     name, n = base, 0
     while name in taken:
         n += 1
-        name = f"{base}_{n}"
+        name = f"{base}{separator}{n}"
     taken.add(name)
     return name
 
@@ -167,7 +167,7 @@ class Weights:
     def new(self, array: np.ndarray, hint: str, like: Operation | None = None) -> Operation:
         array = np.asarray(array)
         dtype = _DTYPES.get(array.dtype.kind, "scalar")
-        array = array.astype(_NUMPY_TYPES[dtype], copy=False)
+        array = array.astype(NUMPY_TYPES[dtype], copy=False)
         type_ = tensor_type(dtype, array.shape)
         if array.ndim == 0:
             op = OPERATIONS["constant"](properties={"shape": to_attribute([]), "value": to_attribute([array.item()])},
