@@ -21,7 +21,8 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
-from xdsl.transforms.common_subexpression_elimination import cse
+from xdsl.rewriter import Rewriter
+from xdsl.transforms.common_subexpression_elimination import CSEDriver
 
 from nnefopt.dialects.nnef import CallOp, FragmentOp, GraphOp, from_attribute
 from nnefopt.export.from_ir import module_extensions
@@ -34,6 +35,7 @@ from nnefopt.passes.rewriting import (
     aligned,
     attribute,
     create,
+    erase_dead_producers,
     known_value,
     op_named,
     replace_op,
@@ -258,14 +260,34 @@ class InlineSmallFragment(RewritePattern):
         replace_op(rewriter, op, values[0], built)
 
 
+class WeightBlindCSE(CSEDriver):
+    """xDSL's common-subexpression elimination that does not look at used variables, and
+    erases what its merges leave unused.
+
+    Two variables never match (each carries its own weight handle) and those of one label
+    are already merged; hashing their attributes was most of the time cse took. Merging an
+    operation frees its operands, which xDSL's driver, having visited them, leaves in
+    place: they go here, instead of in a second walk over the whole module."""
+
+    def _simplify_operation(self, op: Operation) -> None:
+        if op.name == "nnef.variable" and op.results[0].uses:
+            return
+        super()._simplify_operation(op)
+
+    def _commit_erasures(self) -> None:
+        freed = [operand for op in self._to_erase for operand in op.operands]
+        super()._commit_erasures()
+        erase_dead_producers(freed, Rewriter.erase_op)
+
+
 def merge_same_label_variables(module: ModuleOp) -> None:
     """Two variables of one label read one tensor file: the later one is the earlier."""
     first: dict[tuple, Operation] = {}
     for graph in (op for op in module.ops if isinstance(op, GraphOp)):
-        for op in list(graph.body.block.ops):
+        for op in graph.body.block.ops:  # erasing the current op keeps the walk going
             if op.name != "nnef.variable" or any(k.startswith("nnef.quant.") for k in op.attributes):
                 continue
-            key = (from_attribute(op.properties["label"]), op.results[0].type)
+            key = (op.properties["label"].data, op.results[0].type)
             kept = first.setdefault(key, op)
             if kept is not op and op.results[0].name_hint not in _output_names(graph):
                 op.results[0].replace_all_uses_with(kept.results[0])
@@ -279,6 +301,8 @@ def _output_names(graph: GraphOp) -> set[str]:
 def drop_uncalled_fragments(module: ModuleOp) -> None:
     """Fragments nothing calls any more (their calls were inlined) are not written."""
     texts = {op: op.text.data for op in module.ops if isinstance(op, FragmentOp)}
+    if not any(_defines_body(text) for text in texts.values()):
+        return  # nothing could be dropped: no need to look for calls
     called = {op.callee.data for op in module.walk() if isinstance(op, CallOp)}
     for op, text in texts.items():
         name = op.sym_name.data
@@ -316,6 +340,5 @@ class Canonicalize(ModulePass):
     def apply(self, ctx, op: ModuleOp) -> None:
         merge_same_label_variables(op)
         PatternRewriteWalker(GreedyRewritePatternApplier(canonicalization_patterns(op))).rewrite_module(op)
-        cse(op)
-        PatternRewriteWalker(GreedyRewritePatternApplier([])).rewrite_module(op)  # what cse left unused
+        WeightBlindCSE().simplify(op)
         drop_uncalled_fragments(op)

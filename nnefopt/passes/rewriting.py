@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable
+from functools import cached_property
 
 import numpy as np
 from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr, TensorType
@@ -154,8 +156,13 @@ class Weights:
     whose labels no variable of the module already uses."""
 
     def __init__(self, module: ModuleOp):
-        self.labels = {from_attribute(op.properties["label"]) for op in module.walk() if op.name == "nnef.variable"}
+        self.module = module
         self.origins: dict[str, str] = {}  # label of a new weight -> the weight it derives from
+
+    @cached_property
+    def labels(self) -> set[str]:
+        # gathered when the first new weight is named: most pass runs make none
+        return {op.properties["label"].data for op in self.module.walk() if op.name == "nnef.variable"}
 
     def origin(self, variable: Operation) -> str:
         label = from_attribute(variable.properties["label"])
@@ -247,12 +254,17 @@ def replace_op(rewriter: PatternRewriter, op: Operation, new: SSAValue, new_ops:
 def erase_if_dead(rewriter: PatternRewriter, value: SSAValue | None) -> None:
     """The operation computing `value`, and in turn its own inputs' operations, once
     nothing uses them any more (a weight only a rewritten operation read)."""
-    pending = [value]
+    erase_dead_producers([value], rewriter.erase)
+
+
+def erase_dead_producers(values: Iterable[SSAValue | None], erase: Callable[[Operation], None]) -> None:
+    """`erase_if_dead` for several values, with any way of erasing."""
+    pending = list(values)
     while pending:
         owner = getattr(pending.pop(), "owner", None)
         if isinstance(owner, Operation) and owner.parent is not None and is_trivially_dead(owner):
             pending.extend(owner.operands)
-            rewriter.erase(owner)
+            erase(owner)
 
 
 def rename(value: SSAValue, name: str | None) -> None:
