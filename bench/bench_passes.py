@@ -44,24 +44,26 @@ def pipeline_time(module, pipeline: str, repeat: int, verify_each: bool):
     """Best time of the pipeline over `repeat` runs, each on a fresh copy of the module
     (copying is not timed), the optimized module, and the best run's time per pass as
     (pass name, seconds) pairs."""
-    best, result, best_passes = float("inf"), None, []
+    best = (float("inf"), None, [])
     for _ in range(repeat):
-        work = module.clone() if repeat > 1 else module
-        marks = []  # (the pass that just ran or None before the first, when): xDSL calls back
-        # before the first pass, between passes and after the last
+        best = min(best, timed_run(module.clone() if repeat > 1 else module, pipeline, verify_each), key=lambda r: r[0])
+    return best
 
-        def between(previous, _op, _following):
-            marks.append((previous, time.perf_counter()))
 
-        gc.collect()  # what loading and copying left behind is not the pipeline's to pay for
-        start = time.perf_counter()
-        optimize(work, pipeline, verify_each=verify_each, callback=between)
-        seconds = time.perf_counter() - start
-        if seconds < best:
-            best_passes = [(done.name, when - before) for (_, before), (done, when) in zip(marks, marks[1:])]
-            best = seconds
-        result = work
-    return best, result, best_passes
+def timed_run(work, pipeline: str, verify_each: bool):
+    """One run of the pipeline on `work`: seconds, the optimized module, seconds per pass."""
+    marks = []  # (the pass that just ran or None before the first, when): xDSL calls back
+    # before the first pass, between passes and after the last
+
+    def between(previous, _op, _following):
+        marks.append((previous, time.perf_counter()))
+
+    gc.collect()  # what loading and copying left behind is not the pipeline's to pay for
+    start = time.perf_counter()
+    optimize(work, pipeline, verify_each=verify_each, callback=between)
+    seconds = time.perf_counter() - start
+    passes = [(done.name, when - before) for (_, before), (done, when) in zip(marks, marks[1:])]
+    return seconds, work, passes
 
 
 def quiet_load(path: Path):
@@ -148,21 +150,28 @@ def shared_models(args, scratch: Path) -> None:
 def scaling(args, scratch: Path) -> None:
     print()
     print(f"{'conv chain (conv, bn, relu + copies)':<40} {'ops':>7} {'after':>7} {'load s':>8} {'pipeline s':>11}")
-    times = []
-    for blocks in (1_000,) if args.quick else (1_000, 10_000):
+    sizes = (1_000,) if args.quick else (1_000, 10_000)
+    modules, loads = [], []
+    for blocks in sizes:
         folder = scratch / f"chain{blocks}"
         noisy_conv_chain(folder, blocks)
         start = time.perf_counter()
-        module = quiet_load(folder)
-        loaded = time.perf_counter() - start
-        before = count_operations(module)
-        # best of --repeat runs, each on a fresh copy: one run of a 10,000-block chain is
-        # at the mercy of whatever else the machine does meanwhile
-        seconds, optimized, passes = pipeline_time(module, args.pipeline, args.repeat, args.verify_each)
-        times.append((before, seconds, passes))
-        print(f"{f'{blocks:,} blocks':<40} {before:>7} {count_operations(optimized):>7} {loaded:>8.2f} {seconds:>11.3f}")
+        modules.append(quiet_load(folder))
+        loads.append(time.perf_counter() - start)
+    # the sizes take turns, best of --repeat runs each: a ratio of two runs minutes apart
+    # measures whatever else the machine did meanwhile as much as the pipeline
+    best = [(float("inf"), None, [])] * len(sizes)
+    for _ in range(args.repeat):
+        for index, module in enumerate(modules):
+            run = timed_run(module.clone(), args.pipeline, args.verify_each)
+            best[index] = min(best[index], run, key=lambda r: r[0])
+            del run
+    times = []
+    for blocks, module, loaded, (seconds, optimized, passes) in zip(sizes, modules, loads, best):
+        times.append((count_operations(module), seconds, passes))
+        print(f"{f'{blocks:,} blocks':<40} {times[-1][0]:>7} {count_operations(optimized):>7} {loaded:>8.2f} {seconds:>11.3f}")
         print("    " + ", ".join(f"{name} {t:.3f}" for name, t in passes))
-        del module, optimized
+    del modules, best
     if len(times) == 2:
         (small_ops, small, small_passes), (big_ops, big, big_passes) = times
         ratio = big / small
