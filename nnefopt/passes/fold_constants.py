@@ -16,6 +16,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
+from xdsl.transforms.dead_code_elimination import is_trivially_dead
 
 from nnefopt.dialects.nnef import dtype_of, field_name
 from nnefopt.errors import NNEFError
@@ -26,7 +27,15 @@ from nnefopt.frontend.fragments import NoMeaning
 from nnefopt.frontend.stdlib import known_operations
 from nnefopt.interp.interpreter import NUMPY_TYPES, ArrayDomain
 from nnefopt.passes import register_pass
-from nnefopt.passes.rewriting import Weights, attributes, is_known, known_value, replace_value, static_shape
+from nnefopt.passes.rewriting import (
+    Weights,
+    attributes,
+    erase_with_dead_producers,
+    is_known,
+    known_value,
+    replace_value,
+    static_shape,
+)
 
 # Inputs, weights and effects are what the graph is made of, not something to compute.
 _NOT_FOLDED = {"external", "tract_core_external", "variable", "constant", "update", "tract_core_properties"}
@@ -64,6 +73,9 @@ class FoldKnownOperation(RewritePattern):
         self.weights, self.domain, self.max_elements = weights, domain, max_elements
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if is_trivially_dead(op):  # what the sweep meets dead goes, and what only it read
+            erase_with_dead_producers(rewriter, op)
+            return
         entry = getattr(op, "OP_DEF", None)
         if entry is None or entry.name in _NOT_FOLDED or not op.operands or not op.results:
             return
@@ -72,7 +84,8 @@ class FoldKnownOperation(RewritePattern):
         if not all(is_known(v) for v in op.operands):
             return
         if entry.name == "copy":  # the value itself: no new file for the same numbers
-            replace_value(rewriter, op.results[0], op.operands[0])
+            if replace_value(rewriter, op.results[0], op.operands[0]):
+                rewriter.erase(op)
             return
         shapes = [static_shape(r) for r in op.results]
         if None in shapes or sum(int(np.prod(s)) for s in shapes) > self.max_elements:
@@ -90,7 +103,7 @@ class FoldKnownOperation(RewritePattern):
             if not replace_value(rewriter, result, fresh):
                 rewriter.erase(fresh.owner)
         if all(not r.uses for r in op.results):
-            rewriter.erase(op)
+            erase_with_dead_producers(rewriter, op)
 
     def evaluate(self, op: Operation) -> list[np.ndarray] | None:
         with np.errstate(all="ignore"):
@@ -116,4 +129,8 @@ class FoldConstants(ModulePass):
     def apply(self, ctx, op: ModuleOp) -> None:
         domain = ArrayDomain(known_operations(module_extensions(op)))
         pattern = FoldKnownOperation(Weights(op), domain, self.max_elements)
-        PatternRewriteWalker(GreedyRewritePatternApplier([pattern])).rewrite_module(op)
+        # One sweep in program order is enough: an operation's operands come before it,
+        # so each is folded, or known not to fold, by the time its users are looked at.
+        # Sweeping again until nothing changes, as xDSL would, only re-reads the module.
+        applier = GreedyRewritePatternApplier([pattern], dce_enabled=False)  # the pattern erases dead code
+        PatternRewriteWalker(applier, apply_recursively=False).rewrite_module(op)

@@ -257,6 +257,13 @@ def erase_if_dead(rewriter: PatternRewriter, value: SSAValue | None) -> None:
     erase_dead_producers([value], rewriter.erase)
 
 
+def erase_with_dead_producers(rewriter: PatternRewriter, op: Operation) -> None:
+    """Erase `op`, then what computed its operands once nothing else uses it."""
+    operands = list(op.operands)
+    rewriter.erase(op)
+    erase_dead_producers(operands, rewriter.erase)
+
+
 def erase_dead_producers(values: Iterable[SSAValue | None], erase: Callable[[Operation], None]) -> None:
     """`erase_if_dead` for several values, with any way of erasing."""
     pending = list(values)
