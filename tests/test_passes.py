@@ -190,22 +190,34 @@ def test_nnefopt_reads_back_what_the_pipeline_wrote(tmp_path, model):
     np.testing.assert_allclose(output, np.load(folder / "output.npy"), rtol=1e-4, atol=1e-5)
 
 
-def test_canonicalize_merges_through_variables_of_one_label_and_drops_what_it_frees(tmp_path):
-    """The second `w` is the first, so the two products are one; the chain only the
-    merged product's twin fed, and a chain nothing reads, are gone too."""
+def _two_variables_of_one_label(folder, outputs: str):
     from nnefopt.frontend.tensor_file import write_tensor
 
-    write_tensor(tmp_path / "w.dat", _rng.standard_normal([1, 3]).astype(np.float32))
-    (tmp_path / "graph.nnef").write_text(
-        "version 1.0;\ngraph G( x ) -> ( y )\n{\n    x = external<scalar>(shape = [2, 3]);\n"
+    write_tensor(folder / "w.dat", _rng.standard_normal([1, 3]).astype(np.float32))
+    (folder / "graph.nnef").write_text(
+        f"version 1.0;\ngraph G( x ) -> ( {outputs} )\n{{\n    x = external<scalar>(shape = [2, 3]);\n"
         "    w1 = variable<scalar>(shape = [1, 3], label = 'w');\n"
         "    w2 = variable<scalar>(shape = [1, 3], label = 'w');\n"
         "    a = mul(x, w1);\n    b = mul(x, w2);\n    unused = exp(neg(b));\n"
         "    y = add(exp(a), exp(b));\n}\n")
-    module = _load(tmp_path)
+    return _load(folder)
+
+
+def test_canonicalize_merges_through_variables_of_one_label_and_drops_what_it_frees(tmp_path):
+    """The second `w` is the first, so the two products are one; the chain only the
+    merged product's twin fed, and a chain nothing reads, are gone too."""
+    module = _two_variables_of_one_label(tmp_path, "y")
     values = {"x": _rng.standard_normal([2, 3]).astype(np.float32)}
     before = nnefopt.run(module, values)["y"]
     nnefopt.optimize(module, "canonicalize")
     assert dict(operation_histogram(module)) == {"mul": 1, "exp": 1, "add": 1}
     assert sum(op.name == "nnef.variable" for op in module.walk()) == 1
     np.testing.assert_allclose(nnefopt.run(module, values)["y"], before, rtol=1e-6)
+
+
+def test_canonicalize_keeps_a_variable_that_is_a_graph_output_by_its_name(tmp_path):
+    module = _two_variables_of_one_label(tmp_path, "y, w2")
+    nnefopt.optimize(module, "canonicalize")
+    variables = [op.results[0].name_hint for op in module.walk() if op.name == "nnef.variable"]
+    assert variables == ["w1", "w2"]
+    assert dict(operation_histogram(module)) == {"mul": 2, "exp": 2, "add": 1}

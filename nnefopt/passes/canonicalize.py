@@ -24,7 +24,7 @@ from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, 
 from xdsl.rewriter import Rewriter
 from xdsl.transforms.common_subexpression_elimination import CSEDriver
 
-from nnefopt.dialects.nnef import CallOp, FragmentOp, GraphOp, from_attribute
+from nnefopt.dialects.nnef import CallOp, FragmentOp
 from nnefopt.export.from_ir import module_extensions
 from nnefopt.frontend.parser import parse_document
 from nnefopt.frontend.stdlib import known_operations
@@ -36,6 +36,7 @@ from nnefopt.passes.rewriting import (
     attribute,
     create,
     erase_dead_producers,
+    is_graph_output,
     known_value,
     op_named,
     replace_op,
@@ -280,22 +281,22 @@ class WeightBlindCSE(CSEDriver):
         erase_dead_producers(freed, Rewriter.erase_op)
 
 
-def merge_same_label_variables(module: ModuleOp) -> None:
-    """Two variables of one label read one tensor file: the later one is the earlier."""
-    first: dict[tuple, Operation] = {}
-    for graph in (op for op in module.ops if isinstance(op, GraphOp)):
-        for op in graph.body.block.ops:  # erasing the current op keeps the walk going
-            if op.name != "nnef.variable" or any(k.startswith("nnef.quant.") for k in op.attributes):
-                continue
-            key = (op.properties["label"].data, op.results[0].type)
-            kept = first.setdefault(key, op)
-            if kept is not op and op.results[0].name_hint not in _output_names(graph):
-                op.results[0].replace_all_uses_with(kept.results[0])
-                graph.body.block.erase_op(op)
+class MergeSameLabelVariables(RewritePattern):
+    """Two variables of one label read one tensor file: the later one is the earlier
+    (the sweep meets them in program order), unless it is itself a graph output."""
 
+    def __init__(self):
+        self.first: dict[tuple, Operation] = {}
 
-def _output_names(graph: GraphOp) -> set[str]:
-    return {from_attribute(n) for n in graph.outputs.data}
+    def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
+        if op.name != "nnef.variable" or any(k.startswith("nnef.quant.") for k in op.attributes):
+            return
+        key = (op.parent_block(), op.properties["label"].data, op.results[0].type)
+        kept = self.first.setdefault(key, op)
+        if kept.parent is None:  # erased since: this one stands for the label now
+            self.first[key] = op
+        elif kept is not op and not is_graph_output(op.results[0]):
+            replace_op(rewriter, op, kept.results[0])
 
 
 def drop_uncalled_fragments(module: ModuleOp) -> None:
@@ -325,9 +326,9 @@ def fragment_signatures(module: ModuleOp) -> dict:
 
 def canonicalization_patterns(module: ModuleOp) -> list[RewritePattern]:
     weights = Weights(module)
-    return [RemoveIdentity(), RemoveNeutralArithmetic(), ComposeTransposes(), ComposeReshapes(),
-            MergeConstantChains(weights), SubtractAsAdd(weights), MinMaxAsClamp(), NearestUpsampleIdiom(),
-            InlineSmallFragment(fragment_signatures(module))]
+    return [MergeSameLabelVariables(), RemoveIdentity(), RemoveNeutralArithmetic(), ComposeTransposes(),
+            ComposeReshapes(), MergeConstantChains(weights), SubtractAsAdd(weights), MinMaxAsClamp(),
+            NearestUpsampleIdiom(), InlineSmallFragment(fragment_signatures(module))]
 
 
 @register_pass
@@ -338,7 +339,6 @@ class Canonicalize(ModulePass):
     name = "canonicalize"
 
     def apply(self, ctx, op: ModuleOp) -> None:
-        merge_same_label_variables(op)
         PatternRewriteWalker(GreedyRewritePatternApplier(canonicalization_patterns(op))).rewrite_module(op)
         WeightBlindCSE().simplify(op)
         drop_uncalled_fragments(op)
