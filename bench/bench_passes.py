@@ -9,7 +9,7 @@ Operations are counted alike everywhere: compute operations, not tensors (see
 nnefopt/passes/stats.py; for the peers: Khronos graphs without external/variable/
 constant, ONNX nodes without `Constant`).
 
-    python bench/bench_passes.py [--pipeline TEXT] [--repeat N] [--quick] [--verify-each]
+    python bench/bench_passes.py [--pipeline TEXT] [--repeat N] [--chain-rounds N] [--quick] [--verify-each]
 """
 
 from __future__ import annotations
@@ -158,10 +158,11 @@ def scaling(args, scratch: Path) -> None:
         start = time.perf_counter()
         modules.append(quiet_load(folder))
         loads.append(time.perf_counter() - start)
-    # the sizes take turns, best of --repeat runs each: a ratio of two runs minutes apart
-    # measures whatever else the machine did meanwhile as much as the pipeline
+    # the sizes take turns, best of --chain-rounds runs each: a ratio of two runs minutes
+    # apart measures whatever else the machine did meanwhile as much as the pipeline, and
+    # a busy neighbour slows the 10,000-block chain, which waits on memory, the most
     best = [(float("inf"), None, [])] * len(sizes)
-    for _ in range(args.repeat):
+    for _ in range(args.chain_rounds):
         for index, module in enumerate(modules):
             run = timed_run(module.clone(), args.pipeline, args.verify_each)
             best[index] = min(best[index], run, key=lambda r: r[0])
@@ -195,6 +196,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pipeline", default="default", help="pass pipeline text (default: %(default)s)")
     parser.add_argument("--repeat", type=int, default=3, help="pipeline runs per model, best kept")
+    parser.add_argument("--chain-rounds", type=int, default=5, help="runs per conv chain, best kept")
     parser.add_argument("--quick", action="store_true", help="skip the 10,000-block chain and ResNet-50")
     parser.add_argument("--verify-each", action="store_true", help="verify the IR after each pass, and time it")
     args = parser.parse_args()
