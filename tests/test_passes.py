@@ -11,6 +11,7 @@ import pytest
 
 import nnefopt
 from nnefopt.errors import NNEFWarning
+from nnefopt.frontend.tensor_file import write_tensor
 from nnefopt.passes.rewriting import is_known
 from nnefopt.passes.stats import DATA_OPERATIONS, count_operations, operation_histogram, operation_name
 from tests.models import MODELS, SHARED, variants
@@ -191,8 +192,6 @@ def test_nnefopt_reads_back_what_the_pipeline_wrote(tmp_path, model):
 
 
 def _two_variables_of_one_label(folder, outputs: str):
-    from nnefopt.frontend.tensor_file import write_tensor
-
     write_tensor(folder / "w.dat", _rng.standard_normal([1, 3]).astype(np.float32))
     (folder / "graph.nnef").write_text(
         f"version 1.0;\ngraph G( x ) -> ( {outputs} )\n{{\n    x = external<scalar>(shape = [2, 3]);\n"
@@ -204,8 +203,8 @@ def _two_variables_of_one_label(folder, outputs: str):
 
 
 def test_canonicalize_merges_through_variables_of_one_label_and_drops_what_it_frees(tmp_path):
-    """The second `w` is the first, so the two products are one; the chain only the
-    merged product's twin fed, and a chain nothing reads, are gone too."""
+    """The second `w` is the first, so the two products are one, and so are their
+    `exp`s; the chain nothing reads is gone too."""
     module = _two_variables_of_one_label(tmp_path, "y")
     values = {"x": _rng.standard_normal([2, 3]).astype(np.float32)}
     before = nnefopt.run(module, values)["y"]
