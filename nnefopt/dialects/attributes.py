@@ -1,0 +1,96 @@
+"""NNEF attribute values (the frontend's Python form) as xDSL attributes, and back; named
+dimensions as sympy symbols."""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import sympy
+from sympy.parsing.sympy_parser import parse_expr
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DictionaryAttr,
+    FloatAttr,
+    IntegerAttr,
+    StringAttr,
+    f64,
+    i1,
+    i64,
+)
+from xdsl.ir import Attribute
+
+from nnefopt.frontend import ast
+
+
+def to_attribute(value: object) -> Attribute:
+    """An NNEF attribute value (the frontend's Python form) as an xDSL attribute."""
+    if isinstance(value, (bool, int, float, str)):
+        return _scalar_attribute(type(value), value)
+    if isinstance(value, sympy.Expr):
+        return DictionaryAttr({"dim": StringAttr(str(value))})
+    if isinstance(value, (list, tuple)):
+        key = _key(value)
+        return _array_attribute(key) if key is not None else ArrayAttr([to_attribute(v) for v in value])
+    raise TypeError(f"no attribute for {value!r}")
+
+
+def _key(value: object) -> tuple | None:
+    """A hashable key telling apart what to_attribute tells apart (True, 1 and 1.0 are
+    equal in Python, not as attributes); None for what is not worth a key."""
+    if isinstance(value, (list, tuple)):
+        items = [_key(v) for v in value]
+        return None if None in items else (list, tuple(items))
+    if isinstance(value, (bool, int, float, str)):
+        return (type(value), value)
+    return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _array_attribute(key: tuple) -> ArrayAttr:
+    # Shapes, strides, paddings and argument lists repeat across a model's operations:
+    # one immutable attribute each, built (and verified) once, shared by all.
+    return ArrayAttr([_array_attribute(k) if k[0] is list else _scalar_attribute(*k) for k in key[1]])
+
+
+@functools.lru_cache(maxsize=4096)
+def _scalar_attribute(kind: type, value: object) -> Attribute:
+    # The kind is part of the key: True and 1 are equal keys, not equal attributes.
+    if kind is bool:
+        return IntegerAttr(int(value), i1)
+    if kind is int:
+        return IntegerAttr(value, i64)
+    if kind is float:
+        return FloatAttr(value, f64)
+    return StringAttr(value)
+
+
+def from_attribute(attr: Attribute, type_: ast.Type | None = None) -> object:
+    """The Python value of an attribute; the declared type tells tuples from arrays."""
+    if isinstance(attr, IntegerAttr):
+        value = attr.value.data
+        return bool(value) if attr.type == i1 else value
+    if isinstance(attr, FloatAttr):
+        return float(attr.value.data)
+    if isinstance(attr, StringAttr):
+        return attr.data
+    if isinstance(attr, DictionaryAttr) and "dim" in attr.data:
+        return symbolic_dim(attr.data["dim"].data)
+    if isinstance(attr, ArrayAttr):
+        if isinstance(type_, ast.TupleType):
+            return tuple(from_attribute(a, t) for a, t in zip(attr.data, type_.items))
+        item = type_.item if isinstance(type_, ast.ArrayType) else None
+        return [from_attribute(a, item) for a in attr.data]
+    raise TypeError(f"not an NNEF attribute value: {attr}")
+
+
+def dim_symbol(name: str) -> sympy.Symbol:
+    """A named dimension (tract's `extension tract_symbol N`): a positive integer."""
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+def symbolic_dim(text: str) -> sympy.Expr:
+    # Every name is a dimension symbol, never a sympy function of the same name (N, E, S...).
+    names = {name: dim_symbol(name) for name in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text)}
+    return parse_expr(text, local_dict=names, evaluate=True)
+
