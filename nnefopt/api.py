@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import gc
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,6 @@ from xdsl.printer import Printer
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 from nnefopt.errors import Location, NNEFError
-from nnefopt.export.folder import save_model
 from nnefopt.export.from_ir import export_module
 from nnefopt.frontend.loader import load_model
 from nnefopt.importer import context, import_model
@@ -143,35 +140,26 @@ def to_mlir(module: ModuleOp, *, generic: bool = False, weights: bool = False) -
     return stream.getvalue() + "\n"
 
 
-def save(module: ModuleOp, path: str | Path, *, emit: str = "nnef", keep_spelling: bool = False,
+def save(module: ModuleOp, path: str | Path, *, emit: str | None = "nnef", keep_spelling: bool = False,
          generic: bool = False) -> None:
-    """NNEF folder or archive; or MLIR text (written atomically) when emit is 'mlir', in
-    the generic format with `generic`.
+    """The module in the output form `emit` names (see `nnefopt.targets`; None: the form
+    the path's suffix says), written all or nothing: an NNEF folder or archive, or MLIR
+    text with its weights (in the generic format with `generic`).
 
     NNEF is written in the spelling every engine reads alike (the portable-spelling
     pass: no `constant` or `deconv` operations); `keep_spelling` writes the operations
     exactly as the module has them."""
-    if emit == "mlir":
-        path = Path(path)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(to_mlir(module, generic=generic, weights=True))
-        os.replace(temporary, path)
-        return
-    save_model(standard_model(module, portable=not keep_spelling), path)
+    from nnefopt.targets import EmitOptions, target_for
+
+    target = target_for(emit, None if emit else path)
+    target.save(module, path, EmitOptions(keep_spelling=keep_spelling, generic=generic))
 
 
 def standard_model(module: ModuleOp, *, portable: bool = True):
-    """The module as the model nnefopt writes: tract's operations in standard spelling,
-    and with `portable`, operations that engines read differently in a spelling they all
-    read alike (the portable-spelling pass). The caller's module is left as it is."""
-    from nnefopt.passes.layout import Layout
-    from nnefopt.passes.lower_tract import LowerTract
-    from nnefopt.passes.portable import PortableSpelling
+    """The module as the model nnefopt writes: the nnef target's export pipeline (tract's
+    operations in standard spelling, channel-first), and with `portable`, operations that
+    engines read differently in a spelling they all read alike (the portable-spelling
+    pass). The caller's module is left as it is."""
+    from nnefopt.targets import EmitOptions, target_for
 
-    standard = module.clone()
-    LowerTract().apply(context(), standard)
-    Layout(to="nchw").apply(context(), standard)  # NNEF is channel-first
-    if portable:
-        PortableSpelling().apply(context(), standard)
-    return export_module(standard)
+    return export_module(target_for("nnef").exported(module, EmitOptions(keep_spelling=not portable)))

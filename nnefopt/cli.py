@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from nnefopt.errors import Location, NNEFError, NNEFWarning
+from nnefopt.targets import EmitOptions, describe_targets, target_for, target_names
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -38,8 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="inputs for --check-numerics (default: seeded random inputs)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs of --check-numerics")
     parser.add_argument("-o", "--output", help="output folder or .tgz archive (NNEF), or .mlir file")
-    parser.add_argument("--emit", choices=["nnef", "mlir"],
-                        help="form to write; default: MLIR to stdout without -o, NNEF with -o")
+    parser.add_argument("--emit", choices=target_names(),
+                        help="form to write; default: MLIR to stdout without -o, else as -o's suffix says "
+                             "(.mlir: MLIR; a folder, .tgz or .tar: NNEF); --list-targets lists them")
+    parser.add_argument("--list-targets", action="store_true", help="list the output forms and exit")
     parser.add_argument("--mlir-print-op-generic", action="store_true",
                         help="print MLIR in the generic operation format instead of the custom one")
     parser.add_argument("--strict", action="store_true",
@@ -61,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n".join(describe_passes()))
         return 0
+    if args.list_targets:
+        print("\n".join(describe_targets()))
+        return 0
     if args.input is None:
         parser.error("the input model is required")
     with warnings.catch_warnings():
@@ -71,25 +77,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        from nnefopt.api import load, save, to_mlir
+        from nnefopt.api import load
 
         module = load(args.input, strict=args.strict)
         if args.default_pipeline:
             args.pipeline = ",".join(p for p in ("default", args.pipeline) if p)
         if args.pipeline:
             _optimize(module, args)
-        emit = args.emit or ("mlir" if not args.output or args.output.endswith(".mlir") else "nnef")
-        if args.output:
-            _refuse_overwriting_input(args.input, args.output)
-            save(module, args.output, emit=emit, keep_spelling=args.keep_spelling, generic=args.mlir_print_op_generic)
-        elif emit == "mlir":
-            sys.stdout.write(to_mlir(module, generic=args.mlir_print_op_generic))
-        else:
-            from nnefopt.api import standard_model
-            from nnefopt.export.nnef_text import format_model
-
-            # Text alone: a constant written as a variable would lose its values.
-            sys.stdout.write(format_model(standard_model(module, portable=False)))
+        _emit(module, args)
     except NNEFError as error:
         print(error, file=sys.stderr)
         return 1
@@ -100,6 +95,17 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{args.input}: error: out of memory reading the input", file=sys.stderr)
         return 1
     return 0
+
+
+def _emit(module, args: argparse.Namespace) -> None:
+    """The module in the form --emit names, or -o's suffix says, to -o or standard output."""
+    target = target_for(args.emit, args.output)
+    options = EmitOptions(keep_spelling=args.keep_spelling, generic=args.mlir_print_op_generic)
+    if args.output:
+        _refuse_overwriting_input(args.input, args.output)
+        target.save(module, args.output, options)
+    else:
+        sys.stdout.write(target.render(module, options))
 
 
 def _optimize(module, args: argparse.Namespace) -> None:
