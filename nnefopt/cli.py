@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "spelled with operations every engine reads alike (the portable-spelling pass). "
                              "NNEF text on stdout always keeps them: it has no place for the weight files "
                              "that spelling adds")
+    parser.add_argument("--split-input-file", action="store_true",
+                        help="MLIR input holds cases separated by lines '// -----': run and print each "
+                             "alone (separated the same way); a failing case does not stop the others")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
     return parser
 
@@ -69,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.input is None:
         parser.error("the input model is required")
+    if args.split_input_file and not (args.input == "-" or args.input.endswith(".mlir")):
+        parser.error("--split-input-file reads MLIR text: a .mlir file or - (standard input)")
+    if args.split_input_file and args.output:
+        parser.error("--split-input-file prints each case to standard output; -o is not supported with it")
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         warnings.simplefilter("ignore" if args.quiet else "always", NNEFWarning)
@@ -79,9 +86,11 @@ def _run(args: argparse.Namespace) -> int:
     try:
         from nnefopt.api import load
 
-        module = load(args.input, strict=args.strict)
         if args.default_pipeline:
             args.pipeline = ",".join(p for p in ("default", args.pipeline) if p)
+        if args.split_input_file:
+            return _run_cases(args)
+        module = load(args.input, strict=args.strict)
         if args.pipeline:
             _optimize(module, args)
         _emit(module, args)
@@ -97,10 +106,38 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_cases(args: argparse.Namespace) -> int:
+    """Each case of the split input parsed, run and printed alone; an error ends its case
+    only, and the exit status says whether any failed."""
+    from nnefopt.api import parse_mlir
+    from nnefopt.split_input import SEPARATOR, read_source, split_cases
+
+    name = "<stdin>" if args.input == "-" else args.input
+    failed, printed = False, 0
+    for case in split_cases(read_source(args.input)):
+        try:
+            module = parse_mlir(case, name)
+            if args.pipeline:
+                _optimize(module, args)
+            text = target_for(args.emit).render(module, _emit_options(args))
+        except NNEFError as error:
+            print(error, file=sys.stderr)
+            failed = True
+            continue
+        sys.stdout.write(f"{SEPARATOR}\n" * bool(printed) + text)
+        sys.stdout.flush()  # in step with the errors of later cases on stderr
+        printed += 1
+    return 1 if failed else 0
+
+
+def _emit_options(args: argparse.Namespace) -> EmitOptions:
+    return EmitOptions(keep_spelling=args.keep_spelling, generic=args.mlir_print_op_generic)
+
+
 def _emit(module, args: argparse.Namespace) -> None:
     """The module in the form --emit names, or -o's suffix says, to -o or standard output."""
     target = target_for(args.emit, args.output)
-    options = EmitOptions(keep_spelling=args.keep_spelling, generic=args.mlir_print_op_generic)
+    options = _emit_options(args)
     if args.output:
         _refuse_overwriting_input(args.input, args.output)
         target.save(module, args.output, options)
