@@ -14,3 +14,6 @@ config.test_source_root = os.path.dirname(__file__)
 bindir = os.path.dirname(sys.executable)
 config.environment["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
 config.substitutions.append(("FileCheck", "filecheck"))
+# The checkout holding these tests is the nnefopt they test, whatever else is installed.
+root = os.path.dirname(config.test_source_root)
+config.environment["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
