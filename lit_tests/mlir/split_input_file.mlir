@@ -1,4 +1,5 @@
-// RUN: not nnef-opt %s --split-input-file 2>&1 | FileCheck %s
+// RUN: not nnef-opt %s --split-input-file 2> %t.err | FileCheck %s
+// RUN: FileCheck %s --check-prefix=ERR < %t.err
 // --split-input-file: each case is read and printed alone; an error names its line in
 // this file and ends its own case only.
 
@@ -20,8 +21,9 @@ nnef.graph @broken inputs ["x"] outputs ["y"] {
 }
 
 // CHECK-NOT:   @broken
-// CHECK:       split_input_file.mlir:19:{{[0-9]+}}: error: Operation nnef.no_such_op is not registered
-// CHECK-NEXT:  // -----
+// CHECK:       // -----
+// ERR:         split_input_file.mlir:19:{{[0-9]+}}: error: Operation nnef.no_such_op is not registered
+// ERR-NOT:     error
 
 // -----
 
