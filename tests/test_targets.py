@@ -13,9 +13,9 @@ import nnefopt
 from nnefopt import targets
 from nnefopt.cli import main
 from nnefopt.errors import NNEFError
+from nnefopt.export.text_file import write_text
 from nnefopt.passes import PIPELINES
 from nnefopt.targets import EmitOptions, Target, register_target, target_for
-from nnefopt.export.text_file import write_text
 
 GRAPH = """version 1.0;
 graph G( x ) -> ( y )
@@ -47,7 +47,8 @@ def graph(tmp_path):
 
 
 def _operation_names(module) -> list[str]:
-    return [op.name for op in module.walk() if op.name.startswith("nnef.") and op.name not in ("nnef.graph", "nnef.return")]
+    return [op.name for op in module.walk()
+            if op.name.startswith("nnef.") and op.name not in ("nnef.graph", "nnef.return")]
 
 
 def _toy_text(module, options: EmitOptions) -> str:
