@@ -25,6 +25,7 @@ from nnefopt.dialects.nnef import (
     field_name,
     weight_attribute,
 )
+from nnefopt.dtypes import dtype_of_literal
 from nnefopt.frontend.model import Model, Operation as ModelOperation, TensorRef
 from nnefopt.frontend.printer import format_fragment
 
@@ -75,7 +76,7 @@ class _Importer:
         return self.literal(value)
 
     def literal(self, value: object) -> SSAValue:
-        dtype = "logical" if isinstance(value, bool) else "integer" if isinstance(value, int) else "scalar"
+        dtype = dtype_of_literal(value)
         constant = OPERATIONS["constant"](
             properties={"shape": to_attribute([]), "value": to_attribute([value])},
             result_types=[tensor_type(dtype, ())],

@@ -23,6 +23,8 @@ from typing import Callable
 
 import sympy
 
+from nnefopt.broadcasting import aligned_shape, broadcast_shape
+
 SHAPE_RULES: dict[str, Callable] = {}
 
 Shape = tuple
@@ -89,34 +91,18 @@ def _check_positive(name: str, values) -> None:
 # ---- broadcasting ------------------------------------------------------------------------
 
 
-def _dim(shape: Shape, axis: int):
-    """NNEF aligns shapes from the LEFT: a shorter shape has trailing singleton dims."""
-    return shape[axis] if axis < len(shape) else 1
-
-
 def broadcast(*shapes: Shape) -> Shape:
     """The shape of an element-wise result: along each axis the extents agree or are 1."""
-    result = []
-    for axis in range(max(map(len, shapes))):
-        dim = 1
-        for shape in shapes:
-            d = _dim(shape, axis)
-            if d == 1:
-                continue
-            if dim != 1:
-                _require(_equal(dim, d), f"shapes {' and '.join(str(list(s)) for s in shapes)} do not broadcast")
-            if dim == 1 or isinstance(d, int):  # a known extent says more than a symbol
-                dim = d
-        result.append(dim)
-    return tuple(result)
+    result = broadcast_shape(*shapes, same=lambda a, b: _possible(_equal(a, b)))
+    _require(result is not None, f"shapes {' and '.join(str(list(s)) for s in shapes)} do not broadcast")
+    return result
 
 
 def _check_broadcasts_to(shape: Shape, target: Shape, name: str) -> None:
     """`shape` stretches onto `target` without changing it (the reference's asymmetric case)."""
-    for axis in range(max(len(shape), len(target))):
-        d = _dim(shape, axis)
-        _require(d == 1 or _equal(d, _dim(target, axis)),
-                 f"'{name}' shape {list(shape)} does not broadcast to {list(target)}")
+    rank = max(len(shape), len(target))
+    for d, t in zip(aligned_shape(shape, rank), aligned_shape(target, rank)):
+        _require(d == 1 or _equal(d, t), f"'{name}' shape {list(shape)} does not broadcast to {list(target)}")
 
 
 def _check_channel_bias(bias: Shape | None, channels) -> None:

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import functools
 
-from xdsl.dialects.builtin import (
-    DYNAMIC_INDEX,
-    NoneType,
-    TensorType,
-    f32,
-    i1,
-    i32,
-)
+from xdsl.dialects.builtin import DYNAMIC_INDEX, NoneType, TensorType
 from xdsl.ir import Attribute
 
-ELEMENT_TYPES = {"scalar": f32, "integer": i32, "logical": i1}
-_DTYPES = {f32: "scalar", i32: "integer", i1: "logical"}
+from nnefopt.dtypes import ELEMENT_TYPES, dtype_of_element
+
 
 
 def tensor_type(dtype: str, shape: tuple | None) -> TensorType:
@@ -33,7 +26,7 @@ def _tensor_type(dtype: str, dims: tuple[int, ...]) -> TensorType:
 
 def dtype_of(type_: Attribute) -> str:
     element = type_.element_type if isinstance(type_, TensorType) else None
-    return _DTYPES.get(element, "?")
+    return dtype_of_element(element)
 
 
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 from xdsl.dialect_interfaces.op_asm import OpAsmDialectInterface
-from xdsl.dialects.builtin import Builtin, DenseResourceAttr, ModuleOp, TensorType, f32, i1, i32
+from xdsl.dialects.builtin import Builtin, DenseResourceAttr, ModuleOp, TensorType
 
 from nnefopt.dialects.nnef import from_attribute, weight_attribute, weight_of
+from nnefopt.dtypes import item_dtype
 from nnefopt.frontend.tensor_file import TensorHeader
-
-_ITEMS = {f32: np.dtype("<f4"), i32: np.dtype("<i4"), i1: np.dtype(np.bool_)}
-
 
 def _interface() -> OpAsmDialectInterface:
     return Builtin.get_interface(OpAsmDialectInterface)
@@ -39,7 +37,7 @@ def _item_type(op, attr: DenseResourceAttr) -> np.dtype | None:
         item_type, bits = from_attribute(item)
         return TensorHeader((1, 0), (), bits, item_type, 0).dtype
     type_ = attr.type
-    return _ITEMS.get(type_.element_type) if isinstance(type_, TensorType) else None
+    return item_dtype(type_.element_type) if isinstance(type_, TensorType) else None
 
 
 def declare_weights(module: ModuleOp) -> list[str]:

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import sympy
 
+from nnefopt.dtypes import NUMPY_TYPES
 from nnefopt.errors import Location, NNEFError, warn
 from nnefopt.frontend import ast
 from nnefopt.frontend.binder import check_attribute, evaluate_arguments, is_tensor_type, resolve_generic
@@ -25,7 +26,6 @@ from nnefopt.frontend.tensor_file import TensorHeader
 
 EXTERNALS = ("external", "tract_core_external")
 _TRACT_DATUM_TYPES = {"f16": "scalar", "f32": "scalar", "f64": "scalar", "bool": "logical"}
-_NUMPY_KINDS = {"scalar": np.float32, "integer": np.int32, "logical": np.bool_}
 
 # Reads a variable's data: (label, shape, location) → (header, array, file name for
 # messages, the file itself when it stays on disk).
@@ -320,7 +320,7 @@ class GraphBuilder:
             raise NNEFError(
                 f"constant of shape {list(shape)} needs 1 or {count} values, found {len(values)}", op.loc
             )
-        dtype = _NUMPY_KINDS.get(tensor.dtype, np.float32)
+        dtype = NUMPY_TYPES.get(tensor.dtype, np.float32)
         if len(values) == 1:
             tensor.data = np.full(shape, values[0], dtype=dtype)
         else:

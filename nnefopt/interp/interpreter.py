@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnefopt.dtypes import NUMPY_TYPES
 from nnefopt.errors import Location, NNEFError
 from nnefopt.frontend.fragments import NoMeaning, OperationDomain
 from nnefopt.frontend.model import Model, TensorRef
@@ -17,7 +18,6 @@ from nnefopt.frontend.stdlib import known_operations
 from nnefopt.interp.kernels import KERNELS
 from nnefopt.interp.quantized import real_bias, real_weight, settle
 
-NUMPY_TYPES = {"scalar": np.float32, "integer": np.int32, "logical": np.bool_}
 # Operations that compute nothing at run time: inputs, weights, metadata.
 _DECLARATIONS = ("external", "tract_core_external", "variable", "tract_core_properties")
 

@@ -13,27 +13,18 @@ import math
 
 import numpy as np
 
+from nnefopt.broadcasting import align
+from nnefopt.dtypes import NUMPY_TYPES, TRACT_DATUM_TYPES
+
 from .registry import kernel
 
 # NNEF type names of `cast<T>` / `constant<T>` and tract's datum type names.
-DTYPES = {
-    "scalar": np.float32, "integer": np.int32, "logical": np.bool_,
-    "f16": np.float16, "f32": np.float32, "f64": np.float64,
-    "i8": np.int8, "i16": np.int16, "i32": np.int32, "i64": np.int64,
-    "u8": np.uint8, "u16": np.uint16, "u32": np.uint32, "u64": np.uint64, "bool": np.bool_,
-}
+DTYPES = {**NUMPY_TYPES, **TRACT_DATUM_TYPES}
 
 
 def to_dtype(name) -> np.dtype:
     """A numpy dtype from an NNEF or tract type name, or from a dtype itself."""
     return np.dtype(DTYPES.get(name, name) if isinstance(name, str) else name)
-
-
-def align(*values):
-    """Arrays padded with trailing singleton dimensions to a common rank (NNEF rule)."""
-    arrays = [np.asarray(v) for v in values]
-    rank = max(a.ndim for a in arrays)
-    return [a.reshape(a.shape + (1,) * (rank - a.ndim)) for a in arrays]
 
 
 def common_dtype(arrays) -> np.dtype:

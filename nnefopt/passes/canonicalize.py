@@ -24,6 +24,7 @@ from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, 
 from xdsl.rewriter import Rewriter
 from xdsl.transforms.common_subexpression_elimination import CSEDriver
 
+from nnefopt.broadcasting import broadcast_shape
 from nnefopt.dialects.nnef import CallOp, FragmentOp
 from nnefopt.export.from_ir import module_extensions
 from nnefopt.frontend.parser import parse_document
@@ -146,7 +147,7 @@ class MergeConstantChains(RewritePattern):
         rank = len(op.results[0].type.get_shape())
         a, b = aligned(a, rank), aligned(b, rank)
         merged = a * b if name == "mul" else a + b
-        if np.broadcast_shapes(source.type.get_shape(), merged.shape) != tuple(op.results[0].type.get_shape()):
+        if broadcast_shape(source.type.get_shape(), merged.shape) != tuple(op.results[0].type.get_shape()):
             return
         constant = self.weights.insert(rewriter, merged.astype(np.float32), self.weights.hint(inner.operands[1], name), op)
         new = create(name, [source, constant], result_types=[op.results[0].type], like=op)

@@ -10,6 +10,7 @@ from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Operation, SSAValue
 
 from nnefopt.dialects.nnef import OPERATIONS, CallOp, from_attribute, tensor_type, to_attribute
+from nnefopt.dtypes import dtype_of_literal
 from nnefopt.export.from_ir import location_of
 from nnefopt.frontend import ast
 from nnefopt.frontend.binder import is_tensor_type
@@ -43,7 +44,7 @@ class IRDomain(OperationDomain):
         if isinstance(value, list):
             return [self.operand(v) for v in value]
         if isinstance(value, (bool, int, float)):
-            dtype = "logical" if isinstance(value, bool) else "integer" if isinstance(value, int) else "scalar"
+            dtype = dtype_of_literal(value)
             literal = OPERATIONS["constant"](properties={"shape": to_attribute([]), "value": to_attribute([value])},
                                              result_types=[tensor_type(dtype, ())])
             self.built.append(literal)

@@ -25,7 +25,8 @@ from nnefopt.frontend.binder import is_absent
 from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.frontend.fragments import NoMeaning
 from nnefopt.frontend.stdlib import known_operations
-from nnefopt.interp.interpreter import NUMPY_TYPES, ArrayDomain
+from nnefopt.dtypes import NUMPY_TYPES
+from nnefopt.interp.interpreter import ArrayDomain
 from nnefopt.passes import register_pass
 from nnefopt.passes.rewriting import (
     Weights,

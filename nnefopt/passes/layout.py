@@ -45,6 +45,7 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.rewriter import InsertPoint
 
+from nnefopt.broadcasting import aligned
 from nnefopt.dialects.nnef import OPERATIONS, to_attribute
 from nnefopt.errors import NNEFError
 from nnefopt.frontend.fused import ACTIVATIONS, fused_name
@@ -222,9 +223,9 @@ class _Rewrites:
         if cached is not None and cached.owner.parent is not None:
             return cached
         array = known_value(value)
-        # NNEF aligns shapes from the left: a shorter shape has trailing singleton axes,
-        # which the permuted tensor may leave out again.
-        array = np.transpose(array.reshape(array.shape + (1,) * (rank - array.ndim)), inverse(perm))
+        # The trailing singleton axes NNEF's broadcasting adds, the permuted tensor may
+        # leave out again.
+        array = np.transpose(aligned(array, rank), inverse(perm))
         while array.ndim > 1 and array.shape[-1] == 1:
             array = array.reshape(array.shape[:-1])
         suffix = _suffix(inverse(perm))

@@ -35,9 +35,8 @@ from nnefopt.dialects.nnef import (
     weight_of,
 )
 from nnefopt.frontend.evaluate import evaluate_constant
-from nnefopt.interp.interpreter import NUMPY_TYPES
-
-_DTYPES = {"f": "scalar", "i": "integer", "u": "integer", "b": "logical"}
+from nnefopt.broadcasting import aligned  # noqa: F401  (the passes' name for it)
+from nnefopt.dtypes import NUMPY_TYPES, dtype_of_array
 
 
 def op_named(value: SSAValue, *names: str) -> Operation | None:
@@ -83,12 +82,6 @@ def constant_value(op: Operation) -> np.ndarray | None:
     if values.size == 1:
         return np.full(shape, values.reshape(()), values.dtype)
     return values.reshape(shape) if values.size == math.prod(shape) else None
-
-
-def aligned(value: np.ndarray, rank: int) -> np.ndarray:
-    """An operand of a binary operation as NNEF broadcasts it: missing axes are trailing
-    ones ([1, C] against [N, C, H, W] is per channel), not leading ones as in numpy."""
-    return value.reshape(value.shape + (1,) * (rank - value.ndim)) if value.ndim < rank else value
 
 
 def static_shape(value: SSAValue) -> tuple[int, ...] | None:
@@ -173,7 +166,7 @@ class Weights:
 
     def new(self, array: np.ndarray, hint: str, like: Operation | None = None) -> Operation:
         array = np.asarray(array)
-        dtype = _DTYPES.get(array.dtype.kind, "scalar")
+        dtype = dtype_of_array(array)
         array = array.astype(NUMPY_TYPES[dtype], copy=False)
         type_ = tensor_type(dtype, array.shape)
         if array.ndim == 0:
