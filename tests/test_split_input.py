@@ -3,14 +3,11 @@ into the whole file, and a failing case leaves the others to run."""
 
 from __future__ import annotations
 
-import io
-import sys
-from contextlib import redirect_stderr, redirect_stdout
-
 import pytest
 
-from nnefopt.cli import main
 from nnefopt.split_input import split_cases
+from tests.test_driver import run
+from tests.test_targets import usage_error
 
 
 def _case(name: str, body: str) -> str:
@@ -26,22 +23,6 @@ COPY = _case("with_copy", "  %c = nnef.copy %x : (tensor<2xf32>) -> tensor<2xf32
 BROKEN = _case("broken", "  %y = nnef.no_such_op %x : (tensor<2xf32>) -> tensor<2xf32>\n")
 PLAIN = _case("plain", "  %y = nnef.exp %x : (tensor<2xf32>) -> tensor<2xf32>\n")
 TEXT = f"{COPY}\n// -----\n{BROKEN}\n  // -----  \n{PLAIN}"
-
-
-def run(args, stdin: str | None = None):
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.stdin
-    if stdin is not None:
-        sys.stdin = io.StringIO(stdin)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                status = main(args)
-            except SystemExit as exit:
-                status = exit.code
-    finally:
-        sys.stdin = saved
-    return status, out.getvalue(), err.getvalue()
 
 
 def test_cases_keep_their_line_numbers():
@@ -86,6 +67,6 @@ def test_without_the_flag_the_separator_is_a_comment(tmp_path):
     (["model.nnef", "--split-input-file"], "reads MLIR text"),
     (["m.mlir", "--split-input-file", "-o", "out.mlir"], "-o is not supported"),
 ])
-def test_usage_errors(args, message):
-    status, _, err = run(args)
+def test_usage_errors(args, message, capsys):
+    status, err = usage_error(args, capsys)
     assert status == 2 and message in err

@@ -3,8 +3,6 @@ a registered target is used by all three, and its export pipeline runs on a copy
 
 from __future__ import annotations
 
-import io
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -16,27 +14,14 @@ from nnefopt.errors import NNEFError
 from nnefopt.export.text_file import write_text
 from nnefopt.passes import PIPELINES
 from nnefopt.targets import EmitOptions, Target, register_target, target_for
-
-GRAPH = """version 1.0;
-graph G( x ) -> ( y )
-{
-    x = external(shape = [2]);
-    a = relu(x);
-    b = relu(x);
-    unused = exp(x);
-    y = add(a, b);
-}
-"""
+from tests.test_driver import GRAPH, run
 
 
-def run(args):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            status = main(args)
-        except SystemExit as exit:  # argparse's usage errors
-            status = exit.code
-    return status, out.getvalue(), err.getvalue()
+def usage_error(args, capsys) -> tuple[int, str]:
+    """argparse's exit status and message for a command line it refuses."""
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    return exit.value.code, capsys.readouterr().err
 
 
 @pytest.fixture
@@ -97,8 +82,8 @@ def test_save_uses_the_registered_target_on_a_copy(toy, graph, tmp_path):
     assert _operation_names(module) == before  # the caller's module keeps its exp and both relus
 
 
-def test_unknown_emit_is_a_usage_error_listing_the_targets(graph):
-    status, _, err = run([graph, "--emit", "nope"])
+def test_unknown_emit_is_a_usage_error_listing_the_targets(graph, capsys):
+    status, err = usage_error([graph, "--emit", "nope"], capsys)
     assert status == 2
     assert "nope" in err and "'nnef'" in err and "'mlir'" in err
     with pytest.raises(NNEFError, match=r"unknown output form 'nope' \(registered: nnef, mlir"):
