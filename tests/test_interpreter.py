@@ -75,9 +75,12 @@ def test_nnef_run_refuses_a_wrong_input_shape(tmp_path):
     assert status == 1 and "input 'input' has shape [2, 64], the graph declares [1, 64]" in err.getvalue()
 
 
+ReluOp = OPERATIONS["relu"]
+
+
 class _ReluToAbs(RewritePattern):
     @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: OPERATIONS["relu"], rewriter: PatternRewriter) -> None:
+    def match_and_rewrite(self, op: ReluOp, rewriter: PatternRewriter) -> None:
         rewriter.replace(op, OPERATIONS["abs"](operands=[op.x], result_types=[op.y.type]))
 
 

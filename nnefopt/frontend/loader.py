@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from nnefopt.errors import Location, NNEFError
 from nnefopt.frontend.builder import GraphBuilder
 from nnefopt.frontend.bundle import open_model
