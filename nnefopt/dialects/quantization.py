@@ -65,3 +65,8 @@ def set_quantization(value: SSAValue, quant: QuantAttr | None) -> SSAValue:
     if type_ == value.type:
         return value
     return Rewriter.replace_value_with_new_type(value, type_)
+
+
+def unquantized(type_: Attribute) -> Attribute:
+    """`type_` less its quantization: what a comparison of shapes and dtypes compares."""
+    return with_quantization(type_, None)
