@@ -1,6 +1,7 @@
 """Model (the frontend's flat graph) → an xDSL module in the `nnef` dialect.
 
-One SSA value per tensor, named after it. A literal passed as a tensor becomes an
+One SSA value per tensor, named after it (exactly: `tensor_names`), its graph.quant
+entry the encoding of its type (`quantization`). A literal passed as a tensor becomes an
 `nnef.constant` of rank 0; a tensor left at its default is an absent operand.
 Every operation keeps where it came from (its MLIR location) and which arguments the
 source gave (`nnef.explicit`), so that the NNEF written back reads like the input.
@@ -25,6 +26,8 @@ from nnefopt.dialects.nnef import (
     field_name,
     weight_attribute,
 )
+from nnefopt.dialects.quantization import quantization, with_quantization
+from nnefopt.dialects.tensor_names import set_tensor_name
 from nnefopt.dtypes import dtype_of_literal
 from nnefopt.frontend.model import Model, Operation as ModelOperation, TensorRef
 from nnefopt.frontend.printer import format_fragment
@@ -105,8 +108,8 @@ class _Importer:
         if op.name == "variable":
             tensor = self.model.tensors[op.outputs["output"]]
             if tensor.data is not None:
-                built.attributes["nnef.data"] = weight_attribute(op.attribs["label"], tensor.data, result_types[0],
-                                                                 tensor.origin)
+                built.attributes["nnef.data"] = weight_attribute(op.attribs["label"], tensor.data,
+                                                                 tensor_type(tensor.dtype, tensor.shape), tensor.origin)
             if tensor.header is not None:  # item type and width, to write the file back alike
                 header = tensor.header
                 built.attributes["nnef.item"] = to_attribute([header.item_type, header.bits_per_item])
@@ -129,22 +132,20 @@ class _Importer:
         if isinstance(value, list):
             return [self.result_type(v) for v in value]
         tensor = self.model.tensors[value]
-        return tensor_type(tensor.dtype, tensor.shape)
+        quant = tensor.quant  # graph.quant's entry: the encoding of the tensor's type
+        return with_quantization(tensor_type(tensor.dtype, tensor.shape),
+                                 None if quant is None else quantization(quant.algorithm, quant.attributes))
 
     def name_results(self, op: ModelOperation, built: Operation) -> None:
         names = [n for value in op.outputs.values() for n in (value if isinstance(value, list) else [value])]
         symbolic = {}
         for name, result in zip(names, built.results):
             if not name.startswith("_t"):
-                result.name_hint = name
+                set_tensor_name(result, name)
             self.values[name] = result
             tensor = self.model.tensors[name]
             if tensor.shape is not None and any(not isinstance(d, int) for d in tensor.shape):
                 symbolic[name] = tensor.shape
-            if tensor.quant is not None:
-                quant = tensor.quant
-                attrs = {"algorithm": StringAttr(quant.algorithm), **{k: to_attribute(v) for k, v in quant.attributes.items()}}
-                built.attributes[f"nnef.quant.{name}"] = DictionaryAttr(attrs)
         if symbolic:  # the type says `?`; the expression (N, 2*N) is kept here
             built.attributes["nnef.dims"] = DictionaryAttr({n: to_attribute(list(s)) for n, s in symbolic.items()})
 

@@ -6,7 +6,8 @@
 // RUN: nnef-opt %s --emit nnef | FileCheck %s --check-prefix=NNEF
 // MLIR written by hand in the nnef dialect's custom format: it reads back, prints in the
 // same form (its own or the generic one), and writes NNEF. Properties may carry their
-// types (`1 : i64`) or not; an operation in the generic form may stand among them.
+// types (`1 : i64`) or not; an operation in the generic form may stand among them. A
+// graph.quant entry is the encoding of its tensor's type (%b's).
 
 builtin.module attributes {nnef.version = [1 : i64, 0 : i64], nnef.extensions = ["tract_registry tract_core", "tract_symbol N"]} {
   nnef.fragment @twice "fragment twice( x: tensor<scalar> ) -> ( y: tensor<scalar> )\0A{\0A    y = 2.0 * x;\0A}"
@@ -15,9 +16,9 @@ builtin.module attributes {nnef.version = [1 : i64, 0 : i64], nnef.extensions = 
     // a symbolic dimension: `?` in the type, its expression in nnef.dims
     %n = nnef.tract_core_external <{shape = [{dim = "N"}, 3], datum_type = "f32"}> {nnef.dims = {n = [{dim = "N"}, 3 : i64]}} : tensor<?x3xf32>
     %w = nnef.constant <{shape = [2, 2, 1, 1], value = [0.5]}> : tensor<2x2x1x1xf32>
-    %b = nnef.variable <{shape = [1, 2], label = "bias"}> {nnef.data = dense_resource<bias.0> : tensor<1x2xf32>, nnef.item = [0 : i64, 32 : i64], nnef.quant.b = {algorithm = "zero_point_linear_quantize", zero_point = 0 : i64, scale = 5.000000e-01 : f64, bits = 8 : i64, signed = true, symmetric = true}} : tensor<1x2xf32> loc("net.nnef":5:5)
+    %b = nnef.variable <{shape = [1, 2], label = "bias"}> {nnef.data = dense_resource<bias.0> : tensor<1x2xf32>, nnef.item = [0 : i64, 32 : i64]} : tensor<1x2xf32, #nnef.quant<"zero_point_linear_quantize", {zero_point = 0 : i64, scale = 5.000000e-01 : f64, bits = 8 : i64, signed = true, symmetric = true}>> loc("net.nnef":5:5)
     %c1 = nnef.conv %x, %w, %b <{border = "constant", padding = [], stride = [1 : i64, 1 : i64],
-                                   dilation = [], groups = 1}> : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>, tensor<1x2xf32>) -> tensor<1x2x4x4xf32> loc("net.nnef":6:5)
+                                   dilation = [], groups = 1}> : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>, tensor<1x2xf32, #nnef.quant<"zero_point_linear_quantize", {zero_point = 0 : i64, scale = 5.000000e-01 : f64, bits = 8 : i64, signed = true, symmetric = true}>>) -> tensor<1x2x4x4xf32> loc("net.nnef":6:5)
     %c2 = nnef.conv %x, %w <{border = "constant", padding = [], stride = [], dilation = [], groups = 1}> {nnef.explicit = ["filter", "input"]} : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>) -> tensor<1x2x4x4xf32>
     %a = "nnef.add"(%c1, %c2) : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
     %y = nnef.selu %a <{alpha = 1.6732632423543772, lambda_ = 1.0507009873554805}> : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
@@ -35,8 +36,8 @@ builtin.module attributes {nnef.version = [1 : i64, 0 : i64], nnef.extensions = 
 // CHECK-NEXT:   %x = nnef.external <{shape = [1, 2, 4, 4]}> : tensor<1x2x4x4xf32> loc("net.nnef":3:5)
 // CHECK-NEXT:   %n = nnef.tract_core_external <{shape = [{dim = "N"}, 3], datum_type = "f32"}> {nnef.dims = {n = [{dim = "N"}, 3 : i64]}} : tensor<?x3xf32> loc(unknown)
 // CHECK-NEXT:   %w = nnef.constant <{shape = [2, 2, 1, 1], value = [5.000000e-01]}> : tensor<2x2x1x1xf32>
-// CHECK-NEXT:   %b = nnef.variable <{shape = [1, 2], label = "bias"}> {nnef.data = dense_resource<bias.0> : tensor<1x2xf32>, nnef.item = [0 : i64, 32 : i64], nnef.quant.b = {algorithm = "zero_point_linear_quantize", zero_point = 0 : i64, scale = 5.000000e-01 : f64, bits = 8 : i64, signed = true, symmetric = true}} : tensor<1x2xf32> loc("net.nnef":5:5)
-// CHECK-NEXT:   %c1 = nnef.conv %x, %w, %b <{border = "constant", padding = [], stride = [1, 1], dilation = [], groups = 1}> : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>, tensor<1x2xf32>) -> tensor<1x2x4x4xf32> loc("net.nnef":6:5)
+// CHECK-NEXT:   %b = nnef.variable <{shape = [1, 2], label = "bias"}> {nnef.data = dense_resource<bias.0> : tensor<1x2xf32>, nnef.item = [0 : i64, 32 : i64]} : tensor<1x2xf32, #nnef.quant<"zero_point_linear_quantize", {zero_point = 0 : i64, scale = 5.000000e-01 : f64, bits = 8 : i64, signed = true, symmetric = true}>> loc("net.nnef":5:5)
+// CHECK-NEXT:   %c1 = nnef.conv %x, %w, %b <{border = "constant", padding = [], stride = [1, 1], dilation = [], groups = 1}> : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>, tensor<1x2xf32, #nnef.quant<"zero_point_linear_quantize", {zero_point = 0 : i64, scale = 5.000000e-01 : f64, bits = 8 : i64, signed = true, symmetric = true}>>) -> tensor<1x2x4x4xf32> loc("net.nnef":6:5)
 // CHECK-NEXT:   %c2 = nnef.conv %x, %w <{border = "constant", padding = [], stride = [], dilation = [], groups = 1}> {nnef.explicit = ["filter", "input"]} : (tensor<1x2x4x4xf32>, tensor<2x2x1x1xf32>) -> tensor<1x2x4x4xf32>
 // CHECK-NEXT:   %a = nnef.add %c1, %c2 : (tensor<1x2x4x4xf32>, tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>
 // CHECK-NEXT:   %y = nnef.selu %a <{alpha = 1.6732632423543772, lambda_ = 1.0507009873554805}> : (tensor<1x2x4x4xf32>) -> tensor<1x2x4x4xf32>

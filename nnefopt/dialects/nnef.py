@@ -48,6 +48,7 @@ from nnefopt.dialects.assembly import format_of, prop_dict
 # that own each concern.
 from nnefopt.dialects.attributes import dim_symbol, from_attribute, symbolic_dim, to_attribute
 from nnefopt.dialects.names import field_name
+from nnefopt.dialects.quantization import QuantAttr
 from nnefopt.dialects.types import ELEMENT_TYPES, dtype_of, tensor_type
 from nnefopt.dialects.verifier import verify_operation
 from nnefopt.dialects.weights import ORIGINS, WEIGHTS, origin_of, weight_attribute, weight_of
@@ -189,7 +190,7 @@ for _cls in _OPERATIONS:
         _errors_at_the_operation(_cls)
 del _cls
 
-NNEF = Dialect("nnef", _OPERATIONS, [])
+NNEF = Dialect("nnef", _OPERATIONS, [QuantAttr])
 
 __all__ = ["NNEF", "OPERATIONS", "GraphOp", "ReturnOp", "FragmentOp", "CallOp", "OpaqueOp",
            "tensor_type", "dtype_of", "to_attribute", "from_attribute", "dim_symbol", "symbolic_dim",

@@ -23,6 +23,8 @@ from nnefopt.dialects.nnef import (
     origin_of,
     weight_of,
 )
+from nnefopt.dialects.quantization import quantization_of
+from nnefopt.dialects.tensor_names import fresh_name, tensor_name
 from nnefopt.errors import Location, NNEFError
 from nnefopt.frontend import ast
 from nnefopt.frontend.binder import is_absent
@@ -42,7 +44,7 @@ def location_of(op: Operation) -> Location:
 
 def is_literal(op: Operation) -> bool:
     """A rank-0 constant of one value that nobody named: a literal in the source."""
-    if op.name != "nnef.constant" or op.results[0].name_hint is not None:
+    if op.name != "nnef.constant" or tensor_name(op.results[0]) is not None:
         return False
     value = op.properties["value"]
     return op.properties["shape"] == ArrayAttr([]) and isinstance(value, ArrayAttr) and len(value.data) == 1
@@ -92,25 +94,13 @@ class _Exporter:
         interface = [v for op in block_ops if isinstance(op, ReturnOp) for v in op.operands]
         interface += [r for op in block_ops if op.name in ("nnef.external", "nnef.tract_core_external") for r in op.results]
         for value in [*interface, *(r for op in block_ops for r in op.results)]:
-            if value in self.names or not value.name_hint:
-                continue
-            name, n = value.name_hint, 0
-            while name in self.taken:
-                n += 1
-                name = f"{value.name_hint}_{n}"
-            self.names[value] = name
-            self.taken.add(name)
+            if value not in self.names and tensor_name(value):
+                self.names[value] = fresh_name(tensor_name(value), self.taken)
 
     def name(self, value: SSAValue) -> str:
         if value not in self.names:
-            name = value.name_hint
-            if name is None:
-                self.fresh += 1
-                name = f"t{self.fresh}"
-                while name in self.taken:
-                    name += "_"
-                self.taken.add(name)
-            self.names[value] = name
+            self.fresh += 1
+            self.names[value] = fresh_name(f"t{self.fresh}", self.taken)
         return self.names[value]
 
     def value(self, operand: SSAValue) -> object:
@@ -123,15 +113,14 @@ class _Exporter:
         name = self.name(result)
         type_ = result.type
         shape = tuple(d if d != DYNAMIC_INDEX else None for d in type_.get_shape()) if isinstance(type_, TensorType) else None
-        key = result.name_hint or name  # what the operation's attributes call the value
+        key = tensor_name(result) or name  # what the operation's attributes call the value
         dims = op.attributes.get("nnef.dims")
         if isinstance(dims, DictionaryAttr) and key in dims.data:
             shape = tuple(from_attribute(dims.data[key]))
         tensor = Tensor(name, dtype_of(type_), shape, loc=location_of(op))
-        quant = op.attributes.get(f"nnef.quant.{key}")
-        if isinstance(quant, DictionaryAttr):
-            params = {k: from_attribute(v) for k, v in quant.data.items() if k != "algorithm"}
-            tensor.quant = Quantization(quant.data["algorithm"].data, params, tensor.loc)
+        quant = quantization_of(result)
+        if quant is not None:
+            tensor.quant = Quantization(quant.algorithm.data, quant.params(), tensor.loc)
         data = op.attributes.get("nnef.data")
         if data is not None:
             tensor.data, tensor.origin = weight_of(data), origin_of(data)

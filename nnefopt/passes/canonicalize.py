@@ -38,6 +38,7 @@ from nnefopt.passes.rewriting import (
     create,
     erase_dead_producers,
     is_graph_output,
+    is_quantized,
     known_value,
     op_named,
     replace_op,
@@ -290,7 +291,7 @@ class MergeSameLabelVariables(RewritePattern):
         self.first: dict[tuple, Operation] = {}
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.variable" or any(k.startswith("nnef.quant.") for k in op.attributes):
+        if op.name != "nnef.variable" or is_quantized(op.results[0]):
             return
         key = (op.parent_block(), op.properties["label"].data, op.results[0].type)
         kept = self.first.setdefault(key, op)

@@ -22,6 +22,7 @@ from nnefopt.dialects.nnef import dtype_of, field_name
 from nnefopt.errors import NNEFError
 from nnefopt.export.from_ir import location_of, module_extensions
 from nnefopt.frontend.binder import is_absent
+from nnefopt.dialects.tensor_names import set_tensor_name, tensor_name
 from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.frontend.fragments import NoMeaning
 from nnefopt.frontend.stdlib import known_operations
@@ -33,6 +34,7 @@ from nnefopt.passes.rewriting import (
     attributes,
     erase_with_dead_producers,
     is_known,
+    is_quantized,
     known_value,
     replace_value,
     static_shape,
@@ -80,7 +82,7 @@ class FoldKnownOperation(RewritePattern):
         entry = getattr(op, "OP_DEF", None)
         if entry is None or entry.name in _NOT_FOLDED or not op.operands or not op.results:
             return
-        if any(k.startswith("nnef.quant.") for k in op.attributes):
+        if any(is_quantized(r) for r in op.results):
             return
         if not all(is_known(v) for v in op.operands):
             return
@@ -99,8 +101,8 @@ class FoldKnownOperation(RewritePattern):
                 return
         for result, value in zip(list(op.results), values):
             fresh = self.weights.insert(rewriter, value, self.label_hint(op), op)
-            if result.name_hint:  # the tensor keeps its name; its file says where it came from
-                fresh.name_hint = result.name_hint
+            if tensor_name(result):  # the tensor keeps its name; its file says where it came from
+                set_tensor_name(fresh, tensor_name(result))
             if not replace_value(rewriter, result, fresh):
                 rewriter.erase(fresh.owner)
         if all(not r.uses for r in op.results):
@@ -116,7 +118,7 @@ class FoldKnownOperation(RewritePattern):
             owner = operand.owner
             if isinstance(owner, Operation) and owner.name == "nnef.variable":
                 return self.weights.origin(owner)
-        return op.results[0].name_hint or op.name.removeprefix("nnef.")
+        return tensor_name(op.results[0]) or op.name.removeprefix("nnef.")
 
 
 @register_pass

@@ -21,6 +21,7 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 
 from nnefopt.dialects.nnef import CallOp
+from nnefopt.dialects.quantization import unquantized
 from nnefopt.frontend.fused import ACTIVATIONS, BASES, fused_name
 from nnefopt.passes import register_pass
 from nnefopt.passes.canonicalize import fragment_signatures
@@ -149,7 +150,7 @@ class FoldChannelAffine(RewritePattern):
         for produced, other in ((op.operands[0], op.operands[1]), (op.operands[1], op.operands[0])):
             producer = _weighted_producer(produced)
             value = known_value(other)
-            if producer is None or value is None or op.results[0].type != produced.type:
+            if producer is None or value is None or unquantized(op.results[0].type) != produced.type:
                 continue
             vector = _per_channel(value, _channels(producer), len(static_shape(produced)))
             if vector is None:
@@ -179,7 +180,7 @@ class MatmulBiasAsLinear(RewritePattern):
             filter_ = known_value(matmul.B)
             if filter_ is None or filter_.ndim != 2 or attribute(matmul, "transposeA") or is_quantized(product):
                 continue
-            if aligned(bias, 2).shape not in ((1, shape[1]), (1, 1)) or op.results[0].type != product.type:
+            if aligned(bias, 2).shape not in ((1, shape[1]), (1, 1)) or unquantized(op.results[0].type) != product.type:
                 continue
             filter_ = filter_ if attribute(matmul, "transposeB") else filter_.T
             new_filter = self.weights.insert(rewriter, np.ascontiguousarray(filter_), self.weights.hint(matmul.B, "t"), op)
@@ -202,7 +203,7 @@ class FuseActivation(RewritePattern):
             return
         producer = op_named(op.operands[0], *BASES)
         if producer is None or not single_use(op.operands[0]) or is_quantized(op.operands[0]) \
-                or op.results[0].type != op.operands[0].type:
+                or unquantized(op.results[0].type) != op.operands[0].type:
             return
         attribs = attributes(producer)
         if activation == "clamp":
@@ -244,7 +245,7 @@ class FoldAffineIntoLayerNorm(RewritePattern):
             return
         for normed, other in ((op.operands[0], op.operands[1]), (op.operands[1], op.operands[0])):
             norm = op_named(normed, "layer_normalization")
-            if norm is None or not single_use(normed) or op.results[0].type != normed.type or norm.offset is not None:
+            if norm is None or not single_use(normed) or unquantized(op.results[0].type) != normed.type or norm.offset is not None:
                 continue
             if op.name == "nnef.mul" and norm.scale is not None:
                 continue

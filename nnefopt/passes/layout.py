@@ -47,6 +47,8 @@ from xdsl.rewriter import InsertPoint
 
 from nnefopt.broadcasting import aligned
 from nnefopt.dialects.nnef import OPERATIONS, to_attribute
+from nnefopt.dialects.quantization import quantization_of, with_quantization
+from nnefopt.dialects.tensor_names import NAMES, FreshNames, set_tensor_name, tensor_name
 from nnefopt.errors import NNEFError
 from nnefopt.frontend.fused import ACTIVATIONS, fused_name
 from nnefopt.passes import register_pass
@@ -54,12 +56,12 @@ from nnefopt.passes.rewriting import (
     Weights,
     attribute,
     erase_if_dead,
-    fresh_name,
     is_graph_output,
     known_value,
     op_named,
     replace_value,
     static_shape,
+    take_place,
 )
 
 LAYOUT = "nnef.layout"
@@ -128,19 +130,12 @@ def is_channel_last(op: Operation) -> bool:
 # ---- what the patterns share ------------------------------------------------------------------
 
 
-def _quant_entry(value: SSAValue) -> Attribute | None:
-    owner = value.owner
-    if not isinstance(owner, Operation) or value.name_hint is None:
-        return None
-    return owner.attributes.get(f"nnef.quant.{value.name_hint}")
-
-
 class _Rewrites:
     """State of one pass run: the direction, names in use, new weights."""
 
     def __init__(self, module: ModuleOp, to: str):
         self.to = to
-        self.names = {v.name_hint for op in module.walk() for v in op.results if v.name_hint}
+        self.fresh = FreshNames.of_module(module)
         self.weights = Weights(module)
         self.permuted: dict[tuple[SSAValue, tuple[int, ...]], SSAValue] = {}
 
@@ -149,45 +144,33 @@ class _Rewrites:
         graph expects (channel-first for to=nhwc, channel-last for to=nchw)."""
         return to_first(rank) if self.to == "nhwc" else to_last(rank)
 
-    def fresh(self, hint: str) -> str:
-        """A name no value has. (xDSL drops a `_<digits>` ending from a value's name: the
-        printer's, so `_v<digits>` tells names apart.)"""
-        return fresh_name(SSAValue.extract_valid_name(hint), self.names, "_v")
-
     def transpose(self, value: SSAValue, perm: list[int], like: Operation, marked: bool = True) -> Operation:
-        type_ = value.type
-        result = TensorType(type_.element_type, _permuted(type_.get_shape(), perm))
+        type_, quant = value.type, quantization_of(value)
+        # the same values, so the same graph.quant entry
+        result = with_quantization(TensorType(type_.element_type, _permuted(type_.get_shape(), perm)), quant)
         op = OPERATIONS["transpose"](operands=[value], properties={"axes": to_attribute(list(perm))},
                                      result_types=[result])
         op.location = like.location
         if marked:
             op.attributes[_PENDING] = UnitAttr()
-        quant = _quant_entry(value)
-        if quant is not None:  # the same values, so the same graph.quant entry
-            name = self.fresh(_derived(value.name_hint, _suffix(perm)))
-            op.results[0].name_hint = name
-            op.attributes[f"nnef.quant.{name}"] = quant
+        if quant is not None and tensor_name(value):  # a quantized tensor has a name in graph.quant
+            set_tensor_name(op.results[0], self.fresh(_derived(tensor_name(value), _suffix(perm))))
         return op
 
-    def take_name(self, new: SSAValue, old: SSAValue, old_op: Operation, suffix: str) -> None:
+    def take_name(self, new: SSAValue, old: SSAValue, suffix: str) -> SSAValue:
         """`new` computes what `old` did, in another layout: it takes the tensor name and its
         graph.quant entry, unless the name is a graph output's, which the value that
         replaces `old` keeps; then `new` gets a name of its own."""
-        name = old.name_hint
-        if name is None:
-            return
-        quant = old_op.attributes.get(f"nnef.quant.{name}")
-        if is_graph_output(old):
+        name = tensor_name(old)
+        if name is not None and is_graph_output(old):
             name = self.fresh(_derived(name, suffix))
-        new.name_hint = name
-        if quant is not None:
-            new.owner.attributes[f"nnef.quant.{name}"] = quant
+        return take_place(old, new, name)
 
     def rebuild(self, op: Operation, operands: list[SSAValue], result_type: Attribute,
                 properties: dict[str, Attribute] | None = None, tag: bool | None = None) -> Operation:
         """`op` with other operands, result type and properties; names and quantization
         entries are left to take_name."""
-        attributes = {k: v for k, v in op.attributes.items() if not k.startswith("nnef.quant.") and k != "nnef.dims"}
+        attributes = {k: v for k, v in op.attributes.items() if k not in (NAMES, "nnef.dims")}
         if tag is True:
             attributes[LAYOUT] = CHANNEL_LAST
         elif tag is False:
@@ -205,11 +188,10 @@ class _Rewrites:
         old = op.results[0]
         inner = TensorType(old.type.element_type, _permuted(old.type.get_shape(), inverse(perm)))
         new = self.rebuild(op, operands, inner, properties, tag)
-        self.take_name(new.results[0], old, op, _suffix(inverse(perm)))
-        after = self.transpose(new.results[0], perm, like=op)
+        after = self.transpose(self.take_name(new.results[0], old, _suffix(inverse(perm))), perm, like=op)
         rewriter.insert([*before, new, after], InsertPoint.before(op))
         if not is_graph_output(old):
-            old.name_hint = None  # `new` has the name now; xDSL would give it to `after` too
+            set_tensor_name(old, None)  # `new` has the name now; replace_value would give it to `after` too
         replace_value(rewriter, old, after.results[0])  # a fresh value: it always takes the uses
         consumed = list(op.operands)
         rewriter.erase(op)
@@ -242,8 +224,8 @@ class _Rewrites:
         else:
             label = self.weights.source_label(value)
             new = self.weights.new(array, _derived(label, suffix), like=owner)
-        if value.name_hint:
-            new.results[0].name_hint = self.fresh(_derived(value.name_hint, suffix))
+        if tensor_name(value):
+            set_tensor_name(new.results[0], self.fresh(_derived(tensor_name(value), suffix)))
         rewriter.insert(new, InsertPoint.after(owner))  # before every use of the original
         self.permuted[key] = new.results[0]
         return new.results[0]
@@ -346,8 +328,6 @@ class Compose(RewritePattern):
                 replace_value(rewriter, old, copy.results[0])
         else:
             new = self.state.transpose(x, axes, like=op)
-            if new.results[0].name_hint is None and not is_graph_output(old):
-                new.results[0].name_hint = old.name_hint
             rewriter.insert(new, InsertPoint.before(op))
             replace_value(rewriter, old, new.results[0])
         rewriter.erase(op)

@@ -20,13 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects.builtin import ArrayAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType, f32
+from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr, TensorType, f32
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.rewriter import InsertPoint
 
 from nnefopt.dialects.nnef import OPERATIONS, FragmentOp, OpaqueOp, dtype_of, from_attribute, to_attribute
+from nnefopt.dialects.quantization import quantization, quantization_of, with_quantization
+from nnefopt.dialects.tensor_names import set_tensor_name, tensor_name
 from nnefopt.export.from_ir import is_literal as _is_literal
 from nnefopt.export.from_ir import module_extensions
 from nnefopt.frontend import ast
@@ -44,7 +46,7 @@ def _replace(rewriter: PatternRewriter, op: Operation, name: str, operands: list
     new.attributes.update(op.attributes)
     new.location = op.location
     for old, fresh in zip(op.results, new.results):
-        fresh.name_hint = old.name_hint
+        set_tensor_name(fresh, tensor_name(old))
     rewriter.replace(op, new)
 
 
@@ -104,33 +106,27 @@ class QuantizedAsReal(RewritePattern):
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         for result in op.results:
-            quantized = f"nnef.quant.{result.name_hint}" in op.attributes
-            if quantized and dtype_of(result.type) == "integer":
-                name = result.name_hint
-                fresh = rewriter.replace_value_with_new_type(result, TensorType(f32, result.type.get_shape()))
-                fresh.name_hint = name
+            quant = quantization_of(result)
+            if quant is not None and dtype_of(result.type) == "integer":  # the new value keeps its place's name
+                rewriter.replace_value_with_new_type(result, with_quantization(TensorType(f32, result.type.get_shape()), quant))
         if op.name not in ("nnef.conv", "nnef.deconv", "nnef.linear") or op.bias is None:
             return
         bias, scales = op.bias, [_quant_scale(v) for v in (op.input, op.filter)]
         owner = bias.owner
         if dtype_of(bias.type) != "integer" or None in scales or not isinstance(owner, Operation) \
-                or owner.name != "nnef.variable" or f"nnef.quant.{bias.name_hint}" in owner.attributes:
+                or owner.name != "nnef.variable" or quantization_of(bias) is not None:
             return
-        owner.attributes[f"nnef.quant.{bias.name_hint}"] = DictionaryAttr({
-            "algorithm": StringAttr("zero_point_linear_quantize"), "zero_point": to_attribute(0),
-            "scale": to_attribute(float(np.float32(scales[0]) * np.float32(scales[1]))),
-            "bits": to_attribute(32), "signed": to_attribute(True), "symmetric": to_attribute(False)})
-        name = bias.name_hint
-        fresh = rewriter.replace_value_with_new_type(bias, TensorType(f32, bias.type.get_shape()))
-        fresh.name_hint = name
+        quant = quantization("zero_point_linear_quantize", {
+            "zero_point": 0, "scale": float(np.float32(scales[0]) * np.float32(scales[1])),
+            "bits": 32, "signed": True, "symmetric": False})
+        rewriter.replace_value_with_new_type(bias, with_quantization(TensorType(f32, bias.type.get_shape()), quant))
 
 
 def _quant_scale(value) -> float | None:
-    owner = value.owner
-    entry = owner.attributes.get(f"nnef.quant.{value.name_hint}") if isinstance(owner, Operation) else None
-    if not isinstance(entry, DictionaryAttr) or "scale" not in entry.data:
+    quant = quantization_of(value)
+    if quant is None or "scale" not in quant.arguments.data:
         return None
-    return from_attribute(entry.data["scale"])
+    return from_attribute(quant.arguments.data["scale"])
 
 
 _BODY_RENAMES = {"tract_core_erf": "erf"}

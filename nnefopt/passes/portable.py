@@ -60,6 +60,7 @@ from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, 
 from xdsl.rewriter import InsertPoint
 
 from nnefopt.dialects.nnef import OPERATIONS, FragmentOp, from_attribute, to_attribute
+from nnefopt.dialects.tensor_names import NAMES, FreshNames, set_tensor_name, tensor_name
 from nnefopt.export.from_ir import is_literal
 from nnefopt.frontend import ast
 from nnefopt.frontend.binder import is_tensor_type
@@ -73,10 +74,10 @@ from nnefopt.passes.rewriting import (
     constant_value,
     create,
     erase_if_dead,
-    fresh_name,
     is_quantized,
     known_value,
     static_shape,
+    take_place,
 )
 
 
@@ -85,17 +86,14 @@ class _Names(Weights):
 
     def __init__(self, module: ModuleOp):
         super().__init__(module)
-        self.tensors = {r.name_hint for op in module.walk() for r in op.results if r.name_hint}
-
-    def tensor(self, base: str) -> str:
-        return fresh_name(base, self.tensors)
+        self.tensor = FreshNames.of_module(module)  # a tensor name no result has
 
     def variable(self, data: np.ndarray, base: str, like: Operation, named: bool = True) -> Operation:
         """A new weight labelled after `base`, written `variable<scalar>` as exporters write
         it; its tensor named after `base` too, or, not `named`, left for its user to name."""
         op = self.new(data, base, like=like)
         op.attributes["nnef.explicit"] = to_attribute([EXPLICIT_TYPE])
-        op.results[0].name_hint = self.tensor(base) if named else None
+        set_tensor_name(op.results[0], self.tensor(base) if named else None)
         return op
 
 
@@ -128,12 +126,12 @@ def _quantized(*values: SSAValue | None) -> bool:
 
 def _replace(rewriter: PatternRewriter, op: Operation, new_ops: list[Operation], values: list[SSAValue]) -> None:
     """`op`'s results replaced by `values` (made by `new_ops`, inserted before it), which
-    take over the results' names and the op's attributes (quantization entries by name).
+    take over the results' names and quantization and the op's attributes.
     Not xDSL's `replace`: that would name every unnamed new result after the op."""
     rewriter.insert(new_ops, InsertPoint.before(op))
     for old, new in zip(op.results, values):
-        new.name_hint = old.name_hint
-        new.owner.attributes.update({k: v for k, v in op.attributes.items() if k != "nnef.explicit"})
+        new.owner.attributes.update({k: v for k, v in op.attributes.items() if k not in ("nnef.explicit", NAMES)})
+        new = take_place(old, new)
         rewriter.replace_all_uses_with(old, new)
     rewriter.erase(op)
 
@@ -146,7 +144,7 @@ class ConstantAsVariable(RewritePattern):
         if op.name != "nnef.constant" or is_literal(op) or op.parent_op() is None \
                 or op.parent_op().name != "nnef.graph":
             return
-        hint = op.results[0].name_hint
+        hint = tensor_name(op.results[0])
         data = constant_value(op)
         if data is None:
             return
@@ -223,7 +221,7 @@ class DeconvAsConv(RewritePattern):
 
     def depth_to_space(self, op: Operation, weights: np.ndarray, bias_values: np.ndarray | None,
                        g: _Deconv) -> list[Operation]:
-        name = op.results[0].name_hint or "deconv"
+        name = tensor_name(op.results[0]) or "deconv"
         c_in, c_out_g = weights.shape[:2]
         blocks, rank, batch = math.prod(g.stride), len(g.stride), op.input.type.get_shape()[0]
         c_out = c_out_g * g.groups
@@ -240,18 +238,18 @@ class DeconvAsConv(RewritePattern):
         new_ops.append(create("conv", [op.input, new_ops[0].results[0], bias], attribs, like=op))
         if blocks == 1:
             return new_ops
-        new_ops[-1].results[0].name_hint = self.names.tensor(f"{name}_conv")
+        set_tensor_name(new_ops[-1].results[0], self.names.tensor(f"{name}_conv"))
         split = [batch, c_out, *g.stride, *g.extents]
         interleaved = [0, 1] + [a for i in range(rank) for a in (2 + rank + i, 2 + i)]
         merged = [batch, c_out] + [n * s for n, s in zip(g.extents, g.stride)]
         for kind, attribs in (("reshape", {"shape": split}), ("transpose", {"axes": interleaved}),
                               ("reshape", {"shape": merged})):
             new_ops.append(create(kind, [new_ops[-1].results[0]], attribs, like=op,
-                                  name_hint=self.names.tensor(f"{name}_{kind}")))
+                                  name=self.names.tensor(f"{name}_{kind}")))
         return new_ops
 
     def zero_inserted(self, op: Operation, weights: np.ndarray, g: _Deconv) -> list[Operation]:
-        name = op.results[0].name_hint or "deconv"
+        name = tensor_name(op.results[0]) or "deconv"
         rank = len(g.stride)
         c_in, c_out_g = weights.shape[:2]
         # conv filter per group: [o, c] of the deconv's [c, o], spatial axes reversed
@@ -269,7 +267,7 @@ class DeconvAsConv(RewritePattern):
                 ("reshape", {"shape": [batch, channels, *spread]}),
             ]
             for kind, attribs in steps:
-                new_ops.append(create(kind, [value], attribs, like=op, name_hint=self.names.tensor(f"{name}_{kind}")))
+                new_ops.append(create(kind, [value], attribs, like=op, name=self.names.tensor(f"{name}_{kind}")))
                 value = new_ops[-1].results[0]
         dilated = [(k - 1) * d + 1 for k, d in zip(g.size, g.dilation)]
         fronts = [f - 1 - p for f, p in zip(dilated, g.front)]
@@ -279,7 +277,7 @@ class DeconvAsConv(RewritePattern):
             begin = [max(-p, 0) for p in fronts]
             end = [z - max(-q, 0) for z, q in zip(spread, backs)]
             new_ops.append(create("slice", [value], {"axes": axes, "begin": begin, "end": end}, like=op,
-                                  name_hint=self.names.tensor(f"{name}_slice")))
+                                  name=self.names.tensor(f"{name}_slice")))
             value = new_ops[-1].results[0]
         attribs = {"padding": [(max(p, 0), max(q, 0)) for p, q in zip(fronts, backs)], "stride": [1] * rank,
                    "dilation": list(g.dilation), "groups": g.groups}
@@ -303,14 +301,14 @@ class NearestUpsampleAsTile(RewritePattern):
         shape = static_shape(op.input) if op.name == "nnef.nearest_upsample" else None
         if shape is None or static_shape(op.results[0]) is None:
             return
-        name = op.results[0].name_hint or "upsample"
+        name = tensor_name(op.results[0]) or "upsample"
         factor = list(attribute(op, "factor"))
         spread = [*shape[:2], *(d for n in shape[2:] for d in (n, 1))]
         repeats = [1, 1, *(d for f in factor for d in (1, f))]
         new_ops, value = [], op.input
         for kind, attribs in (("reshape", {"shape": spread}), ("tile", {"repeats": repeats}),
                               ("reshape", {"shape": list(static_shape(op.results[0]))})):
-            new_ops.append(create(kind, [value], attribs, like=op, name_hint=self.names.tensor(f"{name}_{kind}")))
+            new_ops.append(create(kind, [value], attribs, like=op, name=self.names.tensor(f"{name}_{kind}")))
             value = new_ops[-1].results[0]
         _replace(rewriter, op, new_ops, [value])
 
@@ -347,12 +345,12 @@ class BatchedLinearAsMatmul(RewritePattern):
                 or (op.bias is not None and static_shape(op.bias) is None) \
                 or _quantized(op.results[0], op.input, op.filter, op.bias):
             return
-        name = op.results[0].name_hint or "linear"
+        name = tensor_name(op.results[0]) or "linear"
         new_ops: list[Operation] = []
         bias = None if op.bias is None else self.aligned(op.bias, len(shape), f"{name}_bias", op, new_ops)
         new_ops.append(create("matmul", [op.input, op.filter], {"transposeB": True}, like=op))
         if bias is not None:
-            new_ops[-1].results[0].name_hint = self.names.tensor(f"{name}_matmul")
+            set_tensor_name(new_ops[-1].results[0], self.names.tensor(f"{name}_matmul"))
             new_ops.append(create("add", [new_ops[-1].results[0], bias], like=op))
         old_bias = op.bias
         _replace(rewriter, op, new_ops, [new_ops[-1].results[0]])
@@ -370,9 +368,9 @@ class BatchedLinearAsMatmul(RewritePattern):
             new = self.names.variable(data.reshape(shape), base, like)
         elif len(current) < rank:
             new = create("unsqueeze", [bias], {"axes": list(range(rank - len(current)))}, like=like,
-                         name_hint=self.names.tensor(base))
+                         name=self.names.tensor(base))
         else:
-            new = create("reshape", [bias], {"shape": list(shape)}, like=like, name_hint=self.names.tensor(base))
+            new = create("reshape", [bias], {"shape": list(shape)}, like=like, name=self.names.tensor(base))
         new_ops.append(new)
         return new.results[0]
 

@@ -4,9 +4,10 @@
   `constant_value`: the array of a `constant` operation, quantized or not;
 - `create`: a new operation of the op table, its result types from the shape rule;
 - `Weights`: new variables with labels no other tensor file of the model uses
-  (`fresh_name`: a name not yet taken);
+  (`fresh_name`, from `tensor_names`: a name not yet taken);
 - `replace_value`: replace uses without losing a name the graph's interface promises
-  (a graph output keeps its name; its producer changes).
+  (a graph output keeps its name; its producer changes); `take_place`: a value made to
+  stand for another takes its tensor name and quantization.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from nnefopt.dialects.nnef import (
     weight_attribute,
     weight_of,
 )
+from nnefopt.dialects.quantization import quantization_of, set_quantization
+from nnefopt.dialects.tensor_names import fresh_name, set_tensor_name, tensor_name
 from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.broadcasting import aligned  # noqa: F401  (the passes' name for it)
 from nnefopt.dtypes import NUMPY_TYPES, dtype_of_array
@@ -48,8 +51,7 @@ def op_named(value: SSAValue, *names: str) -> Operation | None:
 
 
 def is_quantized(value: SSAValue) -> bool:
-    owner = value.owner
-    return isinstance(owner, Operation) and f"nnef.quant.{value.name_hint}" in owner.attributes
+    return quantization_of(value) is not None
 
 
 def is_known(value: SSAValue) -> bool:
@@ -104,13 +106,13 @@ def attributes(op: Operation) -> dict[str, object]:
     return {p.name: attribute(op, p.name) for p in op.OP_DEF.attribute_params}
 
 
-def create(name: str, operands: list, attribs: dict[str, object] | None = None, *,
+def create(op_name: str, operands: list, attribs: dict[str, object] | None = None, *,
            result_types: list[Attribute] | None = None, like: Operation | None = None,
-           name_hint: str | None = None) -> Operation:
+           name: str | None = None) -> Operation:
     """A table operation. Without result types, the shape rule gives them (static shapes,
-    the first operand's element type); `like` lends its location, and `name_hint` names
-    its (first) result."""
-    cls = OPERATIONS[name]
+    the first operand's element type); `like` lends its location, and `name` is the
+    tensor name of its (first) result."""
+    cls = OPERATIONS[op_name]
     attribs = attribs or {}
     if result_types is None:
         result_types = _inferred_types(cls.OP_DEF, operands, attribs)
@@ -118,8 +120,8 @@ def create(name: str, operands: list, attribs: dict[str, object] | None = None, 
     op = cls(operands=operands, properties=properties, result_types=result_types)
     if like is not None:
         op.location = like.location
-    if name_hint is not None:
-        op.results[0].name_hint = name_hint
+    if name is not None:
+        set_tensor_name(op.results[0], name)
     return op
 
 
@@ -132,16 +134,6 @@ def _inferred_types(entry, operands: list, attribs: dict) -> list[Attribute]:
     first = next(o for o in operands if o is not None)
     first = first[0] if isinstance(first, (list, tuple)) else first
     return [TensorType(first.type.element_type, list(shape))]
-
-
-def fresh_name(base: str, taken: set[str], separator: str = "_") -> str:
-    """`base`, or else the first of `base_1`, `base_2`, ... not in `taken`; now taken."""
-    name, n = base, 0
-    while name in taken:
-        n += 1
-        name = f"{base}{separator}{n}"
-    taken.add(name)
-    return name
 
 
 class Weights:
@@ -177,7 +169,7 @@ class Weights:
             self.origins[label] = hint
             op = OPERATIONS["variable"](properties={"shape": to_attribute(list(array.shape)), "label": StringAttr(label)},
                                         result_types=[type_])
-            op.results[0].name_hint = re.sub(r"\W", "_", label)  # the tensor is called as its file
+            set_tensor_name(op.results[0], re.sub(r"\W", "_", label))  # the tensor is called as its file
             op.attributes["nnef.data"] = weight_attribute(label, np.ascontiguousarray(array), type_)
         if like is not None:
             op.location = like.location
@@ -200,7 +192,7 @@ class Weights:
         owner = value.owner
         if isinstance(owner, Operation) and owner.name == "nnef.variable":
             return self.origin(owner)
-        return value.name_hint or "folded"
+        return tensor_name(value) or "folded"
 
     def insert(self, rewriter: PatternRewriter, array: np.ndarray, hint: str, before: Operation) -> SSAValue:
         op = self.new(array, hint, like=before)
@@ -222,12 +214,26 @@ def replace_value(rewriter: PatternRewriter, old: SSAValue, new: SSAValue) -> bo
     takes it; when `new` is itself a graph input or output, nothing changes (False)."""
     if old is new:
         return False
-    if is_graph_output(old):
-        if is_graph_output(new) or is_graph_input(new):
-            return False
-        rename(new, old.name_hint)
+    output = is_graph_output(old)
+    if output and (is_graph_output(new) or is_graph_input(new)):
+        return False
+    if tensor_name(new) is None:  # a value made for `old`
+        new = take_place(old, new)
+    elif output:
+        rename(new, tensor_name(old))
     rewriter.replace_all_uses_with(old, new)
     return True
+
+
+def take_place(old: SSAValue, new: SSAValue, name: str | None = None) -> SSAValue:
+    """`new` is made to stand for `old`: it takes `name` (by default old's tensor name)
+    and, having none of its own, old's quantization. Returns the value to use from now
+    on (another value in new's place when its type had to change)."""
+    rename(new, name if name is not None else tensor_name(old))
+    quant = quantization_of(old)
+    if quant is not None and quantization_of(new) is None:
+        new = set_quantization(new, quant)
+    return new
 
 
 def replace_op(rewriter: PatternRewriter, op: Operation, new: SSAValue, new_ops: list[Operation] = ()) -> bool:
@@ -237,8 +243,6 @@ def replace_op(rewriter: PatternRewriter, op: Operation, new: SSAValue, new_ops:
         return False
     for created in new_ops:
         rewriter.insert(created, InsertPoint.before(op))
-    if not new.name_hint and not is_graph_output(old):
-        new.name_hint = old.name_hint
     replace_value(rewriter, old, new)
     rewriter.erase(op)
     return True
@@ -268,15 +272,12 @@ def erase_dead_producers(values: Iterable[SSAValue | None], erase: Callable[[Ope
 
 
 def rename(value: SSAValue, name: str | None) -> None:
-    """Give a value another tensor name, with the graph.quant entry and symbolic dims
-    its operation keeps under the old name."""
-    owner, old = value.owner, value.name_hint
-    value.name_hint = name
+    """Give a value another tensor name, with the symbolic dims its operation keeps
+    under the old name."""
+    owner, old = value.owner, tensor_name(value)
+    set_tensor_name(value, name)
     if not isinstance(owner, Operation) or old is None or old == name:
         return
-    quant = owner.attributes.pop(f"nnef.quant.{old}", None)
-    if quant is not None:
-        owner.attributes[f"nnef.quant.{name}"] = quant
     dims = owner.attributes.get("nnef.dims")
     if isinstance(dims, DictionaryAttr) and old in dims.data:
         entries = dict(dims.data)
@@ -289,5 +290,5 @@ def single_use(value: SSAValue) -> bool:
 
 
 __all__ = ["op_named", "is_quantized", "is_known", "known_value", "constant_value", "static_shape", "attribute",
-           "attributes", "create", "fresh_name", "Weights", "replace_value", "replace_op", "rename", "single_use",
+           "attributes", "create", "fresh_name", "Weights", "replace_value", "take_place", "replace_op", "rename", "single_use",
            "is_graph_output"]
