@@ -83,7 +83,8 @@ def _run(args: argparse.Namespace) -> int:
             _refuse_overwriting_input(args.input, args.output)
             save(module, args.output, emit=emit, keep_spelling=args.keep_spelling, generic=args.mlir_print_op_generic)
         elif emit == "mlir":
-            sys.stdout.write(to_mlir(module, generic=args.mlir_print_op_generic))
+            # Weights would drown the IR on a terminal; in a file or a pipe they are the model.
+            sys.stdout.write(to_mlir(module, generic=args.mlir_print_op_generic, weights=not sys.stdout.isatty()))
         else:
             from nnefopt.api import standard_model
             from nnefopt.export.nnef_text import format_model
