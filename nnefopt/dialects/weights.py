@@ -48,7 +48,8 @@ def weight_attribute(label: str, data: np.ndarray, type_: TensorType, origin: Pa
 
 
 def attach_weight(attr: DenseResourceAttr, data: np.ndarray, origin: Path | None = None) -> None:
-    """Give a parsed `dense_resource` attribute the array its blob held."""
+    """Make `attr` carry `data` (a parsed attribute, the array its blob held): the array
+    lives as long as that attribute object."""
     key = id(attr)
     _WEIGHTS[key] = _Weight(weakref.ref(attr), data, origin)
     weakref.finalize(attr, _WEIGHTS.pop, key, None)

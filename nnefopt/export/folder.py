@@ -13,9 +13,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from nnefopt.dialects.weights import missing_weight
 from nnefopt.errors import Location, NNEFError
 from nnefopt.export.nnef_text import format_model, format_quantization
-from nnefopt.dialects.weights import missing_weight
 from nnefopt.frontend.bundle import ARCHIVE_SUFFIXES
 from nnefopt.frontend.model import Model
 from nnefopt.frontend.tensor_file import write_tensor
