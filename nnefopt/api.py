@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from xdsl.dialect_interfaces.op_asm import OpAsmDialectInterface
 from xdsl.dialects.builtin import Builtin, ModuleOp
 from xdsl.parser import Parser
 from xdsl.printer import Printer
@@ -65,16 +64,13 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
 
 
 def _forget_resource_handles(parser: Parser) -> None:
-    """xDSL's builtin dialect remembers, process-wide, every `dense_resource` handle it
-    has parsed, and renames one it meets again (`w.0` becomes `w.0_0`): reading the same
-    text twice would detach its weights from WEIGHTS. Handles without a blob in the text
-    name arrays in WEIGHTS, not blobs: forget them once read."""
-    interface = Builtin.get_interface(OpAsmDialectInterface)
-    if interface is None:
-        return
-    for dialect, key in parser.dialect_resources:
-        if dialect == "builtin" and not interface.lookup(key):
-            interface._blob_storage.pop(key, None)  # no public way to forget a handle
+    """xDSL's builtin dialect remembers, process-wide, every `dense_resource` handle (and
+    blob) it has parsed, and renames a handle it meets again (`w` becomes `w_0`): reading
+    the same text twice would rename its weights, and the blobs would stay in memory for
+    good. The module's attributes hold the arrays now: forget the handles once read."""
+    from nnefopt.export.mlir_weights import forget
+
+    forget(key for dialect, key in parser.dialect_resources if dialect == "builtin")
 
 
 def optimize(module: ModuleOp, pipeline: str, *, verify_each: bool = True, callback=None) -> ModuleOp:
@@ -125,8 +121,9 @@ def to_mlir(module: ModuleOp, *, generic: bool = False, weights: bool = False) -
     `generic`, every operation in xDSL's generic format (mlir-opt's
     --mlir-print-op-generic); with `weights`, the weights' data as a trailing
     dialect_resources section. `parse_mlir` reads all of these."""
-    from nnefopt.export.mlir_weights import declare_weights, forget
+    from nnefopt.export.mlir_weights import declare_weights, forget, unique_handles
 
+    unique_handles(module)
     stream = io.StringIO()
     printer = Printer(stream=stream, print_debuginfo=True, print_generic_format=generic)
     declared = declare_weights(module) if weights else []

@@ -131,7 +131,9 @@ def _run_cases(args: argparse.Namespace) -> int:
 
 
 def _emit_options(args: argparse.Namespace) -> EmitOptions:
-    return EmitOptions(keep_spelling=args.keep_spelling, generic=args.mlir_print_op_generic)
+    # Weights would drown the IR on a terminal; in a file or a pipe they are the model.
+    return EmitOptions(keep_spelling=args.keep_spelling, generic=args.mlir_print_op_generic,
+                       weights=not sys.stdout.isatty())
 
 
 def _emit(module, args: argparse.Namespace) -> None:

@@ -24,6 +24,7 @@ from nnefopt.frontend.bundle import ARCHIVE_SUFFIXES
 class EmitOptions:
     keep_spelling: bool = False  # write the operations as the IR has them: no spelling passes
     generic: bool = False  # MLIR in the generic operation format
+    weights: bool = False  # MLIR text carries the weights (in a file or a pipe, not on a terminal)
 
 
 # Passes that only respell operations for other engines; `keep_spelling` leaves them out.
@@ -136,15 +137,17 @@ def _nnef_text(module: ModuleOp, options: EmitOptions) -> str:
 
 def _write_mlir(module: ModuleOp, path: Path, options: EmitOptions) -> None:
     from nnefopt.api import to_mlir
+    from nnefopt.export.mlir_weights import require_weights
     from nnefopt.export.text_file import write_text
 
+    require_weights(module)  # a file of the model without its weights would be data lost
     write_text(path, to_mlir(module, generic=options.generic, weights=True))
 
 
 def _mlir_text(module: ModuleOp, options: EmitOptions) -> str:
     from nnefopt.api import to_mlir
 
-    return to_mlir(module, generic=options.generic)
+    return to_mlir(module, generic=options.generic, weights=options.weights)
 
 
 # NNEF is channel-first, in standard operations; written in the spelling every engine

@@ -9,7 +9,7 @@ parameter a property, a result a result. Around them:
   invokes it; `nnef.op` carries an operation of a registry nnefopt does not know.
 
 Weights stay out of the IR text: `nnef.variable` refers to its data by a
-`dense_resource` handle, and the array itself (memory-mapped) lives in WEIGHTS.
+`dense_resource` attribute, which holds the array (memory-mapped) too: see weights.py.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from nnefopt.dialects.names import field_name
 from nnefopt.dialects.quantization import QuantAttr
 from nnefopt.dialects.types import ELEMENT_TYPES, dtype_of, tensor_type
 from nnefopt.dialects.verifier import verify_operation
-from nnefopt.dialects.weights import ORIGINS, WEIGHTS, origin_of, weight_attribute, weight_of
+from nnefopt.dialects.weights import origin_of, weight_attribute, weight_of
 from nnefopt.frontend import ast
 from nnefopt.ops import OpDef, op_table
 
@@ -194,4 +194,4 @@ NNEF = Dialect("nnef", _OPERATIONS, [QuantAttr])
 
 __all__ = ["NNEF", "OPERATIONS", "GraphOp", "ReturnOp", "FragmentOp", "CallOp", "OpaqueOp",
            "tensor_type", "dtype_of", "to_attribute", "from_attribute", "dim_symbol", "symbolic_dim",
-           "weight_attribute", "weight_of", "origin_of", "WEIGHTS", "ORIGINS", "field_name", "ELEMENT_TYPES"]
+           "weight_attribute", "weight_of", "origin_of", "field_name", "ELEMENT_TYPES"]

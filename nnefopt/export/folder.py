@@ -13,6 +13,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from nnefopt.dialects.weights import missing_weight
 from nnefopt.errors import Location, NNEFError
 from nnefopt.export.nnef_text import format_model, format_quantization
 from nnefopt.frontend.bundle import ARCHIVE_SUFFIXES
@@ -22,6 +23,7 @@ from nnefopt.frontend.tensor_file import write_tensor
 
 
 def save_model(model: Model, destination: str | Path) -> None:
+    _require_weights(model)
     destination = Path(destination)
     parent = destination.resolve().parent
     try:
@@ -46,6 +48,13 @@ def save_model(model: Model, destination: str | Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _require_weights(model: Model) -> None:
+    """A variable without data would be a graph.nnef naming a file that is not there."""
+    for op in model.operations:
+        if op.name == "variable" and model.tensors[op.outputs["output"]].data is None:
+            raise missing_weight(op.attribs["label"], op.loc)
+
+
 def _write_folder(model: Model, folder: Path) -> None:
     (folder / "graph.nnef").write_text(format_model(model), encoding="utf-8")
     quant = format_quantization(model)
@@ -57,7 +66,7 @@ def _write_folder(model: Model, folder: Path) -> None:
             continue
         label = op.attribs["label"]
         tensor = model.tensors[op.outputs["output"]]
-        if label in written or tensor.data is None:
+        if label in written:
             continue
         written.add(label)
         path = folder / f"{label}.dat"

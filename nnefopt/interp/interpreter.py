@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnefopt.dialects.weights import missing_weight
 from nnefopt.dtypes import NUMPY_TYPES
 from nnefopt.errors import Location, NNEFError
 from nnefopt.frontend.fragments import NoMeaning, OperationDomain
@@ -90,7 +91,7 @@ def run_model(model: Model, inputs: dict[str, np.ndarray], record: bool = False)
                 name = op.outputs["output"]
                 data = model.tensors[name].data
                 if data is None:
-                    raise NNEFError(f"variable '{name}' has no data", op.loc)
+                    raise missing_weight(op.attribs["label"], op.loc)
                 values[name] = real_weight(model, name, np.asarray(data))
             continue
         real_bias(model, op, values)
