@@ -109,10 +109,11 @@ def optimize(module: ModuleOp, pipeline: str, *, verify_each: bool = True, callb
 
 def run(module: ModuleOp, inputs: dict[str, np.ndarray], *, record: bool = False) -> dict[str, np.ndarray]:
     """The module's outputs for `inputs` (by graph input name), by the reference interpreter;
-    with `record`, every intermediate tensor too."""
-    from nnefopt.interp.interpreter import run_model
+    with `record`, every intermediate tensor too, by tensor name. The module is run as it
+    is (channel-last operations as tagged), neither copied nor exported."""
+    from nnefopt.interp.ir_interpreter import run as run_module
 
-    return run_model(runnable_model(module), inputs, record=record)
+    return run_module(module, inputs, record=record)
 
 
 def runnable_model(module: ModuleOp):
