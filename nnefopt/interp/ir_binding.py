@@ -234,7 +234,7 @@ def _channel_last(op: Operation, operands: list) -> tuple[list, Callable[[object
     type_ = op.operands[0].type if op.operands else None
     if not isinstance(type_, TensorType) or not isinstance(operands[0], int):
         raise NNEFError(f"channel-last operation '{op.name}' has no ranked input", location_of(op))
-    rank = type_.get_rank()
+    rank = len(type_.get_shape())
     first, last = to_first(rank), to_last(rank)
     return [_Transposed(operands[0], first), *operands[1:]], lambda result: np.transpose(result, last)
 
