@@ -116,14 +116,6 @@ def run(module: ModuleOp, inputs: dict[str, np.ndarray], *, record: bool = False
     return run_module(module, inputs, record=record)
 
 
-def runnable_model(module: ModuleOp):
-    """The model the interpreter runs: channel-last operations (the layout pass's) each
-    between two transposes, on a copy; the caller's module is left as it is."""
-    from nnefopt.passes.layout import channel_first
-
-    return export_module(channel_first(module))
-
-
 def to_mlir(module: ModuleOp, *, generic: bool = False, weights: bool = False) -> str:
     """The module as MLIR text with locations: in the dialects' custom format, or with
     `generic`, every operation in xDSL's generic format (mlir-opt's
