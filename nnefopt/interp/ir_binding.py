@@ -28,7 +28,7 @@ from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.frontend.fragments import NoMeaning, known_operations_of
 from nnefopt.frontend.model import Quantization
 from nnefopt.interp.interpreter import _DECLARATIONS, ArrayDomain
-from nnefopt.interp.quantized import accumulator_bias, has_accumulator_bias, real_codes, settle_entry
+from nnefopt.interp.quantized import accumulator_bias, bind_settle, has_accumulator_bias, real_codes
 
 # What a kernel raises on values it cannot compute: an error of the model, not of nnefopt.
 _RUN_ERRORS = (ValueError, TypeError, IndexError, ZeroDivisionError, FloatingPointError)
@@ -164,7 +164,8 @@ def bind_operation(op: Operation, slot_of: dict[SSAValue, int], domain: ArrayDom
     if back is not None:
         inner = compute
         compute = lambda values: back(inner(values))  # noqa: E731
-    settles = [(slot_of[r], q) for r in op.results if (q := quant_entry(r)) is not None]
+    settles = [(slot_of[r], bind_settle(q, domain, domain.signatures)) for r in op.results
+               if (q := quant_entry(r)) is not None]
     return _step(compute, outputs, several, len(signature.results) > 1, settles, domain, name, loc)
 
 
@@ -282,8 +283,8 @@ def _step(compute, outputs: list[int], several: bool, tuple_results: bool, settl
                 values[out] = value
         else:
             values[outputs[0]] = computed
-        for out, quant in settles:
-            values[out] = settle_entry(quant, values[out], domain, domain.signatures)
+        for out, settle in settles:
+            values[out] = settle(values[out])
     return step
 
 

@@ -33,7 +33,7 @@ from nnefopt.interp.ir_binding import (
     quant_entry,
     weight_value,
 )
-from nnefopt.interp.quantized import settle_entry
+from nnefopt.interp.quantized import bind_settle
 
 Listener = Callable[[SSAValue, np.ndarray, Operation], None]
 
@@ -57,10 +57,11 @@ class Plan:
             for result in op.results:
                 slot_of[result] = len(slot_of)
         weights: dict[SSAValue, np.ndarray] = {}
+        self.template: list = [None] * len(slot_of)  # what every run starts from
         externals: dict[str, Operation] = {}
         self.outputs: list[tuple[str, int]] = []
         self.steps: list[Callable[[list], None]] = []
-        # Every operation in order, with its step (None for a declaration) and results.
+        # Every operation in order, with its step (None: its value is there before the run) and results.
         self.trace: list[tuple[Operation, Callable | None, list[tuple[SSAValue, int]]]] = []
         for op in block_ops:
             if isinstance(op, ReturnOp):
@@ -75,20 +76,24 @@ class Plan:
             else:
                 bias_in_accumulator_scale(op, weights)
                 step = bind_operation(op, slot_of, self.domain)
-                self.steps.append(step)
+                if op.operands or not _computed_now(step, self.template):
+                    self.steps.append(step)
+                else:
+                    step = None  # its value is in the template
             self.trace.append((op, step, [(r, slot_of[r]) for r in op.results]))
-        self.template: list = [None] * len(slot_of)
         for value, array in weights.items():
             self.template[slot_of[value]] = array
         self.inputs: dict[str, tuple] = {}  # name → declared (shape, dtype, location)
-        self._input_slots: list[tuple[str, int, object]] = []  # name, slot, quantization entry
+        self._input_slots: list[tuple[str, int, Callable | None]] = []  # name, slot, its quantize step
         for name in from_attribute(graph.inputs):
             op = externals.get(name)
             if op is None:
                 raise NNEFError(f"graph input '{name}' is not defined by an external operation", location_of(graph))
             result = op.results[0]
             self.inputs[name] = (_declared_shape(result), dtype_of(result.type), location_of(op))
-            self._input_slots.append((name, slot_of[result], quant_entry(result)))
+            quant = quant_entry(result)
+            settle = bind_settle(quant, self.domain, self.domain.signatures) if quant is not None else None
+            self._input_slots.append((name, slot_of[result], settle))
 
     def random_inputs(self, seed: int) -> dict[str, np.ndarray]:
         """Seeded inputs of the declared shapes: normal floats, small integers, coin flips."""
@@ -98,10 +103,8 @@ class Plan:
         """The graph's outputs by name for `inputs` by graph input name."""
         checked = check_declared(self.inputs, inputs)
         values = self.template.copy()
-        domain = self.domain
-        for name, slot, quant in self._input_slots:
-            array = checked[name]
-            values[slot] = array if quant is None else settle_entry(quant, array, domain, domain.signatures)
+        for name, slot, settle in self._input_slots:
+            values[slot] = checked[name] if settle is None else settle(checked[name])
         hooks = [getattr(listener, "on_value", listener) for listener in listeners]
         if hooks:
             for op, step, results in self.trace:
@@ -114,6 +117,16 @@ class Plan:
             for step in self.steps:
                 step(values)
         return {name: values[slot] for name, slot in self.outputs}
+
+
+def _computed_now(step: Callable[[list], None], template: list) -> bool:
+    """A step without operands (a constant) computes the same every run: run it once,
+    into the template (its error, if any, stays the run's)."""
+    try:
+        step(template)
+    except NNEFError:
+        return False
+    return True
 
 
 def compile_plan(module: ModuleOp) -> Plan:

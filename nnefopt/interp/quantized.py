@@ -75,13 +75,32 @@ def settle_entry(quant: Quantization | None, array: np.ndarray, domain, signatur
     """`array` as the quantization entry makes it (its quantize operation applied)."""
     if quant is None or not isinstance(array, np.ndarray) or array.dtype.kind != "f":
         return array
+    return bind_settle(quant, domain, signatures)(array)
+
+
+def bind_settle(quant: Quantization, domain, signatures: dict):
+    """The function applying the entry's quantize operation to a real-valued array, its
+    signature, parameters and kernel looked up once (the IR interpreter's plan keeps one
+    per quantized value)."""
+    from nnefopt.frontend.fragments import known_operations_of
+
     signature = signatures.get(quant.algorithm)
     if signature is None:
         raise NNEFError(f"unknown quantization algorithm '{quant.algorithm}'", quant.loc)
     tensor_params = [p.name for p in signature.params[1:] if p.name in quant.attributes and _is_tensor(p)]
-    inputs = [array] + [np.asarray(quant.attributes[p], np.float32) for p in tensor_params]
+    params = [np.asarray(quant.attributes[p], np.float32) for p in tensor_params]
     attribs = {k: v for k, v in quant.attributes.items() if k not in tensor_params}
-    return domain.run(signature, inputs, attribs, quant.loc)
+    kernel = domain.primitives.get(signature.name)
+    direct = kernel is not None and (signature.body is None or signature is known_operations_of(signature.name))
+
+    def settled(array: np.ndarray) -> np.ndarray:
+        if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+            return array
+        if direct:
+            return domain.call(kernel, signature, [array, *params], attribs, None, quant.loc)
+        return domain.run(signature, [array, *params], dict(attribs), quant.loc)
+
+    return settled
 
 
 def _is_tensor(param) -> bool:
