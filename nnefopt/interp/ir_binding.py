@@ -82,7 +82,8 @@ def bias_in_accumulator_scale(op: Operation, weights: dict[SSAValue, np.ndarray]
     if not has_accumulator_bias(op.name.removeprefix("nnef.")):
         return
     bias, inputs = getattr(op, "bias", None), [getattr(op, "input", None), getattr(op, "filter", None)]
-    if not isinstance(bias, SSAValue) or bias not in weights or quant_entry(bias) is not None:
+    if not isinstance(bias, SSAValue) or bias not in weights or quant_entry(bias) is not None \
+            or bias.owner.name != "nnef.variable":
         return
     codes = weight_of(bias.owner.attributes["nnef.data"])
     if codes is None or codes.dtype.kind not in "iu":
@@ -104,10 +105,13 @@ class _Literal:
         self.value = value
 
 
-def bind_operation(op: Operation, slot_of: dict[SSAValue, int], domain: ArrayDomain) -> Step:
+def bind_operation(op: Operation, slot_of: dict[SSAValue, int], domain: ArrayDomain,
+                   constants: dict[SSAValue, np.ndarray] | None = None) -> Step:
     """`op` as a step over the flat list of values; `slot_of` gives each operand's and
     result's index. Signatures come from the domain (the module's own fragments win
-    over the standard ones, as NNEF says)."""
+    over the standard ones, as NNEF says). With `constants` (the values known before
+    any run: weights, constants), a kernel that can prepare itself for known operands
+    and static shapes (`kernel.prepare`) does so once."""
     loc = location_of(op)
     if isinstance(op, OpaqueOp):
         return _failing(NNEFError(f"operation '{op.op_name.data}' of an unknown registry cannot be run", loc))
@@ -158,7 +162,11 @@ def bind_operation(op: Operation, slot_of: dict[SSAValue, int], domain: ArrayDom
         operands, back = _channel_last(op, operands)
     if kernel is not None:
         operands = [_as_operand(o, domain) for o in operands]
-        compute = _kernel_call(kernel, operands, attribs)
+        prepare = getattr(kernel, "prepare", None)
+        prepared = None
+        if prepare is not None and constants is not None and back is None:
+            prepared = prepare(_known(op, operands, slot_of, constants), attribs)  # takes the tensors alone
+        compute = _kernel_call(kernel, operands, attribs) if prepared is None else _kernel_call(prepared, operands, {})
     else:
         compute = _body_call(domain, signature, operands, attribs, loc)
     if back is not None:
@@ -167,6 +175,28 @@ def bind_operation(op: Operation, slot_of: dict[SSAValue, int], domain: ArrayDom
     settles = [(slot_of[r], bind_settle(q, domain, domain.signatures)) for r in op.results
                if (q := quant_entry(r)) is not None]
     return _step(compute, outputs, several, len(signature.results) > 1, settles, domain, name, loc)
+
+
+def _known(op: Operation, operands: list, slot_of: dict[SSAValue, int], constants: dict) -> list:
+    """What is known of each tensor operand before any run: (static shape or None,
+    numpy dtype, value or None)."""
+    from nnefopt.interp.interpreter import NUMPY_TYPES
+
+    values = {slot_of[v]: v for v in op.operands if v in slot_of}
+    known = []
+    for item in operands:
+        if isinstance(item, _Literal):
+            array = item.value
+            known.append((getattr(array, "shape", None), getattr(array, "dtype", None), array))
+        elif isinstance(item, int) and item in values:
+            value = values[item]
+            shape = tuple(value.type.get_shape()) if isinstance(value.type, TensorType) else None
+            if shape is not None and any(d < 0 for d in shape):
+                shape = None
+            known.append((shape, np.dtype(NUMPY_TYPES.get(dtype_of(value.type), np.float32)), constants.get(value)))
+        else:
+            known.append((None, None, None))
+    return known
 
 
 def _is_array(type_) -> bool:

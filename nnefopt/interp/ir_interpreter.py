@@ -56,7 +56,7 @@ class Plan:
         for op in block_ops:
             for result in op.results:
                 slot_of[result] = len(slot_of)
-        weights: dict[SSAValue, np.ndarray] = {}
+        weights: dict[SSAValue, np.ndarray] = {}  # and constants, computed while planning
         self.template: list = [None] * len(slot_of)  # what every run starts from
         externals: dict[str, Operation] = {}
         self.outputs: list[tuple[str, int]] = []
@@ -75,11 +75,12 @@ class Plan:
                     externals[self.names[op.results[0]]] = op
             else:
                 bias_in_accumulator_scale(op, weights)
-                step = bind_operation(op, slot_of, self.domain)
+                step = bind_operation(op, slot_of, self.domain, weights)
                 if op.operands or not _computed_now(step, self.template):
                     self.steps.append(step)
                 else:
                     step = None  # its value is in the template
+                    weights.update((r, self.template[slot_of[r]]) for r in op.results)
             self.trace.append((op, step, [(r, slot_of[r]) for r in op.results]))
         for value, array in weights.items():
             self.template[slot_of[value]] = array
