@@ -8,12 +8,13 @@ The two interpreters run alternately, round after round, so that a slower moment
 the machine weighs on both alike; each time is the median of the rounds. Building the
 plan and exporting the model are outside the timings (both are done once per model).
 
-    python bench/bench_interp.py [--repeat N] [--skip-generated]
+    python bench/bench_interp.py [--repeat N] [--skip-generated] [--only NAME]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -21,8 +22,12 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
-import onnxruntime
+# One BLAS thread, as onnxruntime gets: on a shared machine, threads only add noise.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
+import numpy as np  # noqa: E402
+import onnxruntime  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.generate import resnet50, resnet50_onnx  # noqa: E402
@@ -82,6 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=11)
     parser.add_argument("--skip-generated", action="store_true", help="only the shared models")
+    parser.add_argument("--only", metavar="NAME", help="only the models whose name contains NAME")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     print(f"{'model':<22} {'old ms':>9} {'IR ms':>9} {'old/IR':>7} {'ort-1t ms':>10} {'IR/ort':>7} {'old/ort':>8}")
@@ -94,6 +100,8 @@ def main() -> None:
             x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
             cases.append(("resnet50-generated", big, Path(scratch) / "resnet50.onnx", x))
         for name, nnef_path, onnx_path, x in cases:
+            if args.only and args.only not in name:
+                continue
             module = load(nnef_path)
             model = export_module(channel_first(module))  # the old path: the flat model, by name
             plan = Plan(module)

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .kernels_elementwise import accumulating, average, floating
-from .kernels_tensor import pad_border
+from .kernels_tensor import pad_border, padder
 from .registry import kernel
 
 # ---- geometry ---------------------------------------------------------------------------
@@ -170,14 +170,15 @@ def _conv_of(shape, dtype, filter, bias, border, padding, stride, dilation, grou
     groups = groups or shape[1]
     padding, stride, dilation, counts = _geometry(shape[2:], filter.shape[2:], padding, stride, dilation)
     # 'ignore' leaves padded positions out of the sum, which is what zeros do.
-    widths, mode = [(0, 0)] * 2 + padding, "constant" if border == "ignore" else border
+    widths = [(0, 0)] * 2 + padding
+    pad = padder(shape, widths, "constant" if border == "ignore" else border)
     padded_shape = tuple(n + p + q for n, (p, q) in zip(shape, widths))
     if filter.shape[1] == 1 and groups == shape[1]:
         convolve = _depthwise_conv(padded_shape, filter, stride, dilation, counts)
     else:
         convolve = _grouped_conv(padded_shape, filter, groups, stride, dilation, counts)
     biased = _bias_adder(bias, dtype, len(shape))
-    return lambda x: biased(convolve(pad_border(x, widths, mode)))
+    return lambda x: biased(convolve(pad(x)))
 
 
 @kernel("conv")
@@ -310,12 +311,41 @@ def _lowest(dtype):
 @kernel("max_pool")
 def max_pool(input, size, border="constant", padding=(), stride=(), dilation=()):
     x = np.asarray(input)
-    padded, (_, _, stride, dilation, counts) = _pooled(x, size, border, padding, stride, dilation, _lowest(x.dtype))
-    taps = _taps(size, stride, dilation, counts)
-    output = padded[next(taps)[1]].copy()
-    for _, where in taps:
-        np.maximum(output, padded[where], out=output)
-    return output
+    return _max_pool_of(x.shape, x.dtype, size, border, padding, stride, dilation)(x)
+
+
+def _max_pool_of(shape, dtype, size, border, padding, stride, dilation):
+    """max_pool of inputs of `shape` and `dtype`: geometry, padding and taps made once."""
+    padding, stride, dilation, counts = _geometry(shape, size, padding, stride, dilation)
+    pad = padder(shape, padding, "constant", _lowest(dtype)) if border == "ignore" else padder(shape, padding, border)
+    first, *rest = [where for _, where in _taps(size, stride, dilation, counts)]
+
+    def pooled(x):
+        padded = pad(x)
+        output = padded[first].copy()
+        for where in rest:
+            np.maximum(output, padded[where], out=output)
+        return output
+
+    return pooled
+
+
+def _prepare_max_pool(known, attribs):
+    """max_pool of an input of fixed shape and dtype, made once (the IR interpreter's plan asks)."""
+    ((shape, dtype, _),) = known
+    if shape is None or dtype is None:
+        return None
+    run = _max_pool_of(tuple(shape), np.dtype(dtype), **attribs)
+
+    def prepared(input):
+        if input.dtype == dtype and input.shape == shape:
+            return run(input)
+        return max_pool(input, **attribs)
+
+    return prepared
+
+
+max_pool.prepare = _prepare_max_pool
 
 
 @kernel("argmax_pool")
