@@ -2,8 +2,12 @@
 
 Primitives run their kernel; fragments (the model's own, or compound operations
 without a kernel) run their body over arrays, through the same walk that shape
-inference uses over shapes. A module in the `nnef` dialect is run through the model
-the exporter gives back, so there is one interpreter, not two.
+inference uses over shapes.
+
+Modules in the `nnef` dialect are run by the IR interpreter (`ir_interpreter.Plan`),
+which binds each operation once through `ArrayDomain` and the kernels. `run_model`, the
+walk of the flat exported Model by tensor name, stays only as the baseline that
+bench/bench_interp.py measures the plan against.
 """
 
 from __future__ import annotations
