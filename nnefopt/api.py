@@ -102,18 +102,11 @@ def optimize(module: ModuleOp, pipeline: str, *, verify_each: bool = True, callb
 
 def run(module: ModuleOp, inputs: dict[str, np.ndarray], *, record: bool = False) -> dict[str, np.ndarray]:
     """The module's outputs for `inputs` (by graph input name), by the reference interpreter;
-    with `record`, every intermediate tensor too."""
-    from nnefopt.interp.interpreter import run_model
+    with `record`, every intermediate tensor too, by tensor name. The module is run as it
+    is (channel-last operations as tagged), neither copied nor exported."""
+    from nnefopt.interp.ir_interpreter import run as run_module
 
-    return run_model(runnable_model(module), inputs, record=record)
-
-
-def runnable_model(module: ModuleOp):
-    """The model the interpreter runs: channel-last operations (the layout pass's) each
-    between two transposes, on a copy; the caller's module is left as it is."""
-    from nnefopt.passes.layout import channel_first
-
-    return export_module(channel_first(module))
+    return run_module(module, inputs, record=record)
 
 
 def to_mlir(module: ModuleOp, *, generic: bool = False, weights: bool = False) -> str:

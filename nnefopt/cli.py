@@ -184,16 +184,16 @@ RTOL, ATOL = 1e-4, 1e-5
 def _numerics_checker(module, args: argparse.Namespace):
     import numpy as np
 
-    from nnefopt.api import runnable_model
-    from nnefopt.interp.interpreter import random_inputs, run_model
+    from nnefopt.interp.ir_interpreter import Plan
     from nnefopt.run_cli import read_inputs
 
-    model = runnable_model(module)
-    inputs = read_inputs(args.inputs, model.inputs) if args.inputs else random_inputs(model, args.seed)
-    reference = run_model(model, inputs)
+    # A plan per stage, over the module as the pass left it: nothing is exported.
+    plan = Plan(module)
+    inputs = read_inputs(args.inputs, list(plan.inputs)) if args.inputs else plan.random_inputs(args.seed)
+    reference = plan.run(inputs)
 
     def check(pass_name: str, op) -> None:
-        outputs = run_model(runnable_model(op), inputs)
+        outputs = Plan(op).run(inputs)
         for name, expected in reference.items():
             got = outputs[name]
             if got.shape != expected.shape:

@@ -53,22 +53,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> None:
-    from nnefopt.api import load, runnable_model
-    from nnefopt.interp.interpreter import random_inputs, run_model
+    from nnefopt.api import load
+    from nnefopt.interp.ir_interpreter import Plan
 
-    model = runnable_model(load(args.model))
+    plan = Plan(load(args.model))
     if args.random_inputs is not None:
-        inputs = random_inputs(model, args.random_inputs)
+        inputs = plan.random_inputs(args.random_inputs)
     else:
-        inputs = read_inputs(args.input, model.inputs)
-    values = run_model(model, inputs, record=args.stats)
+        inputs = read_inputs(args.input, list(plan.inputs))
+    listeners = [_Stats(plan.names)] if args.stats else []
     if args.stats:
         print(f"{'tensor':<40} {'shape':<18} {'min':>11} {'max':>11} {'mean':>11} {'std':>11}")
-        for name, array in values.items():
-            data = np.asarray(array, dtype=np.float64)
-            stats = (data.min(), data.max(), data.mean(), data.std()) if data.size else (0.0,) * 4
-            print(f"{name:<40} {str(list(array.shape)):<18} " + " ".join(f"{v:>11.4g}" for v in stats))
-    outputs = {name: values[name] for name in model.outputs}
+    outputs = plan.run(inputs, listeners)
     if args.output:
         folder = Path(args.output)
         folder.mkdir(parents=True, exist_ok=True)
@@ -77,6 +73,21 @@ def _run(args: argparse.Namespace) -> None:
     elif not args.stats:
         for name, array in outputs.items():
             print(f"{name}: shape {list(array.shape)}, {np.array2string(array.reshape(-1)[:8], precision=5)}")
+
+
+class _Stats:
+    """Prints a row for every tensor as the interpreter computes it (literals are not tensors)."""
+
+    def __init__(self, names: dict):
+        self.names = names
+
+    def on_value(self, value, array, op) -> None:
+        name = self.names.get(value)
+        if name is None or not isinstance(array, np.ndarray):
+            return
+        data = np.asarray(array, dtype=np.float64)
+        stats = (data.min(), data.max(), data.mean(), data.std()) if data.size else (0.0,) * 4
+        print(f"{name:<40} {str(list(array.shape)):<18} " + " ".join(f"{v:>11.4g}" for v in stats))
 
 
 if __name__ == "__main__":

@@ -44,15 +44,13 @@ def test_nnef_run_matches_onnxruntime(tmp_path, name, path):
 @pytest.mark.parametrize("model", ["mlp_digits", "cnn_digits"])
 @pytest.mark.parametrize("variant", ["kt", "t2n", "tract.nnef.tgz"])
 def test_digits_accuracy_is_the_recorded_one(model, variant):
-    from nnefopt.export.from_ir import export_module
-    from nnefopt.interp.interpreter import run_model
+    from nnefopt.interp.ir_interpreter import Plan
 
     folder = SHARED / model
-    graph = export_module(load(folder / variant))
+    plan = Plan(load(folder / variant))
+    (graph_input,) = plan.inputs
     images, labels = np.load(folder / "test.npy"), np.load(folder / "test_labels.npy")
-    predictions = [
-        int(np.argmax(run_model(graph, {graph.inputs[0]: image[None]})[graph.outputs[0]])) for image in images
-    ]
+    predictions = [int(np.argmax(*plan.run({graph_input: image[None]}).values())) for image in images]
     accuracy = float(np.mean(np.array(predictions) == labels))
     expected = json.loads((folder / "info.json").read_text())["fp32_test_accuracy_ort"]
     assert accuracy == pytest.approx(expected, abs=1e-9)
@@ -112,34 +110,34 @@ def test_check_numerics_names_the_pass_that_breaks_outputs():
 
 
 def test_quantized_model_matches_pytorch_within_one_step():
-    from nnefopt.export.from_ir import export_module
-    from nnefopt.interp.interpreter import run_model
+    from nnefopt.interp.ir_interpreter import Plan
 
     folder = SHARED / "cnn_digits_q8"
     info = json.loads((folder / "info.json").read_text())
-    graph = export_module(load(folder / "tract.nnef.tgz"))
-    output = run_model(graph, {"input": np.load(folder / "input.npy")})["output"]
+    plan = Plan(load(folder / "tract.nnef.tgz"))
+    output = plan.run({"input": np.load(folder / "input.npy")})["output"]
     assert np.abs(output - np.load(folder / "output.npy")).max() <= info["output_tolerance_abs"]
     images, labels = np.load(folder / "test.npy"), np.load(folder / "test_labels.npy")
-    predictions = [int(np.argmax(run_model(graph, {"input": image[None]})["output"])) for image in images]
+    predictions = [int(np.argmax(plan.run({"input": image[None]})["output"])) for image in images]
     assert float(np.mean(np.array(predictions) == labels)) == pytest.approx(info["int8_test_accuracy_torch"], abs=1e-9)
 
 
 def test_quantized_outputs_lie_on_their_grid():
     """Every quantized tensor takes only values (code - zero_point) * scale."""
-    from nnefopt.export.from_ir import export_module
-    from nnefopt.interp.interpreter import run_model
+    from nnefopt.interp.ir_binding import quant_entry
+    from nnefopt.interp.ir_interpreter import Plan
 
     folder = SHARED / "cnn_digits_q8"
-    graph = export_module(load(folder / "tract.nnef.tgz"))
-    values = run_model(graph, {"input": np.load(folder / "input.npy")}, record=True)
+    seen = []  # every computed value with its quantization entry (as a listener sees them)
+    Plan(load(folder / "tract.nnef.tgz")).run({"input": np.load(folder / "input.npy")},
+                                               [lambda value, array, op: seen.append((value, quant_entry(value), array))])
     checked = 0
-    for name, tensor in graph.tensors.items():
-        if tensor.quant is None or name not in values or values[name].dtype.kind != "f":
+    for value, quant, array in seen:
+        if quant is None or array.dtype.kind != "f":
             continue
-        scale, zero = tensor.quant.attributes["scale"], tensor.quant.attributes["zero_point"]
-        codes = values[name] / np.float32(scale) + zero
-        assert np.allclose(codes, np.round(codes), atol=1e-3), name
+        scale, zero = quant.attributes["scale"], quant.attributes["zero_point"]
+        codes = array / np.float32(scale) + zero
+        assert np.allclose(codes, np.round(codes), atol=1e-3), value.name_hint
         checked += 1
     assert checked >= 8
 

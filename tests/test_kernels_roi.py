@@ -31,8 +31,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nnefopt.frontend.loader import load_model
-from nnefopt.interp.interpreter import run_model
+import nnefopt
 from nnefopt.interp.kernels import KERNELS
 from tests.test_kernels import close, ort, randn, seeds
 
@@ -377,7 +376,7 @@ def test_roi_operations_run_in_a_graph(tmp_path: Path):
     rng = np.random.default_rng(3)
     rois = np.array([[0, 0, 6, 5], [1, 2, 4.5, 3], [2, 1, 3, 4]], np.float32)
     inputs = {"input": randn(rng, 2, 3, 6, 5), "rois": rois, "index": np.array([1, 0, 1], np.int32)}
-    outputs = run_model(load_model(tmp_path), inputs)
+    outputs = nnefopt.run(nnefopt.load(tmp_path), inputs)
     x, rois, index = inputs.values()
     close(outputs["pooled"], KERNELS["max_roi_pool"](x, rois, index, [2, 3]))
     close(outputs["resampled"], KERNELS["roi_resample"](x, rois, index, [3, 2], method="aligned"))

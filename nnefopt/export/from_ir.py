@@ -179,3 +179,23 @@ class _Exporter:
 
 def export_module(module: ModuleOp) -> Model:
     return _Exporter(module).run()
+
+
+def graph_of(module: ModuleOp) -> GraphOp:
+    graphs = [op for op in module.ops if isinstance(op, GraphOp)]
+    if len(graphs) != 1:
+        raise NNEFError(f"expected one nnef.graph in the module, found {len(graphs)}")
+    return graphs[0]
+
+
+def tensor_names(module: ModuleOp) -> dict[SSAValue, str]:
+    """The tensor name export gives each value of the graph (literals have none), without
+    exporting: what the interpreter keys its inputs, outputs and records by."""
+    exporter = _Exporter(module)
+    block_ops = list(graph_of(module).body.block.ops)
+    exporter.claim_names(block_ops)
+    for op in block_ops:
+        if not is_literal(op):
+            for result in op.results:
+                exporter.name(result)
+    return exporter.names

@@ -2,8 +2,12 @@
 
 Primitives run their kernel; fragments (the model's own, or compound operations
 without a kernel) run their body over arrays, through the same walk that shape
-inference uses over shapes. A module in the `nnef` dialect is run through the model
-the exporter gives back, so there is one interpreter, not two.
+inference uses over shapes.
+
+Modules in the `nnef` dialect are run by the IR interpreter (`ir_interpreter.Plan`),
+which binds each operation once through `ArrayDomain` and the kernels. `run_model`, the
+walk of the flat exported Model by tensor name, stays only as the baseline that
+bench/bench_interp.py measures the plan against.
 """
 
 from __future__ import annotations
@@ -55,19 +59,28 @@ class ArrayDomain(OperationDomain):
 
 def check_inputs(model: Model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The graph's inputs, each present, of the declared shape, in the declared type."""
-    missing = [name for name in model.inputs if name not in inputs]
-    unknown = [name for name in inputs if name not in model.inputs]
+    return check_declared(declared_inputs(model), inputs)
+
+
+def declared_inputs(model: Model) -> dict[str, tuple]:
+    """Each graph input's declared (shape, dtype, location)."""
+    return {name: (model.tensors[name].shape, model.tensors[name].dtype, Location(model.file, field=name))
+            for name in model.inputs}
+
+
+def check_declared(declared: dict[str, tuple], inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`inputs` checked against `declared` (name → shape, dtype, location): each present,
+    of the declared shape, in the declared type."""
+    missing = [name for name in declared if name not in inputs]
+    unknown = [name for name in inputs if name not in declared]
     if missing or unknown:
-        raise NNEFError(f"graph inputs are {model.inputs}; missing {missing}, unknown {unknown}")
+        raise NNEFError(f"graph inputs are {list(declared)}; missing {missing}, unknown {unknown}")
     checked = {}
-    for name in model.inputs:
-        tensor = model.tensors[name]
+    for name, (shape, dtype, loc) in declared.items():
         array = np.asarray(inputs[name])
-        declared = tensor.shape
-        if declared is not None and all(isinstance(d, int) for d in declared) and tuple(array.shape) != tuple(declared):
-            raise NNEFError(f"input '{name}' has shape {list(array.shape)}, the graph declares {list(declared)}",
-                            Location(model.file, field=name))
-        checked[name] = array.astype(NUMPY_TYPES.get(tensor.dtype, array.dtype), copy=False)
+        if shape is not None and all(isinstance(d, int) for d in shape) and tuple(array.shape) != tuple(shape):
+            raise NNEFError(f"input '{name}' has shape {list(array.shape)}, the graph declares {list(shape)}", loc)
+        checked[name] = array.astype(NUMPY_TYPES.get(dtype, array.dtype), copy=False)
     return checked
 
 
@@ -115,16 +128,19 @@ def run_model(model: Model, inputs: dict[str, np.ndarray], record: bool = False)
 
 def random_inputs(model: Model, seed: int) -> dict[str, np.ndarray]:
     """Seeded inputs of the declared shapes: normal floats, small integers, coin flips."""
+    return random_declared(declared_inputs(model), seed)
+
+
+def random_declared(declared: dict[str, tuple], seed: int) -> dict[str, np.ndarray]:
+    """Seeded inputs for `declared` (name → shape, dtype, location)."""
     rng = np.random.default_rng(seed)
     inputs = {}
-    for name in model.inputs:
-        tensor = model.tensors[name]
-        shape = tensor.shape
+    for name, (shape, dtype, loc) in declared.items():
         if shape is None or not all(isinstance(d, int) for d in shape):
-            raise NNEFError(f"input '{name}' has no static shape; give it with --input", Location(model.file))
-        if tensor.dtype == "integer":
+            raise NNEFError(f"input '{name}' has no static shape; give it with --input", Location(loc.file))
+        if dtype == "integer":
             inputs[name] = rng.integers(0, 10, shape, dtype=np.int32)
-        elif tensor.dtype == "logical":
+        elif dtype == "logical":
             inputs[name] = rng.random(shape) < 0.5
         else:
             inputs[name] = rng.standard_normal(shape).astype(np.float32)

@@ -113,7 +113,28 @@ def _binary_kernel(name, function):
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             return np.asarray(function(*operands(x, y)))  # 0-d results stay arrays
 
+    def prepare(known, attribs):
+        """For operands of fixed shapes and dtypes, the alignment and common dtype of
+        `operands` decided once (the IR interpreter's plan asks)."""
+        (shape_x, dtype_x, _), (shape_y, dtype_y, _) = known
+        if None in (shape_x, shape_y, dtype_x, dtype_y):
+            return None
+        probes = [np.broadcast_to(np.zeros((), d), s) for s, d in ((shape_x, dtype_x), (shape_y, dtype_y))]
+        dtype = common_dtype(probes)
+        rank = max(len(shape_x), len(shape_y))
+        aligned_x, aligned_y = (tuple(s) + (1,) * (rank - len(s)) for s in (shape_x, shape_y))
+
+        def prepared(x, y):
+            if x.dtype != dtype_x or y.dtype != dtype_y or x.shape != shape_x or y.shape != shape_y:
+                return binary(x, y)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                return np.asarray(function(x.reshape(aligned_x).astype(dtype, copy=False),
+                                           y.reshape(aligned_y).astype(dtype, copy=False)))
+
+        return prepared
+
     binary.__name__ = name
+    binary.prepare = prepare
     return binary
 
 

@@ -108,5 +108,31 @@ def matmul(A, B, transposeA=False, transposeB=False):
 def linear(input, filter, bias=0.0):
     # Output features are the last axis; torch-to-nnef writes batched (rank-3) linears for tract.
     output = matmul(input, filter, transposeB=True)
-    bias = np.asarray(bias).reshape(-1).astype(output.dtype)
-    return output + bias.reshape((1,) * (output.ndim - 1) + (-1,)) if bias.size > 1 else output + bias
+    return _bias_adder(bias, output.dtype, output.ndim)(output)
+
+
+def _bias_adder(bias, dtype, rank):
+    bias = np.asarray(bias).reshape(-1).astype(dtype)
+    if bias.size > 1:
+        bias = bias.reshape((1,) * (rank - 1) + (-1,))
+    return lambda output: output + bias
+
+
+def _prepare_linear(known, attribs):
+    """linear with its filter and bias known and its input's shape and dtype fixed: the
+    filter transposed and the bias shaped once (the IR interpreter's plan asks)."""
+    (shape, dtype, _), (_, _, filter), (_, _, bias) = known
+    if shape is None or filter is None or bias is None or np.dtype(dtype).kind != "f" or filter.dtype != dtype:
+        return None
+    transposed = np.swapaxes(filter, -1, -2)
+    biased = _bias_adder(bias, np.result_type(dtype, filter.dtype), len(shape))
+
+    def prepared(input, filter, bias):
+        if input.dtype == dtype and input.shape == shape:
+            return biased(np.matmul(input, transposed))
+        return linear(input, filter, bias)
+
+    return prepared
+
+
+linear.prepare = _prepare_linear

@@ -14,18 +14,30 @@ _PAD_MODES = {"constant": "constant", "replicate": "edge", "reflect": "reflect",
 
 def pad_border(x, padding, border="constant", value=0.0):
     """`x` padded per axis by `(front, back)` with an NNEF border mode; negative amounts crop."""
+    return padder(x.shape, padding, border, value)(x)
+
+
+def padder(shape, padding, border="constant", value=0.0):
+    """The function padding (as `pad_border`) an array of `shape`: the slices made once."""
     if border not in _PAD_MODES:
         raise ValueError(f"unsupported border {border!r}")
-    crop = tuple(slice(max(-p, 0), n - max(-q, 0)) for n, (p, q) in zip(x.shape, padding))
+    crop = tuple(slice(max(-p, 0), n - max(-q, 0)) for n, (p, q) in zip(shape, padding))
     widths = [(max(p, 0), max(q, 0)) for p, q in padding]
-    x = x[crop]
+    cropped = [len(range(n)[c]) for n, c in zip(shape, crop)] + list(shape[len(crop):])
     if not any(p or q for p, q in widths):
-        return x
+        return lambda x: x[crop]
     if border == "constant":  # one fill and one copy: several times cheaper than np.pad
-        out = np.full([n + p + q for n, (p, q) in zip(x.shape, widths)], value, dtype=x.dtype)
-        out[tuple(slice(p, p + n) for n, (p, _) in zip(x.shape, widths))] = x
-        return out
-    return np.pad(x, widths, mode=_PAD_MODES[border])
+        padded = [n + p + q for n, (p, q) in zip(cropped, widths)]
+        inside = tuple(slice(p, p + n) for n, (p, _) in zip(cropped, widths))
+
+        def constant(x):
+            out = np.full(padded, value, dtype=x.dtype)
+            out[inside] = x[crop]
+            return out
+
+        return constant
+    mode = _PAD_MODES[border]
+    return lambda x: np.pad(x[crop], widths, mode=mode)
 
 
 @kernel("pad")

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .kernels_elementwise import accumulating, average, floating
-from .kernels_tensor import pad_border
+from .kernels_tensor import pad_border, padder
 from .registry import kernel
 
 # ---- geometry ---------------------------------------------------------------------------
@@ -106,55 +106,104 @@ def _full_extents(extents, size, stride, dilation):
 
 def add_bias(output, bias):
     """Bias is per output channel: a scalar, `[C]` or `[1, C]` (not element-wise broadcast)."""
-    bias = np.asarray(bias).reshape(-1).astype(output.dtype)
+    return _bias_adder(bias, output.dtype, output.ndim)(output)
+
+
+def _bias_adder(bias, dtype, rank):
+    """The function adding `bias` (per output channel) to an output of `dtype` and `rank`."""
+    bias = np.asarray(bias).reshape(-1).astype(dtype)
     if bias.size == 1:
-        return output + bias[0] if bias[0] else output
-    return output + bias.reshape((1, -1) + (1,) * (output.ndim - 2))
+        return (lambda output: output + bias[0]) if bias[0] else (lambda output: output)
+    bias = bias.reshape((1, -1) + (1,) * (rank - 2))
+    return lambda output: output + bias
 
 
-def _grouped_conv(padded, filter, groups, stride, dilation, counts):
-    """im2col over a strided window view, then one matmul per group."""
-    n, channels = padded.shape[:2]
+def _grouped_conv(shape, filter, groups, stride, dilation, counts):
+    """im2col over a strided window view, then one matmul per group: the function doing
+    it to a padded input of `shape`."""
+    n, channels = shape[:2]
     size, rank = filter.shape[2:], filter.ndim - 2
     spans = [(k - 1) * d + 1 for k, d in zip(size, dilation)]
-    view = sliding_window_view(padded, spans, axis=tuple(range(2, 2 + rank)))
-    view = view[(slice(None),) * 2 + tuple(slice(None, None, s) for s in stride)
-                + tuple(slice(None, None, d) for d in dilation)]
-    view = view.reshape((n, groups, channels // groups) + view.shape[2:])
+    axes = tuple(range(2, 2 + rank))
+    select = (slice(None),) * 2 + tuple(slice(None, None, s) for s in stride) + \
+        tuple(slice(None, None, d) for d in dilation)
+    split = (n, groups, channels // groups, *counts, *size)
     # [n, g, cg, *out, *k] -> [g, n * out, cg * k]: the one copy im2col makes.
     order = (1, 0) + tuple(range(3, 3 + rank)) + (2,) + tuple(range(3 + rank, 3 + 2 * rank))
-    columns = view.transpose(order).reshape(groups, n * math.prod(counts), -1)
+    flat = (groups, n * math.prod(counts), -1)
     weights = filter.reshape(groups, filter.shape[0] // groups, -1).transpose(0, 2, 1)
-    result = (columns @ weights).reshape((groups, n, *counts, -1))
-    order = (1, 0, 2 + rank) + tuple(range(2, 2 + rank))
-    return result.transpose(order).reshape((n, filter.shape[0], *counts))
+    grouped = (groups, n, *counts, -1)
+    back = (1, 0, 2 + rank) + tuple(range(2, 2 + rank))
+    result_shape = (n, filter.shape[0], *counts)
+
+    def apply(padded):
+        view = sliding_window_view(padded, spans, axis=axes)[select].reshape(split)
+        columns = view.transpose(order).reshape(flat)
+        return (columns @ weights).reshape(grouped).transpose(back).reshape(result_shape)
+
+    return apply
 
 
-def _depthwise_conv(padded, filter, stride, dilation, counts):
-    """Each output channel reads one input channel: accumulate tap by tap."""
-    n, channels = padded.shape[:2]
+def _depthwise_conv(shape, filter, stride, dilation, counts):
+    """Each output channel reads one input channel: accumulate tap by tap. The function
+    doing it to a padded input of `shape`."""
+    n, channels = shape[:2]
     multiplier = filter.shape[0] // channels
     rank = filter.ndim - 2
     weights = filter.reshape(channels, multiplier, -1)
-    output = np.zeros((n, channels, multiplier, *counts), padded.dtype)
-    for flat, where in _taps(filter.shape[2:], stride, dilation, counts):
-        output += padded[(slice(None), slice(None), None) + where] * weights[:, :, flat].reshape(
-            (channels, multiplier) + (1,) * rank)
-    return output.reshape((n, channels * multiplier, *counts))
+    taps = [((slice(None), slice(None), None) + where, weights[:, :, flat].reshape((channels, multiplier) + (1,) * rank))
+            for flat, where in _taps(filter.shape[2:], stride, dilation, counts)]
+    accumulated, result_shape = (n, channels, multiplier, *counts), (n, channels * multiplier, *counts)
+
+    def apply(padded):
+        output = np.zeros(accumulated, padded.dtype)
+        for where, tap_weights in taps:
+            output += padded[where] * tap_weights
+        return output.reshape(result_shape)
+
+    return apply
+
+
+def _conv_of(shape, dtype, filter, bias, border, padding, stride, dilation, groups):
+    """conv of inputs of `shape` and `dtype` (the accumulation's) by `filter` (of that
+    dtype too) and `bias`: everything that depends on no input value done once."""
+    groups = groups or shape[1]
+    padding, stride, dilation, counts = _geometry(shape[2:], filter.shape[2:], padding, stride, dilation)
+    # 'ignore' leaves padded positions out of the sum, which is what zeros do.
+    widths = [(0, 0)] * 2 + padding
+    pad = padder(shape, widths, "constant" if border == "ignore" else border)
+    padded_shape = tuple(n + p + q for n, (p, q) in zip(shape, widths))
+    if filter.shape[1] == 1 and groups == shape[1]:
+        convolve = _depthwise_conv(padded_shape, filter, stride, dilation, counts)
+    else:
+        convolve = _grouped_conv(padded_shape, filter, groups, stride, dilation, counts)
+    biased = _bias_adder(bias, dtype, len(shape))
+    return lambda x: biased(convolve(pad(x)))
 
 
 @kernel("conv")
 def conv(input, filter, bias=0.0, border="constant", padding=(), stride=(), dilation=(), groups=1):
     x, w = accumulating(input, filter)
-    groups = groups or x.shape[1]
-    padding, stride, dilation, counts = _geometry(x.shape[2:], w.shape[2:], padding, stride, dilation)
-    # 'ignore' leaves padded positions out of the sum, which is what zeros do.
-    padded = pad_border(x, [(0, 0)] * 2 + padding, "constant" if border == "ignore" else border)
-    if w.shape[1] == 1 and groups == x.shape[1]:
-        output = _depthwise_conv(padded, w, stride, dilation, counts)
-    else:
-        output = _grouped_conv(padded, w, groups, stride, dilation, counts)
-    return add_bias(output, bias)
+    return _conv_of(x.shape, x.dtype, w, bias, border, padding, stride, dilation, groups)(x)
+
+
+def _prepare_conv(known, attribs):
+    """conv with its filter and bias known and its input's shape and dtype fixed: the
+    geometry, taps and filter layout made once (the IR interpreter's plan asks)."""
+    (shape, dtype, _), (_, _, filter), (_, _, bias) = known
+    if shape is None or filter is None or bias is None or np.dtype(dtype).kind != "f" or filter.dtype != dtype:
+        return None
+    run = _conv_of(tuple(shape), np.dtype(dtype), filter, bias, **attribs)
+
+    def prepared(input, filter, bias):
+        if input.dtype == dtype and input.shape == shape:
+            return run(input)
+        return conv(input, filter, bias, **attribs)
+
+    return prepared
+
+
+conv.prepare = _prepare_conv
 
 
 @kernel("deconv")
@@ -262,12 +311,41 @@ def _lowest(dtype):
 @kernel("max_pool")
 def max_pool(input, size, border="constant", padding=(), stride=(), dilation=()):
     x = np.asarray(input)
-    padded, (_, _, stride, dilation, counts) = _pooled(x, size, border, padding, stride, dilation, _lowest(x.dtype))
-    taps = _taps(size, stride, dilation, counts)
-    output = padded[next(taps)[1]].copy()
-    for _, where in taps:
-        np.maximum(output, padded[where], out=output)
-    return output
+    return _max_pool_of(x.shape, x.dtype, size, border, padding, stride, dilation)(x)
+
+
+def _max_pool_of(shape, dtype, size, border, padding, stride, dilation):
+    """max_pool of inputs of `shape` and `dtype`: geometry, padding and taps made once."""
+    padding, stride, dilation, counts = _geometry(shape, size, padding, stride, dilation)
+    pad = padder(shape, padding, "constant", _lowest(dtype)) if border == "ignore" else padder(shape, padding, border)
+    first, *rest = [where for _, where in _taps(size, stride, dilation, counts)]
+
+    def pooled(x):
+        padded = pad(x)
+        output = padded[first].copy()
+        for where in rest:
+            np.maximum(output, padded[where], out=output)
+        return output
+
+    return pooled
+
+
+def _prepare_max_pool(known, attribs):
+    """max_pool of an input of fixed shape and dtype, made once (the IR interpreter's plan asks)."""
+    ((shape, dtype, _),) = known
+    if shape is None or dtype is None:
+        return None
+    run = _max_pool_of(tuple(shape), np.dtype(dtype), **attribs)
+
+    def prepared(input):
+        if input.dtype == dtype and input.shape == shape:
+            return run(input)
+        return max_pool(input, **attribs)
+
+    return prepared
+
+
+max_pool.prepare = _prepare_max_pool
 
 
 @kernel("argmax_pool")

@@ -31,7 +31,11 @@ def _scale_and_zero(quant: Quantization) -> tuple[np.ndarray, np.ndarray]:
 
 def real_weight(model: Model, name: str, data: np.ndarray) -> np.ndarray:
     """A variable's real values: integer codes are scaled back by their entry."""
-    quant = model.tensors[name].quant
+    return real_codes(model.tensors[name].quant, data)
+
+
+def real_codes(quant: Quantization | None, data: np.ndarray) -> np.ndarray:
+    """Stored values under a quantization entry: integer codes become real numbers."""
     if quant is None or data.dtype.kind == "f":
         return data
     scale, zero = _scale_and_zero(quant)
@@ -48,22 +52,55 @@ def real_bias(model: Model, op: Operation, values: dict) -> None:
         return
     if any(t is None or t.quant is None for t in operands):
         return
-    scale = np.prod([_scale_and_zero(t.quant)[0] for t in operands])
-    values[op.inputs["bias"]] = (np.asarray(bias.data, np.float32) * scale).astype(np.float32)
+    values[op.inputs["bias"]] = accumulator_bias(bias.data, [t.quant for t in operands])
+
+
+def has_accumulator_bias(name: str) -> bool:
+    """Whether an integer bias of the operation is in its accumulator's scale."""
+    return name in _BIASED
+
+
+def accumulator_bias(codes: np.ndarray, operand_quants: list[Quantization]) -> np.ndarray:
+    """An integer bias in the accumulator's scale: the product of its operands' scales."""
+    scale = np.prod([_scale_and_zero(quant)[0] for quant in operand_quants])
+    return (np.asarray(codes, np.float32) * scale).astype(np.float32)
 
 
 def settle(model: Model, name: str, array: np.ndarray, domain, signatures: dict) -> np.ndarray:
     """A computed tensor's value as its quantization entry makes it."""
-    quant = model.tensors[name].quant
+    return settle_entry(model.tensors[name].quant, array, domain, signatures)
+
+
+def settle_entry(quant: Quantization | None, array: np.ndarray, domain, signatures: dict) -> np.ndarray:
+    """`array` as the quantization entry makes it (its quantize operation applied)."""
     if quant is None or not isinstance(array, np.ndarray) or array.dtype.kind != "f":
         return array
+    return bind_settle(quant, domain, signatures)(array)
+
+
+def bind_settle(quant: Quantization, domain, signatures: dict):
+    """The function applying the entry's quantize operation to a real-valued array, its
+    signature, parameters and kernel looked up once (the IR interpreter's plan keeps one
+    per quantized value)."""
+    from nnefopt.frontend.fragments import known_operations_of
+
     signature = signatures.get(quant.algorithm)
     if signature is None:
         raise NNEFError(f"unknown quantization algorithm '{quant.algorithm}'", quant.loc)
     tensor_params = [p.name for p in signature.params[1:] if p.name in quant.attributes and _is_tensor(p)]
-    inputs = [array] + [np.asarray(quant.attributes[p], np.float32) for p in tensor_params]
+    params = [np.asarray(quant.attributes[p], np.float32) for p in tensor_params]
     attribs = {k: v for k, v in quant.attributes.items() if k not in tensor_params}
-    return domain.run(signature, inputs, attribs, quant.loc)
+    kernel = domain.primitives.get(signature.name)
+    direct = kernel is not None and (signature.body is None or signature is known_operations_of(signature.name))
+
+    def settled(array: np.ndarray) -> np.ndarray:
+        if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+            return array
+        if direct:
+            return domain.call(kernel, signature, [array, *params], attribs, None, quant.loc)
+        return domain.run(signature, [array, *params], dict(attribs), quant.loc)
+
+    return settled
 
 
 def _is_tensor(param) -> bool:

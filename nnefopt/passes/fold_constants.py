@@ -13,25 +13,23 @@ from dataclasses import dataclass
 
 import numpy as np
 from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.transforms.dead_code_elimination import is_trivially_dead
 
-from nnefopt.dialects.nnef import dtype_of, field_name
+from nnefopt.dialects.nnef import dtype_of
 from nnefopt.errors import NNEFError
-from nnefopt.export.from_ir import location_of, module_extensions
-from nnefopt.frontend.binder import is_absent
 from nnefopt.dialects.tensor_names import set_tensor_name, tensor_name
-from nnefopt.frontend.evaluate import evaluate_constant
+from nnefopt.export.from_ir import module_extensions
 from nnefopt.frontend.fragments import NoMeaning
 from nnefopt.frontend.stdlib import known_operations
 from nnefopt.dtypes import NUMPY_TYPES
 from nnefopt.interp.interpreter import ArrayDomain
+from nnefopt.interp.ir_binding import bind_operation
 from nnefopt.passes import register_pass
 from nnefopt.passes.rewriting import (
     Weights,
-    attributes,
     erase_with_dead_producers,
     is_known,
     is_quantized,
@@ -46,29 +44,18 @@ _NOT_FOLDED = {"external", "tract_core_external", "variable", "constant", "updat
 
 def evaluate(op: Operation, domain: ArrayDomain) -> list[np.ndarray] | None:
     """The results of a table operation whose tensor operands are known; None when the
-    interpreter cannot compute it (no kernel, or the kernel refuses the values)."""
-    entry = op.OP_DEF
-    inputs = []
-    for param in entry.tensor_params:
-        operand = getattr(op, field_name(param.name))
-        if operand is None:
-            absent = param.default is None or is_absent(param.default)
-            inputs.append(None if absent else evaluate_constant(param.default))
-        elif isinstance(operand, SSAValue):
-            inputs.append(known_value(operand))
-        else:
-            inputs.append([known_value(v) for v in operand])
-    type_arg = dtype_of(op.results[0].type) if entry.signature.generic and op.results else None
+    interpreter cannot compute it (no kernel, or the kernel refuses the values). It is
+    computed by the IR interpreter's binding of the operation, as a plan would run it."""
+    if getattr(op, "OP_DEF", None) is None:
+        return None
+    slot_of = {v: i for i, v in enumerate([*op.operands, *op.results])}
+    values = [known_value(v) for v in op.operands] + [None] * len(op.results)
     try:
-        computed = domain.run(entry.signature, inputs, attributes(op), location_of(op), type_arg)
+        bind_operation(op, slot_of, domain)(values)
     except (NNEFError, NoMeaning):
         return None
-    flat = []
-    for item in computed if len(entry.results) > 1 else [computed]:
-        flat.extend(item if isinstance(item, list) else [item])
-    if len(flat) != len(op.results):
-        return None
-    return [np.asarray(a, NUMPY_TYPES.get(dtype_of(r.type), None)) for a, r in zip(flat, op.results)]
+    computed = values[len(op.operands):]
+    return [np.asarray(a, NUMPY_TYPES.get(dtype_of(r.type), None)) for a, r in zip(computed, op.results)]
 
 
 class FoldKnownOperation(RewritePattern):
