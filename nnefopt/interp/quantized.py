@@ -18,8 +18,8 @@ import numpy as np
 
 from nnefopt.errors import NNEFError
 from nnefopt.frontend.model import Model, Operation, Quantization, TensorRef
-
-_BIASED = ("conv", "deconv", "linear")
+from nnefopt.ops import has_trait
+from nnefopt.traits import Biased
 
 
 def _scale_and_zero(quant: Quantization) -> tuple[np.ndarray, np.ndarray]:
@@ -40,7 +40,7 @@ def real_weight(model: Model, name: str, data: np.ndarray) -> np.ndarray:
 
 def real_bias(model: Model, op: Operation, values: dict) -> None:
     """Rescale an integer bias in the accumulator's scale (input scale x filter scale)."""
-    if op.name not in _BIASED or not isinstance(op.inputs.get("bias"), TensorRef):
+    if not has_trait(op.name, Biased) or not isinstance(op.inputs.get("bias"), TensorRef):
         return
     bias = model.tensors[op.inputs["bias"]]
     operands = [model.tensors.get(op.inputs.get(key)) for key in ("input", "filter")]

@@ -39,12 +39,13 @@ from nnefopt.passes.rewriting import (
     is_graph_output,
     known_value,
     op_named,
+    producer_with,
     replace_op,
     single_use,
     static_shape,
 )
+from nnefopt.traits import Reshaping
 
-_RESHAPES = ("reshape", "squeeze", "unsqueeze")
 MAX_INLINED = 2  # operations a fragment body may expand to and still be inlined
 
 
@@ -57,7 +58,7 @@ class RemoveIdentity(RewritePattern):
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         name = op.name.removeprefix("nnef.")
-        if name == "copy" or (name in (*_RESHAPES, "tile") and _same_type(op, op.operands[0])):
+        if name == "copy" or ((op.has_trait(Reshaping) or name == "tile") and _same_type(op, op.operands[0])):
             replace_op(rewriter, op, op.operands[0])
         elif name == "pad" and all(tuple(p) == (0, 0) for p in attribute(op, "padding")):
             replace_op(rewriter, op, op.operands[0])  # (1, -1) keeps the shape, not the values
@@ -108,9 +109,9 @@ class ComposeReshapes(RewritePattern):
     """A reshape of a reshape is one reshape, to the final shape."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name.removeprefix("nnef.") not in _RESHAPES:
+        if not op.has_trait(Reshaping):
             return
-        inner = op_named(op.operands[0], *_RESHAPES)
+        inner = producer_with(op.operands[0], Reshaping)
         shape = static_shape(op.results[0])
         if inner is None or shape is None:
             return

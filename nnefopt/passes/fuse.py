@@ -20,8 +20,10 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 
-from nnefopt.dialects.nnef import CallOp
-from nnefopt.frontend.fused import ACTIVATIONS, BASES, fused_name
+from nnefopt.dialects.layout import is_channel_last, set_channel_last
+from nnefopt.dialects.nnef import OPERATIONS, CallOp
+from nnefopt.frontend.binder import is_tensor_type
+from nnefopt.frontend.fused import fused_name
 from nnefopt.passes import register_pass
 from nnefopt.passes.canonicalize import fragment_signatures
 from nnefopt.passes.expand import discard, expand_call
@@ -40,16 +42,15 @@ from nnefopt.passes.rewriting import (
     single_use,
     static_shape,
 )
-
-_WEIGHTED = ("conv", "deconv", "linear")
+from nnefopt.traits import Activation, Biased, PadFoldable, SlidingWindow
 
 
 def _weighted_producer(value: SSAValue) -> Operation | None:
-    """The conv/deconv/linear computing `value` alone for its one user, weights known,
-    channels on axis 1 (not made channel-last by the layout pass), shapes static."""
-    op = op_named(value, *_WEIGHTED)
-    if op is None or not single_use(value) or is_quantized(value) or static_shape(value) is None \
-            or "nnef.layout" in op.attributes or known_value(op.filter) is None:
+    """The conv/deconv/linear (Biased) computing `value` alone for its one user, weights
+    known, channels on axis 1 (not made channel-last by the layout pass), shapes static."""
+    op = value.owner
+    if not isinstance(op, Operation) or not op.has_trait(Biased) or not single_use(value) or is_quantized(value) \
+            or static_shape(value) is None or is_channel_last(op) or known_value(op.filter) is None:
         return None
     if op.bias is not None and known_value(op.bias) is None:
         return None
@@ -190,32 +191,33 @@ class MatmulBiasAsLinear(RewritePattern):
             return
 
 
-_ACTIVATION_ATTRIBUTES = {"leaky_relu": ("alpha",), "elu": ("alpha",)}
-
-
 class FuseActivation(RewritePattern):
-    """relu(conv(...)) → conv_relu(...): one operation, one pass over the output."""
+    """relu(conv(...)) → conv_relu(...): one operation, one pass over the output. Any
+    Activation after a producer that has a fused operation with it."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        activation = op.name.removeprefix("nnef.")
-        if activation not in ACTIVATIONS:
+        if not op.has_trait(Activation):
             return
-        producer = op_named(op.operands[0], *BASES)
-        if producer is None or not single_use(op.operands[0]) or is_quantized(op.operands[0]) \
+        producer = op.operands[0].owner
+        entry = getattr(producer, "OP_DEF", None)
+        fused_op = None if entry is None else fused_name(entry.name, op.OP_DEF.name)
+        if fused_op not in OPERATIONS or not single_use(op.operands[0]) or is_quantized(op.operands[0]) \
                 or op.results[0].type != op.operands[0].type:
             return
         attribs = attributes(producer)
-        if activation == "clamp":
-            bounds = [known_value(v) for v in op.operands[1:]]
-            if any(b is None or b.size != 1 for b in bounds):
+        # The activation's further parameters: tensors (clamp's bounds) must be known
+        # scalars, attributes come as they are.
+        _, *extra = op.OP_DEF.signature.params
+        for param, value in zip([p for p in extra if is_tensor_type(p.type)], op.operands[1:]):
+            bound = known_value(value)
+            if bound is None or bound.size != 1:
                 return
-            attribs.update(a=float(bounds[0].reshape(())), b=float(bounds[1].reshape(())))
-        for name in _ACTIVATION_ATTRIBUTES.get(activation, ()):
-            attribs[name] = attribute(op, name)
-        fused = create(fused_name(producer.name.removeprefix("nnef."), activation),
-                       [producer.input, producer.filter, producer.bias], attribs,
+            attribs[param.name] = float(bound.reshape(()))
+        for param in op.OP_DEF.attribute_params:
+            attribs[param.name] = attribute(op, param.name)
+        fused = create(fused_op, [producer.input, producer.filter, producer.bias], attribs,
                        result_types=[op.results[0].type], like=op)
-        fused.attributes.update({k: v for k, v in producer.attributes.items() if k == "nnef.layout"})
+        set_channel_last(fused, is_channel_last(producer))
         replace_op(rewriter, op, fused.results[0], [fused])
 
 
@@ -301,19 +303,16 @@ def _covers(ops: list[Operation], built: list[Operation]) -> bool:
     return all(b in ops or b.name == "nnef.constant" for b in built) and used_only_inside(ops)
 
 
-_WINDOWS = ("conv", "max_pool", "avg_pool", "box")
-
-
 class FoldPadIntoWindow(RewritePattern):
     """conv(pad(x, p)) → conv(x) with padding p added, when the pad is with zeros and the
     window pads with zeros too (border 'constant'): the same numbers are seen."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        name = op.name.removeprefix("nnef.")
-        if name not in _WINDOWS:
+        if not op.has_trait(PadFoldable):
             return
+        name = op.OP_DEF.name
         pad = op_named(op.operands[0], "pad")
-        if pad is None or not single_use(op.operands[0]) or "nnef.layout" in op.attributes:
+        if pad is None or not single_use(op.operands[0]) or is_channel_last(op):
             return  # a channel-last window's padding is not in the pad's axis order
         if attribute(pad, "border") != "constant" or attribute(pad, "value") != 0.0:
             return
@@ -322,7 +321,7 @@ class FoldPadIntoWindow(RewritePattern):
             return
         if attribute(op, "border") != "constant" and any(tuple(p) != (0, 0) for p in padding):
             return
-        if name == "conv":
+        if not op.has_trait(SlidingWindow):  # a convolution: its window leaves batch and channel out
             if any(p != (0, 0) for p in extra[:2]):
                 return  # padding of the batch or channel axis is no window padding
             extra = extra[2:]

@@ -74,10 +74,12 @@ from nnefopt.passes.rewriting import (
     create,
     erase_if_dead,
     fresh_name,
+    is_op,
     is_quantized,
     known_value,
     static_shape,
 )
+from nnefopt.traits import DataMovement
 
 
 class _Names(Weights):
@@ -99,24 +101,22 @@ class _Names(Weights):
         return op
 
 
-# Operations that only move a known array's items: the frontend writes tract's
-# [C_out, C_in, ...] deconv filter as transpose(variable) in the specification's layout.
-_LAYOUT_OPS = ("nnef.transpose", "nnef.reshape", "nnef.squeeze", "nnef.unsqueeze", "nnef.copy")
 
 
 def _known_array(value: SSAValue | None) -> np.ndarray | None:
-    """`known_value`, also through layout operations of a known value; None for
-    anything computed."""
+    """`known_value`, also through operations that only move a known array's items
+    (DataMovement: the frontend writes tract's [C_out, C_in, ...] deconv filter as
+    transpose(variable) in the specification's layout); None for anything computed."""
     shape = None if value is None else static_shape(value)
     if shape is None:
         return None
     owner = value.owner
-    if not isinstance(owner, Operation) or owner.name not in _LAYOUT_OPS:
+    if not isinstance(owner, Operation) or not owner.has_trait(DataMovement):
         return known_value(value)
     source = _known_array(owner.operands[0])
     if source is None:
         return None
-    if owner.name == "nnef.transpose":
+    if is_op(owner, "transpose"):
         axes = list(attribute(owner, "axes"))
         source = source.transpose(axes + list(range(len(axes), source.ndim)))
     return source.reshape(shape)

@@ -36,16 +36,29 @@ from nnefopt.dialects.nnef import (
 )
 from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.interp.interpreter import NUMPY_TYPES
+from nnefopt.traits import GraphInput
 
 _DTYPES = {"f": "scalar", "i": "integer", "u": "integer", "b": "logical"}
+
+
+def is_op(op: Operation, *names: str) -> bool:
+    """Whether `op` is an instance of one of the op-table operations `names` (`conv`,
+    not `nnef.conv`)."""
+    return any(isinstance(op, OPERATIONS[name]) for name in names)
 
 
 def op_named(value: SSAValue, *names: str) -> Operation | None:
     """The operation defining `value` when it is one of `names` (`conv`, not `nnef.conv`)."""
     owner = value.owner
-    if isinstance(owner, Operation) and owner.name.removeprefix("nnef.") in names:
+    if isinstance(owner, Operation) and is_op(owner, *names):
         return owner
     return None
+
+
+def producer_with(value: SSAValue, trait: type) -> Operation | None:
+    """The operation defining `value` when it has `trait` (an nnefopt.traits class)."""
+    owner = value.owner
+    return owner if isinstance(owner, Operation) and owner.has_trait(trait) else None
 
 
 def is_quantized(value: SSAValue) -> bool:
@@ -221,7 +234,7 @@ def is_graph_output(value: SSAValue) -> bool:
 
 def is_graph_input(value: SSAValue) -> bool:
     owner = value.owner
-    return isinstance(owner, Operation) and owner.name in ("nnef.external", "nnef.tract_core_external")
+    return isinstance(owner, Operation) and owner.has_trait(GraphInput)
 
 
 def replace_value(rewriter: PatternRewriter, old: SSAValue, new: SSAValue) -> bool:
@@ -295,6 +308,6 @@ def single_use(value: SSAValue) -> bool:
     return value.has_one_use()
 
 
-__all__ = ["op_named", "is_quantized", "is_known", "known_value", "constant_value", "static_shape", "attribute",
+__all__ = ["is_op", "op_named", "producer_with", "is_quantized", "is_known", "known_value", "constant_value", "static_shape", "attribute",
            "attributes", "create", "fresh_name", "Weights", "replace_value", "replace_op", "rename", "single_use",
            "is_graph_output"]
