@@ -31,6 +31,7 @@ from nnefopt.frontend.model import Model, Operation as ModelOperation, Quantizat
 from nnefopt.frontend.parser import parse_document
 from nnefopt.frontend.stdlib import known_operations
 from nnefopt.frontend.tensor_file import TensorHeader
+from nnefopt.traits import GraphInput
 
 
 def location_of(op: Operation) -> Location:
@@ -90,7 +91,7 @@ class _Exporter:
         and outputs first of all, so that they keep theirs when passes made two values
         of one name."""
         interface = [v for op in block_ops if isinstance(op, ReturnOp) for v in op.operands]
-        interface += [r for op in block_ops if op.name in ("nnef.external", "nnef.tract_core_external") for r in op.results]
+        interface += [r for op in block_ops if op.has_trait(GraphInput) for r in op.results]
         for value in [*interface, *(r for op in block_ops for r in op.results)]:
             if value in self.names or not value.name_hint:
                 continue

@@ -37,6 +37,7 @@ from nnefopt.passes.rewriting import (
     create,
     erase_dead_producers,
     is_graph_output,
+    is_op,
     known_value,
     op_named,
     producer_with,
@@ -91,7 +92,7 @@ class RemoveNeutralArithmetic(RewritePattern):
 
 class ComposeTransposes(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        inner = op_named(op.operands[0], "transpose") if op.name == "nnef.transpose" else None
+        inner = op_named(op.operands[0], "transpose") if is_op(op, "transpose") else None
         if inner is None:
             return
         p, q = attribute(inner, "axes"), attribute(op, "axes")
@@ -171,7 +172,7 @@ class SubtractAsAdd(RewritePattern):
         self.weights = weights
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.sub":
+        if not is_op(op, "sub"):
             return
         x, c = op.operands
         value = known_value(c)
@@ -215,7 +216,7 @@ class NearestUpsampleIdiom(RewritePattern):
     repeats every pixel: nearest_upsample(x, [f, g]) (torch-to-nnef's spelling)."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.reshape":
+        if not is_op(op, "reshape"):
             return
         tile = op_named(op.operands[0], "tile")
         inner = op_named(tile.operands[0], "reshape") if tile is not None else None
@@ -254,7 +255,7 @@ class InlineSmallFragment(RewritePattern):
         if expanded is None:
             return
         built, values = expanded
-        if sum(1 for b in built if b.name != "nnef.constant") > MAX_INLINED or len(values) != 1:
+        if sum(1 for b in built if not is_op(b, "constant")) > MAX_INLINED or len(values) != 1:
             discard(built)
             return
         for b in built:
@@ -272,7 +273,7 @@ class WeightBlindCSE(CSEDriver):
     place: they go here, instead of in a second walk over the whole module."""
 
     def _simplify_operation(self, op: Operation) -> None:
-        if op.name == "nnef.variable" and op.results[0].uses:
+        if is_op(op, "variable") and op.results[0].uses:
             return
         super()._simplify_operation(op)
 
@@ -290,7 +291,7 @@ class MergeSameLabelVariables(RewritePattern):
         self.first: dict[tuple, Operation] = {}
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.variable" or any(k.startswith("nnef.quant.") for k in op.attributes):
+        if not is_op(op, "variable") or any(k.startswith("nnef.quant.") for k in op.attributes):
             return
         key = (op.parent_block(), op.properties["label"].data, op.results[0].type)
         kept = self.first.setdefault(key, op)

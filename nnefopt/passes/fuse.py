@@ -35,6 +35,7 @@ from nnefopt.passes.rewriting import (
     attributes,
     create,
     erase_if_dead,
+    is_op,
     is_quantized,
     known_value,
     op_named,
@@ -74,7 +75,7 @@ def _per_channel(value: np.ndarray, channels: int, rank: int) -> np.ndarray | No
 
 def _scaled_filter(op: Operation, filter_: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """The filter whose output channel c is multiplied by scale[c]."""
-    if op.name != "nnef.deconv":  # conv and linear: [C_out, ...]
+    if not is_op(op, "deconv"):  # conv and linear: [C_out, ...]
         return filter_ * scale.reshape((-1,) + (1,) * (filter_.ndim - 1))
     groups = attribute(op, "groups") or 1
     groups = groups if groups > 0 else filter_.shape[0]
@@ -121,7 +122,7 @@ class FoldBatchNorm(RewritePattern):
         self.weights = weights
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.batch_normalization":
+        if not is_op(op, "batch_normalization"):
             return
         producer = _weighted_producer(op.input)
         if producer is None or static_shape(op.results[0]) is None:
@@ -145,7 +146,7 @@ class FoldChannelAffine(RewritePattern):
         self.weights = weights
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name not in ("nnef.mul", "nnef.add"):
+        if not is_op(op, "mul", "add"):
             return
         for produced, other in ((op.operands[0], op.operands[1]), (op.operands[1], op.operands[0])):
             producer = _weighted_producer(produced)
@@ -155,7 +156,7 @@ class FoldChannelAffine(RewritePattern):
             vector = _per_channel(value, _channels(producer), len(static_shape(produced)))
             if vector is None:
                 continue
-            if op.name == "nnef.mul":
+            if is_op(op, "mul"):
                 _refold(rewriter, self.weights, producer, op, vector, np.zeros_like(vector))
             else:
                 _refold(rewriter, self.weights, producer, op, None, vector)
@@ -170,7 +171,7 @@ class MatmulBiasAsLinear(RewritePattern):
         self.weights = weights
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.add":
+        if not is_op(op, "add"):
             return
         for product, other in ((op.operands[0], op.operands[1]), (op.operands[1], op.operands[0])):
             matmul = op_named(product, "matmul")
@@ -225,7 +226,7 @@ class RecognizeLayerNorm(RewritePattern):
     """The spelled-out layer normalization (nnef-tools') as one `layer_normalization`."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name not in ("nnef.div", "nnef.mul"):
+        if not is_op(op, "div", "mul"):
             return
         match = match_layer_norm(op.results[0])
         if match is not None and used_only_inside(match.ops):
@@ -242,15 +243,15 @@ class FoldAffineIntoLayerNorm(RewritePattern):
     """layer_normalization(x) * scale + offset: the scale and offset of the operation."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name not in ("nnef.mul", "nnef.add"):
+        if not is_op(op, "mul", "add"):
             return
         for normed, other in ((op.operands[0], op.operands[1]), (op.operands[1], op.operands[0])):
             norm = op_named(normed, "layer_normalization")
             if norm is None or not single_use(normed) or op.results[0].type != normed.type or norm.offset is not None:
                 continue
-            if op.name == "nnef.mul" and norm.scale is not None:
+            if is_op(op, "mul") and norm.scale is not None:
                 continue
-            scale, offset = (other, None) if op.name == "nnef.mul" else (norm.scale, other)
+            scale, offset = (other, None) if is_op(op, "mul") else (norm.scale, other)
             new = create("layer_normalization", [norm.input, scale, offset], attributes(norm),
                          result_types=[op.results[0].type], like=op)
             replace_op(rewriter, op, new.results[0], [new])
@@ -261,7 +262,7 @@ class RecognizeGelu(RewritePattern):
     """x * 0.5 * (1 + erf(x / sqrt(2))) in any order: one `gelu_erf`."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.mul":
+        if not is_op(op, "mul"):
             return
         match = match_gelu(op.results[0])
         if match is not None and used_only_inside(match.ops):
@@ -300,7 +301,7 @@ class RecognizeFragment(RewritePattern):
 
 def _covers(ops: list[Operation], built: list[Operation]) -> bool:
     """The idiom is the whole body: every operation built is part of it (literals aside)."""
-    return all(b in ops or b.name == "nnef.constant" for b in built) and used_only_inside(ops)
+    return all(b in ops or is_op(b, "constant") for b in built) and used_only_inside(ops)
 
 
 class FoldPadIntoWindow(RewritePattern):

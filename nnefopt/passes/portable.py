@@ -143,7 +143,7 @@ class ConstantAsVariable(RewritePattern):
         self.names = names
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.constant" or is_literal(op) or op.parent_op() is None \
+        if not is_op(op, "constant") or is_literal(op) or op.parent_op() is None \
                 or op.parent_op().name != "nnef.graph":
             return
         hint = op.results[0].name_hint
@@ -197,7 +197,7 @@ class DeconvAsConv(RewritePattern):
         self.names = names
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.deconv":
+        if not is_op(op, "deconv"):
             return
         x, result = op.input, op.results[0]
         shapes = [static_shape(x), static_shape(op.filter), static_shape(result)]
@@ -300,7 +300,7 @@ class NearestUpsampleAsTile(RewritePattern):
         self.names = names
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        shape = static_shape(op.input) if op.name == "nnef.nearest_upsample" else None
+        shape = static_shape(op.input) if is_op(op, "nearest_upsample") else None
         if shape is None or static_shape(op.results[0]) is None:
             return
         name = op.results[0].name_hint or "upsample"
@@ -319,7 +319,7 @@ class SplitAsSlices(RewritePattern):
     """split(x, axis, ratios) → one slice per part, over the extent its ratio gives."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        shape = static_shape(op.value) if op.name == "nnef.split" else None
+        shape = static_shape(op.value) if is_op(op, "split") else None
         if shape is None:
             return
         axis, ratios = attribute(op, "axis"), list(attribute(op, "ratios"))
@@ -341,7 +341,7 @@ class BatchedLinearAsMatmul(RewritePattern):
         self.names = names
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        shape = static_shape(op.input) if op.name == "nnef.linear" else None
+        shape = static_shape(op.input) if is_op(op, "linear") else None
         if shape is None or len(shape) <= 2 or static_shape(op.results[0]) is None \
                 or len(static_shape(op.filter) or ()) != len(shape) \
                 or (op.bias is not None and static_shape(op.bias) is None) \

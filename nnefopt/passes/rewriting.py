@@ -72,14 +72,14 @@ def is_known(value: SSAValue) -> bool:
     owner = value.owner
     if not isinstance(owner, Operation) or is_quantized(value):
         return False
-    return owner.name == "nnef.constant" or (owner.name == "nnef.variable" and "nnef.data" in owner.attributes)
+    return is_op(owner, "constant") or (is_op(owner, "variable") and "nnef.data" in owner.attributes)
 
 
 def known_value(value: SSAValue) -> np.ndarray | None:
     if not is_known(value):
         return None
     owner = value.owner
-    if owner.name == "nnef.variable":
+    if is_op(owner, "variable"):
         data = weight_of(owner.attributes["nnef.data"])
         return None if data is None else np.asarray(data)
     return constant_value(owner)
@@ -175,7 +175,7 @@ class Weights:
     @cached_property
     def labels(self) -> set[str]:
         # gathered when the first new weight is named: most pass runs make none
-        return {op.properties["label"].data for op in self.module.walk() if op.name == "nnef.variable"}
+        return {op.properties["label"].data for op in self.module.walk() if is_op(op, "variable")}
 
     def origin(self, variable: Operation) -> str:
         label = from_attribute(variable.properties["label"])
@@ -218,7 +218,7 @@ class Weights:
     def source_label(self, value: SSAValue) -> str:
         """The label of the weight a value was made from, or its name."""
         owner = value.owner
-        if isinstance(owner, Operation) and owner.name == "nnef.variable":
+        if isinstance(owner, Operation) and is_op(owner, "variable"):
             return self.origin(owner)
         return value.name_hint or "folded"
 
