@@ -17,9 +17,9 @@ declaration and its kernel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from collections.abc import Callable
 
 from xdsl.traits import OpTrait
 

@@ -63,7 +63,6 @@ def _class_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_")) + "Op"
 
 
-
 def make_operation(entry: OpDef) -> type[IRDLOperation]:
     fields: dict[str, object] = {"name": f"nnef.{entry.name}", "OP_DEF": entry, "verify_": verify_operation,
                                  "__annotations__": {"OP_DEF": ClassVar[OpDef]}}
@@ -208,7 +207,7 @@ def nnef_dialect() -> Dialect:
     return Dialect("nnef", [*OPERATIONS.values(), *_STRUCTURE], [])
 
 
-NNEF = nnef_dialect()
+NNEF = nnef_dialect()  # as imported; xDSL contexts take nnef_dialect(), registered operations too
 
 __all__ = ["NNEF", "OPERATIONS", "GraphOp", "ReturnOp", "FragmentOp", "CallOp", "OpaqueOp",
            "tensor_type", "dtype_of", "to_attribute", "from_attribute", "dim_symbol", "symbolic_dim",
