@@ -308,6 +308,7 @@ def single_use(value: SSAValue) -> bool:
     return value.has_one_use()
 
 
-__all__ = ["is_op", "op_named", "producer_with", "is_quantized", "is_known", "known_value", "constant_value", "static_shape", "attribute",
+__all__ = ["is_op", "op_named", "producer_with",
+           "is_quantized", "is_known", "known_value", "constant_value", "static_shape", "attribute",
            "attributes", "create", "fresh_name", "Weights", "replace_value", "replace_op", "rename", "single_use",
            "is_graph_output"]
