@@ -132,7 +132,7 @@ class MergeConstantChains(RewritePattern):
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         name = op.name.removeprefix("nnef.")
-        if name not in ("mul", "add"):
+        if not is_op(op, "mul", "add"):
             return
         outer = _split_known(op)
         if outer is None:
