@@ -14,16 +14,16 @@ from xdsl.dialects.builtin import ArrayAttr, Builtin, DictionaryAttr, FileLineCo
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from nnefopt.dialects.nnef import (
-    NNEF,
     OPERATIONS,
     CallOp,
     FragmentOp,
     GraphOp,
     OpaqueOp,
     ReturnOp,
+    field_name,
+    nnef_dialect,
     tensor_type,
     to_attribute,
-    field_name,
     weight_attribute,
 )
 from nnefopt.dialects.quantization import quantization, with_quantization
@@ -36,7 +36,7 @@ from nnefopt.frontend.printer import format_fragment
 def context() -> Context:
     ctx = Context()
     ctx.load_dialect(Builtin)
-    ctx.load_dialect(NNEF)
+    ctx.load_dialect(nnef_dialect())  # with the operations registered so far
     return ctx
 
 

@@ -12,7 +12,9 @@ import pytest
 import nnefopt
 from nnefopt.cli import main
 from nnefopt.errors import NNEFError, NNEFWarning
-from nnefopt.passes.layout import ELEMENTWISE, LAYOUT, REDUCTIONS, SPATIAL, channel_first, eligible
+from nnefopt.dialects.layout import LAYOUT, is_channel_last
+from nnefopt.passes.layout import channel_first, eligible
+from nnefopt.traits import AxesReduction, ChannelLastCapable, ElementWise
 from tests.models import SHARED, variants
 from tests.test_roundtrip import assert_same_graph, khronos_load
 
@@ -42,7 +44,8 @@ def graph_ops(module):
 def _absorbs(op) -> bool:
     """Operations a transpose moves through: tagged ones take channel-last data."""
     name = op.name.removeprefix("nnef.")
-    return LAYOUT in op.attributes or name in ELEMENTWISE or name in REDUCTIONS or name in ("concat", "transpose")
+    return is_channel_last(op) or op.has_trait(ElementWise) or op.has_trait(AxesReduction) \
+        or name in ("concat", "transpose")
 
 
 def _from_inputs(value) -> bool:
@@ -51,7 +54,7 @@ def _from_inputs(value) -> bool:
     owner = value.owner
     if owner.name in ("nnef.external", "nnef.tract_core_external", "nnef.constant", "nnef.variable"):
         return True
-    return LAYOUT not in owner.attributes and owner.name != "nnef.transpose" and _absorbs(owner) \
+    return not is_channel_last(owner) and owner.name != "nnef.transpose" and _absorbs(owner) \
         and all(_from_inputs(v) for v in owner.operands)
 
 
@@ -60,7 +63,7 @@ def _barrier(op) -> bool:
     one or concat with an operand straight from such an operation."""
     if op.name == "nnef.return" or not _absorbs(op):
         return True
-    return LAYOUT not in op.attributes and any(
+    return not is_channel_last(op) and any(
         not _absorbs(v.owner) and v.owner.name not in ("nnef.constant", "nnef.variable") for v in op.operands)
 
 
@@ -76,11 +79,11 @@ def test_transposes_stay_only_at_the_graphs_edges_and_barriers(name, path):
     eligible_ops = sum(eligible(op) for op in graph_ops(module))
     nnefopt.optimize(module, "layout")
     ops = graph_ops(module)
-    tagged = [op for op in ops if LAYOUT in op.attributes]
+    tagged = [op for op in ops if is_channel_last(op)]
     transposes = [op for op in ops if op.name == "nnef.transpose"]
     assert eligible_ops > 0 and len(tagged) == eligible_ops
     assert not any(eligible(op) for op in ops)
-    assert {op.name.removeprefix("nnef.") for op in tagged} <= SPATIAL
+    assert all(op.has_trait(ChannelLastCapable) for op in tagged)
     assert len(transposes) == TRANSPOSES.get(name, 2)
     assert all(_stuck_at_barrier(t) for t in transposes)
 
@@ -91,7 +94,7 @@ def test_resnet8_keeps_one_transpose_after_the_input_and_one_before_the_reshape(
     assert first.operands[0].owner.name == "nnef.external"
     assert list(first.results[0].type.get_shape()) == [1, 32, 32, 3]
     assert [u.operation.name for u in first.results[0].uses] == ["nnef.conv"]
-    assert last.operands[0].owner.name == "nnef.mean_reduce" and LAYOUT not in last.operands[0].owner.attributes
+    assert last.operands[0].owner.name == "nnef.mean_reduce" and not is_channel_last(last.operands[0].owner)
     assert [u.operation.name for u in last.results[0].uses] == ["nnef.reshape"]
     assert list(last.results[0].type.get_shape()) == [1, 64, 1, 1]
 
@@ -106,7 +109,7 @@ def test_nchw_after_nhwc_gives_the_original_operations_back(name, path):
     before = Counter(op.name for op in graph_ops(module))
     nnefopt.optimize(module, "layout,layout{to=nchw}")
     ops = graph_ops(module)
-    assert not any(LAYOUT in op.attributes for op in ops)
+    assert not any(is_channel_last(op) for op in ops)
     assert Counter(op.name for op in ops) == before
 
 
@@ -172,7 +175,7 @@ def test_layout_keeps_the_numbers_of_every_rewrite(tmp_path, weights):
     ops = graph_ops(module)
     # in; out of y (or before its reshape, with s's), of m, before s's reshape
     assert sum(op.name == "nnef.transpose" for op in ops) == (4 if upsample else 3)
-    assert {op.name for op in ops if LAYOUT in op.attributes} == {"nnef.conv", "nnef.avg_pool", *upsample}
+    assert {op.name for op in ops if is_channel_last(op)} == {"nnef.conv", "nnef.avg_pool", *upsample}
     permuted = {op.results[0].name_hint: list(op.results[0].type.get_shape()) for op in ops
                 if op.name == f"nnef.{weights}" and op.results[0].name_hint in ("k_nhwc", "q_nhwc")}
     assert permuted == {"k_nhwc": [1, 1, 1, 4], "q_nhwc": [1, 6, 5]}
@@ -190,15 +193,15 @@ def test_channel_first_leaves_an_untagged_module_alone():
     assert channel_first(module) is module
     nnefopt.optimize(module, "layout")
     copy = channel_first(module)
-    assert copy is not module and not any(LAYOUT in op.attributes for op in copy.walk())
-    assert any(LAYOUT in op.attributes for op in module.walk())  # the caller's module is unchanged
+    assert copy is not module and not any(is_channel_last(op) for op in copy.walk())
+    assert any(is_channel_last(op) for op in module.walk())  # the caller's module is unchanged
 
 
 def test_verifier_reads_tagged_shapes_channel_last():
     module = nnefopt.optimize(load(variants_path("cnn_digits/kt")), "layout")
     module.verify()
     conv = next(op for op in graph_ops(module) if op.name == "nnef.conv")
-    del conv.attributes[LAYOUT]
+    del conv.properties[LAYOUT]
     with pytest.raises(Exception, match="differ"):
         conv.verify()
 
@@ -217,7 +220,7 @@ def test_layout_after_the_other_passes_takes_fused_convolutions_too(model):
     before = nnefopt.run(module, inputs)
     nnefopt.optimize(module, "fold-constants,canonicalize,fuse,canonicalize,layout")
     ops = graph_ops(module)
-    assert any(op.name.startswith("nnef.conv_") and LAYOUT in op.attributes for op in ops)
+    assert any(op.name.startswith("nnef.conv_") and is_channel_last(op) for op in ops)
     assert sum(op.name == "nnef.transpose" for op in ops) == 2
     after = nnefopt.run(module, inputs)
     np.testing.assert_allclose(after["output"], before["output"], rtol=1e-4, atol=1e-5)

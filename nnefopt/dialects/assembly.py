@@ -29,9 +29,11 @@ from xdsl.irdl.declarative_assembly_format import (
 from xdsl.parser import Parser
 from xdsl.printer import Printer
 
+from nnefopt.dialects.layout import LAYOUT
 from nnefopt.dialects.names import field_name
 from nnefopt.frontend import ast
 from nnefopt.ops import OpDef
+from nnefopt.traits import ChannelLastCapable
 
 # ---- the custom assembly format -------------------------------------------------------
 #
@@ -131,6 +133,13 @@ def _prop_directive(names: list[str]) -> str:
     return f"custom<PropDict>({', '.join('$' + n for n in names)})" if names else ""
 
 
+def property_names(entry: OpDef) -> list[str]:
+    """The operation's properties: its attribute parameters, then `layout` where it may
+    be channel-last."""
+    names = [field_name(p.name) for p in entry.attribute_params]
+    return names + [LAYOUT] if entry.has_trait(ChannelLastCapable) else names
+
+
 def format_of(entry: OpDef) -> str | None:
     """The declarative format of an op-table entry: operands in signature order (a tensor
     array in brackets), properties, attributes, types. None (the generic format only)
@@ -139,7 +148,7 @@ def format_of(entry: OpDef) -> str | None:
     kinds = ["array" if isinstance(p.type, ast.ArrayType) else "optional" if p.default is not None else "tensor"
              for p in params]
     names = ["$" + field_name(p.name) for p in params]
-    props = _prop_directive([field_name(p.name) for p in entry.attribute_params])
+    props = _prop_directive(property_names(entry))
     results_variadic = any(isinstance(r.type, ast.ArrayType) for r in entry.results)
     if not params:
         types = "(`:` type(results)^)?" if results_variadic else "`:` type(results)"

@@ -42,28 +42,26 @@ from xdsl.parser import Parser
 from xdsl.traits import IsTerminator, NoTerminator, Pure
 from xdsl.utils.exceptions import VerifyException
 
-from nnefopt.dialects.assembly import format_of, prop_dict
+from nnefopt.dialects.assembly import format_of, prop_dict, property_names
 
 # Re-exported (see __all__): what the dialect's users import with it, from the modules
 # that own each concern.
 from nnefopt.dialects.attributes import dim_symbol, from_attribute, symbolic_dim, to_attribute
+from nnefopt.dialects.layout import LAYOUT, is_channel_last
 from nnefopt.dialects.names import field_name
 from nnefopt.dialects.quantization import QuantAttr
 from nnefopt.dialects.types import ELEMENT_TYPES, dtype_of, tensor_type
 from nnefopt.dialects.verifier import verify_operation
 from nnefopt.dialects.weights import origin_of, weight_attribute, weight_of
 from nnefopt.frontend import ast
-from nnefopt.ops import OpDef, op_table
+from nnefopt.ops import OpDef, on_register, op_table
+from nnefopt.traits import ChannelLastCapable, Effectful
 
 # ---- operations from the op table -------------------------------------------------------
 
 
 def _class_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_")) + "Op"
-
-
-# Graph inputs must stay even when unused; `update` writes a variable.
-_EFFECTFUL = {"external", "tract_core_external", "update"}
 
 
 def make_operation(entry: OpDef) -> type[IRDLOperation]:
@@ -81,22 +79,28 @@ def make_operation(entry: OpDef) -> type[IRDLOperation]:
             fields[field_name(param.name)] = operand_def(TensorType)
     for param in entry.attribute_params:
         fields[field_name(param.name)] = (opt_prop_def if param.default is not None else prop_def)(Attribute)
+    if entry.has_trait(ChannelLastCapable):
+        fields[LAYOUT] = opt_prop_def(StringAttr)  # "nhwc": input and result stored channel-last
     for result in entry.results:
         fields[field_name(result.name)] = (
             var_result_def(TensorType) if isinstance(result.type, ast.ArrayType) else result_def(TensorType)
         )
     if optional_or_variadic > 1:
         fields["irdl_options"] = (AttrSizedOperandSegments(as_property=True),)
-    if entry.name not in _EFFECTFUL:
-        fields["traits"] = traits_def(Pure())  # NNEF operations are functions of their inputs
+    # NNEF operations are functions of their inputs, but for graph inputs and updates
+    pure = () if entry.has_trait(Effectful) else (Pure(),)
+    fields["traits"] = traits_def(*pure, *entry.traits)
     assembly_format = format_of(entry)
     if assembly_format is not None:
         fields["assembly_format"] = assembly_format
-        fields["custom_directives"] = (prop_dict(len(entry.attribute_params)),)
-    return irdl_op_definition(type(_class_name(entry.name), (IRDLOperation,), fields))
+        fields["custom_directives"] = (prop_dict(len(property_names(entry))),)
+    cls = irdl_op_definition(type(_class_name(entry.name), (IRDLOperation,), fields))
+    if cls.assembly_format is not None:
+        _errors_at_the_operation(cls)
+    return cls
 
 
-OPERATIONS: dict[str, type[IRDLOperation]] = {name: make_operation(e) for name, e in op_table().items()}
+OPERATIONS: dict[str, type[IRDLOperation]] = {}
 
 
 @irdl_op_definition
@@ -184,14 +188,29 @@ def _errors_at_the_operation(cls: type[IRDLOperation]) -> None:
     cls.parse = classmethod(parse)
 
 
-_OPERATIONS = [*OPERATIONS.values(), GraphOp, ReturnOp, FragmentOp, CallOp, OpaqueOp]
-for _cls in _OPERATIONS:
+_STRUCTURE = [GraphOp, ReturnOp, FragmentOp, CallOp, OpaqueOp]
+for _cls in _STRUCTURE:
     if _cls.assembly_format is not None:
         _errors_at_the_operation(_cls)
 del _cls
 
-NNEF = Dialect("nnef", _OPERATIONS, [QuantAttr])
+
+def _add_operations(entries: list[OpDef]) -> None:
+    OPERATIONS.update((e.name, make_operation(e)) for e in entries)
+
+
+_add_operations(list(op_table().values()))
+on_register(_add_operations)  # operations registered later get their classes too
+
+
+def nnef_dialect() -> Dialect:
+    """The dialect with every operation of the op table, those registered since import too."""
+    return Dialect("nnef", [*OPERATIONS.values(), *_STRUCTURE], [QuantAttr])
+
+
+NNEF = nnef_dialect()  # as imported; xDSL contexts take nnef_dialect(), registered operations too
 
 __all__ = ["NNEF", "OPERATIONS", "GraphOp", "ReturnOp", "FragmentOp", "CallOp", "OpaqueOp",
            "tensor_type", "dtype_of", "to_attribute", "from_attribute", "dim_symbol", "symbolic_dim",
-           "weight_attribute", "weight_of", "origin_of", "field_name", "ELEMENT_TYPES"]
+           "weight_attribute", "weight_of", "origin_of", "field_name", "ELEMENT_TYPES",
+           "nnef_dialect", "is_channel_last", "LAYOUT"]

@@ -3,15 +3,13 @@ of the shapes the shape rule gives."""
 
 from __future__ import annotations
 
-from xdsl.dialects.builtin import (
-    StringAttr,
-)
 from xdsl.irdl import (
     IRDLOperation,
 )
 from xdsl.utils.exceptions import VerifyException
 
 from nnefopt.dialects.attributes import from_attribute
+from nnefopt.dialects.layout import CHANNEL_LAST, LAYOUT, is_channel_last
 from nnefopt.dialects.names import field_name
 from nnefopt.dialects.types import DYNAMIC, static_type_shape
 from nnefopt.frontend.binder import coerce_value, is_absent
@@ -31,6 +29,9 @@ def verify_operation(op: IRDLOperation) -> None:
             attribs[param.name] = coerce_value(from_attribute(prop, param.type), param.type)
         except TypeError:
             raise VerifyException(f"{op.name}: '{param.name}' must be of type {param.type}, found {prop}") from None
+    layout = op.properties.get(LAYOUT)
+    if layout is not None and layout != CHANNEL_LAST:
+        raise VerifyException(f"{op.name}: '{LAYOUT}' must be \"nhwc\" (or absent), found {layout}")
     rule = entry.shape_rule
     if rule is None or getattr(rule, "value_params", ()) or len(attribs) < len(
             [p for p in entry.attribute_params if p.default is None]):
@@ -49,11 +50,11 @@ def verify_operation(op: IRDLOperation) -> None:
             shapes.append(static_type_shape(operand.type))
     if any(s is DYNAMIC or (isinstance(s, list) and DYNAMIC in s) for s in shapes):
         return
-    # `nnef.layout = "nhwc"` (the layout pass): input and results are stored channel-last
-    channel_last = op.attributes.get("nnef.layout") == StringAttr("nhwc")
+    # `layout = "nhwc"` (the layout pass): input and results are stored channel-last
+    channel_last = is_channel_last(op)
     if channel_last:
         if not shapes or not isinstance(shapes[0], tuple) or len(shapes[0]) < 3:
-            raise VerifyException(f"{op.name}: 'nnef.layout' needs an input of rank 3 or more")
+            raise VerifyException(f"{op.name}: '{LAYOUT}' needs an input of rank 3 or more")
         shapes[0] = channel_first_shape(shapes[0])
     defaults = {p.name: evaluate_constant(p.default) for p in entry.attribute_params
                 if p.name not in attribs and p.default is not None}

@@ -33,6 +33,7 @@ from nnefopt.frontend.model import Model, Operation as ModelOperation, Quantizat
 from nnefopt.frontend.parser import parse_document
 from nnefopt.frontend.stdlib import known_operations
 from nnefopt.frontend.tensor_file import TensorHeader
+from nnefopt.traits import GraphInput
 
 
 def location_of(op: Operation) -> Location:
@@ -92,7 +93,7 @@ class _Exporter:
         and outputs first of all, so that they keep theirs when passes made two values
         of one name."""
         interface = [v for op in block_ops if isinstance(op, ReturnOp) for v in op.operands]
-        interface += [r for op in block_ops if op.name in ("nnef.external", "nnef.tract_core_external") for r in op.results]
+        interface += [r for op in block_ops if op.has_trait(GraphInput) for r in op.results]
         for value in [*interface, *(r for op in block_ops for r in op.results)]:
             if value not in self.names and tensor_name(value):
                 self.names[value] = fresh_name(tensor_name(value), self.taken)

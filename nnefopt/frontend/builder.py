@@ -23,8 +23,9 @@ from nnefopt.frontend.evaluate import Evaluator, evaluate_constant
 from nnefopt.frontend.model import EXPLICIT_TYPE, Model, Operation, Quantization, Tensor, TensorRef
 from nnefopt.frontend.stdlib import extra_operations, is_tract_dialect, known_operations, standard_operations
 from nnefopt.frontend.tensor_file import TensorHeader
+from nnefopt.ops import has_trait
+from nnefopt.traits import GraphInput, TensorSource
 
-EXTERNALS = ("external", "tract_core_external")
 _TRACT_DATUM_TYPES = {"f16": "scalar", "f32": "scalar", "f64": "scalar", "bool": "logical"}
 
 # Reads a variable's data: (label, shape, location) → (header, array, file name for
@@ -124,10 +125,10 @@ class GraphBuilder:
             producer = self.producer_of(name)
             if producer is None:
                 raise NNEFError(f"graph input '{name}' is never assigned", graph.loc)
-            if producer.name not in EXTERNALS:
+            if not has_trait(producer.name, GraphInput):
                 raise NNEFError(f"graph input '{name}' must be defined by 'external', not '{producer.name}'", producer.loc)
         for op in self.operations:
-            if op.name in EXTERNALS and op.outputs["output"] not in graph.inputs:
+            if has_trait(op.name, GraphInput) and op.outputs["output"] not in graph.inputs:
                 raise NNEFError(f"'{op.outputs['output']}' is an external but not a graph input", op.loc)
         for name in graph.outputs:
             if name not in self.tensors:
@@ -289,7 +290,7 @@ class GraphBuilder:
     # ---- data of variables and constants ------------------------------------------
 
     def materialize(self, op: Operation) -> None:
-        if op.name in EXTERNALS or op.name in ("variable", "constant"):
+        if has_trait(op.name, TensorSource):
             shape = op.attribs["shape"]
             if any(isinstance(d, bool) or not isinstance(d, (int, sympy.Expr)) or (isinstance(d, int) and d < 0) for d in shape):
                 raise NNEFError(f"shape of '{op.name}' must be non-negative integers, found {shape}", op.loc)

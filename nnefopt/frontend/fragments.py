@@ -1,8 +1,8 @@
 """Running an operation over some kind of tensor value: a primitive by its function,
 anything else by evaluating its fragment body.
 
-Shape inference runs operations over shapes (primitives: the shape rules); the
-interpreter runs them over numpy arrays (primitives: the kernels). Everything else,
+Shape inference runs operations over shapes (primitives: the op-table entries' shape
+rules); the interpreter runs them over numpy arrays (primitives: the entries' kernels). Everything else,
 binding arguments, defaults, operators inside bodies, recursion, is this one walk.
 """
 
@@ -34,9 +34,10 @@ def _strict(message: str, loc: Location) -> None:
 class OperationDomain:
     """Subclasses say what a tensor value is and how a primitive is called on it."""
 
-    def __init__(self, signatures: dict[str, ast.Fragment], primitives: dict[str, Callable]):
+    def __init__(self, signatures: dict[str, ast.Fragment], primitive_of: Callable[[str], Callable | None]):
+        """`primitive_of(name)`: the function computing operation `name` directly, or None."""
         self.signatures = signatures
-        self.primitives = primitives
+        self.primitive_of = primitive_of
         self.depth = 0
 
     # ---- what subclasses define -------------------------------------------------------
@@ -73,7 +74,7 @@ class OperationDomain:
 
     def run(self, signature: ast.Fragment, inputs: list, attribs: dict, loc: Location,
             type_arg: str | None = None) -> object:
-        primitive = self.primitives.get(signature.name)
+        primitive = self.primitive_of(signature.name)
         # A fragment the document defines with a body means what its body says, even
         # when it takes a standard name (torch-to-nnef's gelu); a bare declaration
         # (nnef-tools' `erf`, tract's operations) and nnefopt's own libraries mean what

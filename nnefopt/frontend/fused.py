@@ -14,8 +14,9 @@ from nnefopt.frontend.binder import is_tensor_type
 from nnefopt.frontend.parser import parse_document
 from nnefopt.frontend.printer import format_expr, format_identifier
 
+# What fused operations start with; what they end with is every operation with the
+# Activation trait (nnefopt.ops).
 BASES = ("conv", "linear")
-ACTIVATIONS = ("relu", "clamp", "leaky_relu", "sigmoid", "tanh", "elu", "gelu")
 
 
 def fused_name(base: str, activation: str) -> str:
@@ -40,8 +41,8 @@ def _fragment(base: ast.Fragment, activation: ast.Fragment) -> str:
             f"-> ( {result}: {base.results[0].type} )\n{{\n    {result} = {body};\n}}\n")
 
 
-def fused_operations(signatures: dict[str, ast.Fragment]) -> dict[str, ast.Fragment]:
-    """The fused operations, from the standard signatures of their parts."""
-    text = "\n".join(_fragment(signatures[b], signatures[a]) for b in BASES for a in ACTIVATIONS)
+def fused_operations(signatures: dict[str, ast.Fragment], bases, activations) -> dict[str, ast.Fragment]:
+    """The fused operations of each base with each activation, from their signatures."""
+    text = "\n".join(_fragment(signatures[b], signatures[a]) for b in bases for a in activations)
     doc = parse_document(text, "<nnefopt>/fused", require_graph=False)
     return {fragment.name: fragment for fragment in doc.fragments}

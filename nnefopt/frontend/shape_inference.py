@@ -1,4 +1,4 @@
-"""Shapes of every tensor of a Model, from the shape rules of nnefopt.shapes.
+"""Shapes of every tensor of a Model, from the shape rules of the op table's entries.
 
 An operation without a rule of its own (a fragment the document defines, or a compound
 standard operation) gets its shapes by evaluating its body over shapes. An operation
@@ -16,7 +16,7 @@ from nnefopt.frontend.fragments import NoMeaning, OperationDomain
 from nnefopt.frontend.model import Model, Operation, TensorRef
 from nnefopt.frontend.repairs import repairs_before
 from nnefopt.frontend.stdlib import known_operations
-from nnefopt.shapes import SHAPE_RULES
+from nnefopt.ops import shape_rule_of
 
 
 class Shape(tuple):
@@ -27,7 +27,7 @@ class Shape(tuple):
 
 class ShapeDomain(OperationDomain):
     def __init__(self, model: Model):
-        super().__init__({**known_operations(model.extensions), **model.fragments}, SHAPE_RULES)
+        super().__init__({**known_operations(model.extensions), **model.fragments}, shape_rule_of)
 
     def is_tensor(self, value: object) -> bool:
         return isinstance(value, Shape)
@@ -78,7 +78,7 @@ def infer_shapes(model: Model, strict: bool = False) -> None:
         operations.extend(repairs_before(model, op, strict))
         operations.append(op)
         inputs = [_input_shape(value, tensors) for value in op.inputs.values()]
-        value_params = getattr(SHAPE_RULES.get(op.name), "value_params", ())
+        value_params = getattr(shape_rule_of(op.name), "value_params", ())
         for index, key in enumerate(op.inputs):
             if key in value_params and isinstance(op.inputs[key], TensorRef):
                 data = tensors[op.inputs[key]].data

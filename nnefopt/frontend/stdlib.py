@@ -26,12 +26,27 @@ def standard_operations() -> dict[str, ast.Fragment]:
     return library(STANDARD)
 
 
-@cache
-def extra_operations() -> dict[str, ast.Fragment]:
-    """Well-known non-standard operations, and the fused operations of the fuse pass."""
-    from nnefopt.frontend.fused import fused_operations  # it builds on the standard signatures
+# Operations the op table adds (nnefopt.ops): the fused operations of the fuse pass,
+# and those a user registers.
+_ADDED: dict[str, ast.Fragment] = {}
+_EXTRAS: dict[str, ast.Fragment] = {}
 
-    return {**library(EXTRAS), **fused_operations(standard_operations())}
+
+def add_operations(fragments: dict[str, ast.Fragment]) -> None:
+    _ADDED.update(fragments)
+    if _EXTRAS:
+        _EXTRAS.update(fragments)
+
+
+def extra_operations() -> dict[str, ast.Fragment]:
+    """Well-known non-standard operations, the fused operations of the fuse pass and the
+    operations registered with nnefopt.ops.register_operation."""
+    if not _EXTRAS:
+        from nnefopt.ops import op_table  # the op table makes the fused operations
+
+        op_table()
+        _EXTRAS.update({**library(EXTRAS), **_ADDED})
+    return _EXTRAS
 
 
 def tract_operations() -> dict[str, ast.Fragment]:

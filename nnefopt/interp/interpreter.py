@@ -1,6 +1,6 @@
 """The reference interpreter: a model's outputs, computed by the numpy kernels.
 
-Primitives run their kernel; fragments (the model's own, or compound operations
+Primitives run their kernel (the op-table entry's); fragments (the model's own, or compound operations
 without a kernel) run their body over arrays, through the same walk that shape
 inference uses over shapes.
 
@@ -20,16 +20,15 @@ from nnefopt.errors import Location, NNEFError
 from nnefopt.frontend.fragments import NoMeaning, OperationDomain
 from nnefopt.frontend.model import Model, TensorRef
 from nnefopt.frontend.stdlib import known_operations
-from nnefopt.interp.kernels import KERNELS
 from nnefopt.interp.quantized import real_bias, real_weight, settle
+from nnefopt.ops import has_trait, kernel_of
+from nnefopt.traits import Declaration
 
-# Operations that compute nothing at run time: inputs, weights, metadata.
-_DECLARATIONS = ("external", "tract_core_external", "variable", "tract_core_properties")
 
 
 class ArrayDomain(OperationDomain):
     def __init__(self, signatures: dict):
-        super().__init__(signatures, KERNELS)
+        super().__init__(signatures, kernel_of)
 
     def is_tensor(self, value: object) -> bool:
         return isinstance(value, np.ndarray)
@@ -99,7 +98,7 @@ def run_model(model: Model, inputs: dict[str, np.ndarray], record: bool = False)
         return item  # a literal, or None for an absent tensor
 
     for op in model.operations:
-        if op.name in _DECLARATIONS:
+        if has_trait(op.name, Declaration):  # inputs, weights, metadata: nothing to compute
             if op.name == "variable":
                 name = op.outputs["output"]
                 data = model.tensors[name].data

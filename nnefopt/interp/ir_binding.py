@@ -7,7 +7,7 @@ and writes the results into it. The IR interpreter's plan binds every operation 
 graph this way, and fold-constants binds the one operation it folds.
 
 What the IR says about a value or an operation is read through one function each
-(`quant_entry`, `is_channel_last`, `is_declaration`), so that changing how the dialect
+(`quant_entry`, `is_declaration`; `is_channel_last` is the dialect's), so that changing how the dialect
 says it changes one body.
 """
 
@@ -29,7 +29,9 @@ from nnefopt.frontend.binder import is_absent
 from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.frontend.fragments import NoMeaning, known_operations_of
 from nnefopt.frontend.model import Quantization
-from nnefopt.interp.interpreter import _DECLARATIONS, ArrayDomain
+from nnefopt.interp.interpreter import ArrayDomain
+from nnefopt.dialects.layout import is_channel_last
+from nnefopt.traits import Declaration
 from nnefopt.interp.quantized import accumulator_bias, bind_settle, has_accumulator_bias, real_codes
 
 # What a kernel raises on values it cannot compute: an error of the model, not of nnefopt.
@@ -50,16 +52,9 @@ def quant_entry(value: SSAValue) -> Quantization | None:
     return Quantization(quant.algorithm.data, quant.params(), location_of(owner) if isinstance(owner, Operation) else None)
 
 
-def is_channel_last(op: Operation) -> bool:
-    """Whether the layout pass tagged the operation: its input and result are channel-last."""
-    from nnefopt.passes.layout import is_channel_last as tagged
-
-    return tagged(op)
-
-
 def is_declaration(op: Operation) -> bool:
     """Operations that compute nothing at run time: inputs, weights, metadata."""
-    return op.name.removeprefix("nnef.") in _DECLARATIONS
+    return op.has_trait(Declaration)
 
 
 # ---- weights ------------------------------------------------------------------------------------
@@ -122,7 +117,9 @@ def bind_operation(op: Operation, slot_of: dict[SSAValue, int], domain: ArrayDom
         types = {p.name: p.type for p in signature.params}
         attribs = {k: from_attribute(v, types.get(k)) for k, v in op.args.data.items()}
         operands = [_operand(v, slot_of) for v in op.arguments]
-        kernel = None
+        # A bare declaration (nnef-tools' `erf`, an operation registered into the op
+        # table and read back from its export) means nnefopt's kernel of that name.
+        kernel = domain.primitive_of(name) if signature.body is None else None
     else:
         entry = getattr(op, "OP_DEF", None)
         if entry is None:

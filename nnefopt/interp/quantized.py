@@ -18,8 +18,8 @@ import numpy as np
 
 from nnefopt.errors import NNEFError
 from nnefopt.frontend.model import Model, Operation, Quantization, TensorRef
-
-_BIASED = ("conv", "deconv", "linear")
+from nnefopt.ops import has_trait
+from nnefopt.traits import Biased
 
 
 def _scale_and_zero(quant: Quantization) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +44,7 @@ def real_codes(quant: Quantization | None, data: np.ndarray) -> np.ndarray:
 
 def real_bias(model: Model, op: Operation, values: dict) -> None:
     """Rescale an integer bias in the accumulator's scale (input scale x filter scale)."""
-    if op.name not in _BIASED or not isinstance(op.inputs.get("bias"), TensorRef):
+    if not has_trait(op.name, Biased) or not isinstance(op.inputs.get("bias"), TensorRef):
         return
     bias = model.tensors[op.inputs["bias"]]
     operands = [model.tensors.get(op.inputs.get(key)) for key in ("input", "filter")]
@@ -57,7 +57,7 @@ def real_bias(model: Model, op: Operation, values: dict) -> None:
 
 def has_accumulator_bias(name: str) -> bool:
     """Whether an integer bias of the operation is in its accumulator's scale."""
-    return name in _BIASED
+    return has_trait(name, Biased)
 
 
 def accumulator_bias(codes: np.ndarray, operand_quants: list[Quantization]) -> np.ndarray:
@@ -90,7 +90,7 @@ def bind_settle(quant: Quantization, domain, signatures: dict):
     tensor_params = [p.name for p in signature.params[1:] if p.name in quant.attributes and _is_tensor(p)]
     params = [np.asarray(quant.attributes[p], np.float32) for p in tensor_params]
     attribs = {k: v for k, v in quant.attributes.items() if k not in tensor_params}
-    kernel = domain.primitives.get(signature.name)
+    kernel = domain.primitive_of(signature.name)
     direct = kernel is not None and (signature.body is None or signature is known_operations_of(signature.name))
 
     def settled(array: np.ndarray) -> np.ndarray:

@@ -38,15 +38,17 @@ from nnefopt.passes.rewriting import (
     create,
     erase_dead_producers,
     is_graph_output,
+    is_op,
     is_quantized,
     known_value,
     op_named,
+    producer_with,
     replace_op,
     single_use,
     static_shape,
 )
+from nnefopt.traits import Reshaping
 
-_RESHAPES = ("reshape", "squeeze", "unsqueeze")
 MAX_INLINED = 2  # operations a fragment body may expand to and still be inlined
 
 
@@ -59,7 +61,7 @@ class RemoveIdentity(RewritePattern):
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         name = op.name.removeprefix("nnef.")
-        if name == "copy" or (name in (*_RESHAPES, "tile") and _same_type(op, op.operands[0])):
+        if name == "copy" or ((op.has_trait(Reshaping) or name == "tile") and _same_type(op, op.operands[0])):
             replace_op(rewriter, op, op.operands[0])
         elif name == "pad" and all(tuple(p) == (0, 0) for p in attribute(op, "padding")):
             replace_op(rewriter, op, op.operands[0])  # (1, -1) keeps the shape, not the values
@@ -92,7 +94,7 @@ class RemoveNeutralArithmetic(RewritePattern):
 
 class ComposeTransposes(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        inner = op_named(op.operands[0], "transpose") if op.name == "nnef.transpose" else None
+        inner = op_named(op.operands[0], "transpose") if is_op(op, "transpose") else None
         if inner is None:
             return
         p, q = attribute(inner, "axes"), attribute(op, "axes")
@@ -110,9 +112,9 @@ class ComposeReshapes(RewritePattern):
     """A reshape of a reshape is one reshape, to the final shape."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name.removeprefix("nnef.") not in _RESHAPES:
+        if not op.has_trait(Reshaping):
             return
-        inner = op_named(op.operands[0], *_RESHAPES)
+        inner = producer_with(op.operands[0], Reshaping)
         shape = static_shape(op.results[0])
         if inner is None or shape is None:
             return
@@ -132,7 +134,7 @@ class MergeConstantChains(RewritePattern):
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         name = op.name.removeprefix("nnef.")
-        if name not in ("mul", "add"):
+        if not is_op(op, "mul", "add"):
             return
         outer = _split_known(op)
         if outer is None:
@@ -172,7 +174,7 @@ class SubtractAsAdd(RewritePattern):
         self.weights = weights
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.sub":
+        if not is_op(op, "sub"):
             return
         x, c = op.operands
         value = known_value(c)
@@ -216,7 +218,7 @@ class NearestUpsampleIdiom(RewritePattern):
     repeats every pixel: nearest_upsample(x, [f, g]) (torch-to-nnef's spelling)."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.reshape":
+        if not is_op(op, "reshape"):
             return
         tile = op_named(op.operands[0], "tile")
         inner = op_named(tile.operands[0], "reshape") if tile is not None else None
@@ -255,7 +257,7 @@ class InlineSmallFragment(RewritePattern):
         if expanded is None:
             return
         built, values = expanded
-        if sum(1 for b in built if b.name != "nnef.constant") > MAX_INLINED or len(values) != 1:
+        if sum(1 for b in built if not is_op(b, "constant")) > MAX_INLINED or len(values) != 1:
             discard(built)
             return
         for b in built:
@@ -273,7 +275,7 @@ class WeightBlindCSE(CSEDriver):
     place: they go here, instead of in a second walk over the whole module."""
 
     def _simplify_operation(self, op: Operation) -> None:
-        if op.name == "nnef.variable" and op.results[0].uses:
+        if is_op(op, "variable") and op.results[0].uses:
             return
         super()._simplify_operation(op)
 
@@ -291,7 +293,7 @@ class MergeSameLabelVariables(RewritePattern):
         self.first: dict[tuple, Operation] = {}
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.variable" or is_quantized(op.results[0]):
+        if not is_op(op, "variable") or is_quantized(op.results[0]):
             return
         key = (op.parent_block(), op.properties["label"].data, op.results[0].type)
         kept = self.first.setdefault(key, op)

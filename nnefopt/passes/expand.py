@@ -28,7 +28,7 @@ class IRDomain(OperationDomain):
     """Builds the operations a body invokes, detached, in order, into `self.built`."""
 
     def __init__(self, signatures: dict[str, ast.Fragment]):
-        super().__init__(signatures, {name: name for name in OPERATIONS})
+        super().__init__(signatures, lambda name: name if name in OPERATIONS else None)  # built as itself
         self.built: list[Operation] = []
 
     def is_tensor(self, value: object) -> bool:

@@ -37,9 +37,7 @@ from nnefopt.passes.rewriting import (
     replace_value,
     static_shape,
 )
-
-# Inputs, weights and effects are what the graph is made of, not something to compute.
-_NOT_FOLDED = {"external", "tract_core_external", "variable", "constant", "update", "tract_core_properties"}
+from nnefopt.traits import NotFoldable
 
 
 def evaluate(op: Operation, domain: ArrayDomain) -> list[np.ndarray] | None:
@@ -67,7 +65,8 @@ class FoldKnownOperation(RewritePattern):
             erase_with_dead_producers(rewriter, op)
             return
         entry = getattr(op, "OP_DEF", None)
-        if entry is None or entry.name in _NOT_FOLDED or not op.operands or not op.results:
+        # inputs, weights and effects (NotFoldable) are what the graph is made of
+        if entry is None or entry.has_trait(NotFoldable) or not op.operands or not op.results:
             return
         if any(is_quantized(r) for r in op.results):
             return

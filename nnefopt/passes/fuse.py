@@ -20,9 +20,11 @@ from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 
-from nnefopt.dialects.nnef import CallOp
+from nnefopt.dialects.layout import is_channel_last, set_channel_last
+from nnefopt.dialects.nnef import OPERATIONS, CallOp
 from nnefopt.dialects.quantization import unquantized
-from nnefopt.frontend.fused import ACTIVATIONS, BASES, fused_name
+from nnefopt.frontend.binder import is_tensor_type
+from nnefopt.frontend.fused import fused_name
 from nnefopt.passes import register_pass
 from nnefopt.passes.canonicalize import fragment_signatures
 from nnefopt.passes.expand import discard, expand_call
@@ -34,6 +36,7 @@ from nnefopt.passes.rewriting import (
     attributes,
     create,
     erase_if_dead,
+    is_op,
     is_quantized,
     known_value,
     op_named,
@@ -41,16 +44,15 @@ from nnefopt.passes.rewriting import (
     single_use,
     static_shape,
 )
-
-_WEIGHTED = ("conv", "deconv", "linear")
+from nnefopt.traits import Activation, Biased, PadFoldable, SlidingWindow
 
 
 def _weighted_producer(value: SSAValue) -> Operation | None:
-    """The conv/deconv/linear computing `value` alone for its one user, weights known,
-    channels on axis 1 (not made channel-last by the layout pass), shapes static."""
-    op = op_named(value, *_WEIGHTED)
-    if op is None or not single_use(value) or is_quantized(value) or static_shape(value) is None \
-            or "nnef.layout" in op.attributes or known_value(op.filter) is None:
+    """The conv/deconv/linear (Biased) computing `value` alone for its one user, weights
+    known, channels on axis 1 (not made channel-last by the layout pass), shapes static."""
+    op = value.owner
+    if not isinstance(op, Operation) or not op.has_trait(Biased) or not single_use(value) or is_quantized(value) \
+            or static_shape(value) is None or is_channel_last(op) or known_value(op.filter) is None:
         return None
     if op.bias is not None and known_value(op.bias) is None:
         return None
@@ -74,7 +76,7 @@ def _per_channel(value: np.ndarray, channels: int, rank: int) -> np.ndarray | No
 
 def _scaled_filter(op: Operation, filter_: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """The filter whose output channel c is multiplied by scale[c]."""
-    if op.name != "nnef.deconv":  # conv and linear: [C_out, ...]
+    if not is_op(op, "deconv"):  # conv and linear: [C_out, ...]
         return filter_ * scale.reshape((-1,) + (1,) * (filter_.ndim - 1))
     groups = attribute(op, "groups") or 1
     groups = groups if groups > 0 else filter_.shape[0]
@@ -121,7 +123,7 @@ class FoldBatchNorm(RewritePattern):
         self.weights = weights
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.batch_normalization":
+        if not is_op(op, "batch_normalization"):
             return
         producer = _weighted_producer(op.input)
         if producer is None or static_shape(op.results[0]) is None:
@@ -145,7 +147,7 @@ class FoldChannelAffine(RewritePattern):
         self.weights = weights
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name not in ("nnef.mul", "nnef.add"):
+        if not is_op(op, "mul", "add"):
             return
         for produced, other in ((op.operands[0], op.operands[1]), (op.operands[1], op.operands[0])):
             producer = _weighted_producer(produced)
@@ -155,7 +157,7 @@ class FoldChannelAffine(RewritePattern):
             vector = _per_channel(value, _channels(producer), len(static_shape(produced)))
             if vector is None:
                 continue
-            if op.name == "nnef.mul":
+            if is_op(op, "mul"):
                 _refold(rewriter, self.weights, producer, op, vector, np.zeros_like(vector))
             else:
                 _refold(rewriter, self.weights, producer, op, None, vector)
@@ -170,7 +172,7 @@ class MatmulBiasAsLinear(RewritePattern):
         self.weights = weights
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.add":
+        if not is_op(op, "add"):
             return
         for product, other in ((op.operands[0], op.operands[1]), (op.operands[1], op.operands[0])):
             matmul = op_named(product, "matmul")
@@ -191,32 +193,33 @@ class MatmulBiasAsLinear(RewritePattern):
             return
 
 
-_ACTIVATION_ATTRIBUTES = {"leaky_relu": ("alpha",), "elu": ("alpha",)}
-
-
 class FuseActivation(RewritePattern):
-    """relu(conv(...)) → conv_relu(...): one operation, one pass over the output."""
+    """relu(conv(...)) → conv_relu(...): one operation, one pass over the output. Any
+    Activation after a producer that has a fused operation with it."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        activation = op.name.removeprefix("nnef.")
-        if activation not in ACTIVATIONS:
+        if not op.has_trait(Activation):
             return
-        producer = op_named(op.operands[0], *BASES)
-        if producer is None or not single_use(op.operands[0]) or is_quantized(op.operands[0]) \
+        producer = op.operands[0].owner
+        entry = getattr(producer, "OP_DEF", None)
+        fused_op = None if entry is None else fused_name(entry.name, op.OP_DEF.name)
+        if fused_op not in OPERATIONS or not single_use(op.operands[0]) or is_quantized(op.operands[0]) \
                 or unquantized(op.results[0].type) != op.operands[0].type:
             return
         attribs = attributes(producer)
-        if activation == "clamp":
-            bounds = [known_value(v) for v in op.operands[1:]]
-            if any(b is None or b.size != 1 for b in bounds):
+        # The activation's further parameters: tensors (clamp's bounds) must be known
+        # scalars, attributes come as they are.
+        _, *extra = op.OP_DEF.signature.params
+        for param, value in zip([p for p in extra if is_tensor_type(p.type)], op.operands[1:]):
+            bound = known_value(value)
+            if bound is None or bound.size != 1:
                 return
-            attribs.update(a=float(bounds[0].reshape(())), b=float(bounds[1].reshape(())))
-        for name in _ACTIVATION_ATTRIBUTES.get(activation, ()):
-            attribs[name] = attribute(op, name)
-        fused = create(fused_name(producer.name.removeprefix("nnef."), activation),
-                       [producer.input, producer.filter, producer.bias], attribs,
+            attribs[param.name] = float(bound.reshape(()))
+        for param in op.OP_DEF.attribute_params:
+            attribs[param.name] = attribute(op, param.name)
+        fused = create(fused_op, [producer.input, producer.filter, producer.bias], attribs,
                        result_types=[op.results[0].type], like=op)
-        fused.attributes.update({k: v for k, v in producer.attributes.items() if k == "nnef.layout"})
+        set_channel_last(fused, is_channel_last(producer))
         replace_op(rewriter, op, fused.results[0], [fused])
 
 
@@ -224,7 +227,7 @@ class RecognizeLayerNorm(RewritePattern):
     """The spelled-out layer normalization (nnef-tools') as one `layer_normalization`."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name not in ("nnef.div", "nnef.mul"):
+        if not is_op(op, "div", "mul"):
             return
         match = match_layer_norm(op.results[0])
         if match is not None and used_only_inside(match.ops):
@@ -241,15 +244,15 @@ class FoldAffineIntoLayerNorm(RewritePattern):
     """layer_normalization(x) * scale + offset: the scale and offset of the operation."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name not in ("nnef.mul", "nnef.add"):
+        if not is_op(op, "mul", "add"):
             return
         for normed, other in ((op.operands[0], op.operands[1]), (op.operands[1], op.operands[0])):
             norm = op_named(normed, "layer_normalization")
             if norm is None or not single_use(normed) or unquantized(op.results[0].type) != normed.type or norm.offset is not None:
                 continue
-            if op.name == "nnef.mul" and norm.scale is not None:
+            if is_op(op, "mul") and norm.scale is not None:
                 continue
-            scale, offset = (other, None) if op.name == "nnef.mul" else (norm.scale, other)
+            scale, offset = (other, None) if is_op(op, "mul") else (norm.scale, other)
             new = create("layer_normalization", [norm.input, scale, offset], attributes(norm),
                          result_types=[op.results[0].type], like=op)
             replace_op(rewriter, op, new.results[0], [new])
@@ -260,7 +263,7 @@ class RecognizeGelu(RewritePattern):
     """x * 0.5 * (1 + erf(x / sqrt(2))) in any order: one `gelu_erf`."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.mul":
+        if not is_op(op, "mul"):
             return
         match = match_gelu(op.results[0])
         if match is not None and used_only_inside(match.ops):
@@ -299,10 +302,7 @@ class RecognizeFragment(RewritePattern):
 
 def _covers(ops: list[Operation], built: list[Operation]) -> bool:
     """The idiom is the whole body: every operation built is part of it (literals aside)."""
-    return all(b in ops or b.name == "nnef.constant" for b in built) and used_only_inside(ops)
-
-
-_WINDOWS = ("conv", "max_pool", "avg_pool", "box")
+    return all(b in ops or is_op(b, "constant") for b in built) and used_only_inside(ops)
 
 
 class FoldPadIntoWindow(RewritePattern):
@@ -310,11 +310,11 @@ class FoldPadIntoWindow(RewritePattern):
     window pads with zeros too (border 'constant'): the same numbers are seen."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        name = op.name.removeprefix("nnef.")
-        if name not in _WINDOWS:
+        if not op.has_trait(PadFoldable):
             return
+        name = op.OP_DEF.name
         pad = op_named(op.operands[0], "pad")
-        if pad is None or not single_use(op.operands[0]) or "nnef.layout" in op.attributes:
+        if pad is None or not single_use(op.operands[0]) or is_channel_last(op):
             return  # a channel-last window's padding is not in the pad's axis order
         if attribute(pad, "border") != "constant" or attribute(pad, "value") != 0.0:
             return
@@ -323,7 +323,7 @@ class FoldPadIntoWindow(RewritePattern):
             return
         if attribute(op, "border") != "constant" and any(tuple(p) != (0, 0) for p in padding):
             return
-        if name == "conv":
+        if not op.has_trait(SlidingWindow):  # a convolution: its window leaves batch and channel out
             if any(p != (0, 0) for p in extra[:2]):
                 return  # padding of the batch or channel axis is no window padding
             extra = extra[2:]

@@ -18,7 +18,7 @@ import numpy as np
 from xdsl.ir import Operation, SSAValue
 
 from nnefopt.dialects.nnef import CallOp
-from nnefopt.passes.rewriting import attribute, known_value, op_named
+from nnefopt.passes.rewriting import attribute, is_op, known_value, op_named
 
 
 class LayerNorm(NamedTuple):
@@ -43,7 +43,7 @@ def _scalar(value: SSAValue) -> float | None:
 def _mean(value: SSAValue) -> tuple[SSAValue, list[int], Operation] | None:
     """(source, axes, op) when `value` is a mean over some axes."""
     op = op_named(value, "mean_reduce", "sum_reduce")
-    if op is None or (op.name == "nnef.sum_reduce" and not attribute(op, "normalize")):
+    if op is None or (is_op(op, "sum_reduce") and not attribute(op, "normalize")):
         return None
     return op.input, sorted(attribute(op, "axes")), op
 
@@ -52,10 +52,10 @@ def _square_of(value: SSAValue) -> tuple[SSAValue, Operation] | None:
     op = op_named(value, "sqr", "pow", "mul")
     if op is None:
         return None
-    if op.name == "nnef.sqr":
+    if is_op(op, "sqr"):
         return op.operands[0], op
     x, y = op.operands
-    if op.name == "nnef.pow":
+    if is_op(op, "pow"):
         return (x, op) if _scalar(y) == 2.0 else None
     return (x, op) if x is y else None
 
@@ -75,7 +75,7 @@ def match_layer_norm(value: SSAValue) -> LayerNorm | None:
     if top is None:
         return None
     centered, root = top.operands
-    if top.name == "nnef.div":
+    if is_op(top, "div"):
         root_op = op_named(root, "sqrt")
     else:
         root_op = op_named(root, "rsqrt") or op_named(centered, "rsqrt")
@@ -106,7 +106,7 @@ def match_affine_layer_norm(value: SSAValue) -> LayerNorm | None:
     fragment body ends so)."""
     op = op_named(value, "add", "mul")
     for operand, other in ((op.operands[0], op.operands[1]), (op.operands[1], op.operands[0])) if op else ():
-        if op.name == "nnef.add":
+        if is_op(op, "add"):
             inner = match_affine_layer_norm(operand)
             if inner is not None and inner.offset is None and operand.has_one_use():
                 return inner._replace(ops=[op, *inner.ops], offset=other)
@@ -127,7 +127,7 @@ def _factors(value: SSAValue, ops: list[Operation], root: bool) -> list[SSAValue
 
 
 def _is_erf(op: Operation | None) -> bool:
-    return op is not None and (op.name in ("nnef.erf", "nnef.tract_core_erf")
+    return op is not None and (is_op(op, "erf", "tract_core_erf")
                                or (isinstance(op, CallOp) and op.callee.data == "erf"))
 
 
@@ -137,8 +137,8 @@ def _scaled_by_inverse_sqrt2(value: SSAValue) -> tuple[SSAValue, Operation] | No
     if split is None:
         return None
     x, scalar = split
-    wanted = math.sqrt(2.0) if op.name == "nnef.div" else 1 / math.sqrt(2.0)
-    if op.name == "nnef.div" and op.operands[0] is not x:
+    wanted = math.sqrt(2.0) if is_op(op, "div") else 1 / math.sqrt(2.0)
+    if is_op(op, "div") and op.operands[0] is not x:
         return None
     return (x, op) if math.isclose(scalar, wanted, rel_tol=1e-5) else None
 

@@ -1,8 +1,9 @@
 """layout: convolution, pooling and resampling with channel-last data, in the IR.
 
-`layout{to=nhwc}` (the default) tags every convolution, deconvolution, spatial pooling,
-batch normalization and spatial resampling whose input has rank 3 or more and static
-shapes with `nnef.layout = "nhwc"`. A tagged operation is the NNEF operation with its
+`layout{to=nhwc}` (the default) tags every operation with the ChannelLastCapable trait
+(convolution, deconvolution, spatial pooling, batch normalization, spatial resampling)
+whose input has rank 3 or more and static shapes with the property `layout = "nhwc"`
+(nnefopt/dialects/layout.py). A tagged operation is the NNEF operation with its
 `input` and its result stored channel-last, [N, spatial..., C]; everything else keeps
 its NNEF meaning: filter, bias, per-channel parameters and attributes (size, stride,
 padding, factor...) stay in NNEF's channel-first order.
@@ -12,11 +13,11 @@ transpose(result → channel-first). Then patterns move the channel-first transp
 towards the outputs and cancel them against the next operation's channel-last one:
 
 - a transpose of a transpose is one transpose, or none when they cancel;
-- an element-wise operation whose tensor operands are transposes with the same
+- an element-wise operation (the ElementWise trait) whose tensor operands are transposes with the same
   permutation, known constants (permuted into new weights) or rank-0 values is
   computed before the transpose;
-- so are concat (its axis remapped) and the reductions that keep their rank (their
-  axes remapped).
+- so are concat (its axis remapped) and the reductions that keep their rank (the
+  AxesReduction trait; their axes remapped).
 
 Anything else (reshape, linear, matmul, softmax, a fragment call...) gets the
 channel-first tensor, so transposes remain only next to the graph's inputs and
@@ -39,54 +40,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects.builtin import ModuleOp, StringAttr, TensorType, UnitAttr
+from xdsl.dialects.builtin import ModuleOp, TensorType, UnitAttr
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.rewriter import InsertPoint
 
 from nnefopt.broadcasting import aligned
+from nnefopt.dialects.layout import is_channel_last, set_channel_last
 from nnefopt.dialects.nnef import OPERATIONS, to_attribute
 from nnefopt.dialects.quantization import quantization_of, with_quantization
 from nnefopt.dialects.tensor_names import NAMES, FreshNames, set_tensor_name, tensor_name
 from nnefopt.errors import NNEFError
-from nnefopt.frontend.fused import ACTIVATIONS, fused_name
 from nnefopt.passes import register_pass
 from nnefopt.passes.rewriting import (
     Weights,
     attribute,
     erase_if_dead,
     is_graph_output,
+    is_op,
     known_value,
     op_named,
     replace_value,
     static_shape,
     take_place,
 )
+from nnefopt.traits import AxesReduction, ChannelLastCapable, ElementWise, SlidingWindow
 
-LAYOUT = "nnef.layout"
-CHANNEL_LAST = StringAttr("nhwc")
 _PENDING = "nnef.layout.pending"  # marks the pass's own transposes while it runs
 
-# Operations that get the tag: their first operand is `input`, their one result `output`;
-# the fuse pass's convolutions with their activation too.
-_POOLS = {"box", "max_pool", "avg_pool", "rms_pool"}
-SPATIAL = {"conv", "deconv", "batch_normalization", "nearest_upsample", "nearest_downsample", "area_downsample",
-           "multilinear_upsample", *_POOLS,
-           *(name for name in (fused_name("conv", a) for a in ACTIVATIONS) if name in OPERATIONS)}
-
-# Element-wise operations: every tensor operand broadcasts to the result.
-ELEMENTWISE = {
-    "copy", "neg", "rcp", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "asin", "acos", "atan",
-    "asinh", "acosh", "atanh", "abs", "sign", "not", "floor", "ceil", "round", "sqr", "sqrt", "rsqr", "rsqrt",
-    "log2", "relu", "sigmoid", "softabs", "softplus", "elu", "selu", "gelu", "silu", "leaky_relu", "cast", "erf",
-    "tract_core_erf", "tract_gelu", "tract_core_cast",
-    "add", "sub", "mul", "div", "pow", "lt", "gt", "le", "ge", "eq", "ne", "and", "or", "min", "max", "select",
-    "clamp", "prelu",
-}
-# Reductions that keep the rank; their result does not depend on the order of `axes`
-# (argmax_reduce's index does, over several axes, so it is left out).
-REDUCTIONS = {"sum_reduce", "mean_reduce", "max_reduce", "min_reduce", "any_reduce", "all_reduce"}
+# Which operations the patterns treat how is their traits': ChannelLastCapable ones get
+# the tag (their first operand is `input`, their one result `output`), ElementWise ones
+# and AxesReduction ones (argmax_reduce's index depends on the order of the axes, so it
+# has not that trait) let the transposes through.
 
 
 # ---- permutations -----------------------------------------------------------------------
@@ -121,10 +107,6 @@ def transpose_axes(op: Operation) -> list[int] | None:
         return None
     axes = list(attribute(op, "axes"))
     return axes + list(range(len(axes), len(shape)))
-
-
-def is_channel_last(op: Operation) -> bool:
-    return op.attributes.get(LAYOUT) == CHANNEL_LAST
 
 
 # ---- what the patterns share ------------------------------------------------------------------
@@ -171,12 +153,10 @@ class _Rewrites:
         """`op` with other operands, result type and properties; names and quantization
         entries are left to take_name."""
         attributes = {k: v for k, v in op.attributes.items() if k not in (NAMES, "nnef.dims")}
-        if tag is True:
-            attributes[LAYOUT] = CHANNEL_LAST
-        elif tag is False:
-            attributes.pop(LAYOUT, None)
         new = type(op).create(operands=operands, result_types=[result_type],
                               properties={**op.properties, **(properties or {})}, attributes=attributes)
+        if tag is not None:
+            set_channel_last(new, tag)
         new.location = op.location
         return new
 
@@ -212,7 +192,7 @@ class _Rewrites:
             array = array.reshape(array.shape[:-1])
         suffix = _suffix(inverse(perm))
         owner = value.owner
-        if owner.name == "nnef.constant":
+        if is_op(owner, "constant"):
             flat = array.reshape(-1)
             values = [flat[0].item()] if flat.size and np.all(flat == flat[0]) else flat.tolist()
             new = OPERATIONS["constant"](properties={"shape": to_attribute(list(array.shape)),
@@ -268,13 +248,12 @@ def _spatial_window(op: Operation, rank: int) -> bool:
 
 def eligible(op: Operation) -> bool:
     """Whether `layout{to=nhwc}` tags the operation."""
-    name = op.name.removeprefix("nnef.")
-    if name not in SPATIAL or not op.name.startswith("nnef.") or is_channel_last(op) or len(op.results) != 1:
+    if not op.has_trait(ChannelLastCapable) or is_channel_last(op) or len(op.results) != 1:
         return False
     shape = static_shape(op.operands[0])
     if shape is None or len(shape) < 3 or not _static(op.results[0]):
         return False
-    return name not in _POOLS or _spatial_window(op, len(shape))
+    return not op.has_trait(SlidingWindow) or _spatial_window(op, len(shape))
 
 
 # ---- patterns -----------------------------------------------------------------------------------
@@ -309,7 +288,7 @@ class Compose(RewritePattern):
         self.state = state
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.transpose":
+        if not is_op(op, "transpose"):
             return
         inner = op_named(op.operands[0], "transpose")
         if inner is None or (_PENDING not in op.attributes and _PENDING not in inner.attributes):
@@ -350,8 +329,7 @@ class SinkElementwise(RewritePattern):
         self.state = state
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name.removeprefix("nnef.") not in ELEMENTWISE or not op.name.startswith("nnef.") \
-                or len(op.results) != 1 or not _static(op.results[0]):
+        if not op.has_trait(ElementWise) or len(op.results) != 1 or not _static(op.results[0]):
             return
         state, rank = self.state, len(op.results[0].type.get_shape())
         if rank < 3:
@@ -377,7 +355,7 @@ class SinkReduce(RewritePattern):
         self.state = state
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name.removeprefix("nnef.") not in REDUCTIONS or not _static(op.results[0]):
+        if not op.has_trait(AxesReduction) or not _static(op.results[0]):
             return
         rank = len(op.results[0].type.get_shape())
         t = _moving(self.state, op.operands[0], rank)
@@ -395,7 +373,7 @@ class SinkConcat(RewritePattern):
         self.state = state
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.concat" or not _static(op.results[0]):
+        if not is_op(op, "concat") or not _static(op.results[0]):
             return
         rank = len(op.results[0].type.get_shape())
         moving = [_moving(self.state, v, rank) for v in op.operands]
@@ -448,4 +426,4 @@ def channel_first(module: ModuleOp) -> ModuleOp:
     return copy
 
 
-__all__ = ["Layout", "LAYOUT", "channel_first", "eligible", "is_channel_last", "to_first", "to_last"]
+__all__ = ["Layout", "channel_first", "eligible", "is_channel_last", "to_first", "to_last"]

@@ -36,7 +36,8 @@ from nnefopt.frontend.parser import parse_document
 from nnefopt.frontend.printer import format_fragment
 from nnefopt.frontend.stdlib import is_tract_dialect
 from nnefopt.passes import register_pass
-from nnefopt.passes.rewriting import known_value
+from nnefopt.passes.rewriting import is_op, known_value
+from nnefopt.traits import Biased
 
 _REAL_TYPES = ("", "f16", "f32", "f64")
 
@@ -52,13 +53,13 @@ def _replace(rewriter: PatternRewriter, op: Operation, name: str, operands: list
 
 class LowerExternal(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name == "nnef.tract_core_external":
+        if is_op(op, "tract_core_external"):
             _replace(rewriter, op, "external", [], {"shape": op.properties["shape"]})
 
 
 class LowerCast(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.tract_core_cast":
+        if not is_op(op, "tract_core_cast"):
             return
         to = from_attribute(op.properties["to"]) if "to" in op.properties else ""
         source = op.operands[0]
@@ -78,13 +79,13 @@ class LowerCast(RewritePattern):
 
 class LowerErf(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name == "nnef.tract_core_erf":
+        if is_op(op, "tract_core_erf"):
             _replace(rewriter, op, "erf", [op.operands[0]], {})
 
 
 class LowerNearestResize(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.tract_core_resize":
+        if not is_op(op, "tract_core_resize"):
             return
         props = {k: from_attribute(v) for k, v in op.properties.items() if k != "operandSegmentSizes"}
         if props.get("interpolator") != "nearest" or props.get("coord_transformer") != "asymmetric" \
@@ -109,7 +110,7 @@ class QuantizedAsReal(RewritePattern):
             quant = quantization_of(result)
             if quant is not None and dtype_of(result.type) == "integer":  # the new value keeps its place's name
                 rewriter.replace_value_with_new_type(result, with_quantization(TensorType(f32, result.type.get_shape()), quant))
-        if op.name not in ("nnef.conv", "nnef.deconv", "nnef.linear") or op.bias is None:
+        if not op.has_trait(Biased) or op.bias is None:
             return
         bias, scales = op.bias, [_quant_scale(v) for v in (op.input, op.filter)]
         owner = bias.owner

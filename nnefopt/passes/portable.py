@@ -74,11 +74,13 @@ from nnefopt.passes.rewriting import (
     constant_value,
     create,
     erase_if_dead,
+    is_op,
     is_quantized,
     known_value,
     static_shape,
     take_place,
 )
+from nnefopt.traits import DataMovement
 
 
 class _Names(Weights):
@@ -97,24 +99,22 @@ class _Names(Weights):
         return op
 
 
-# Operations that only move a known array's items: the frontend writes tract's
-# [C_out, C_in, ...] deconv filter as transpose(variable) in the specification's layout.
-_LAYOUT_OPS = ("nnef.transpose", "nnef.reshape", "nnef.squeeze", "nnef.unsqueeze", "nnef.copy")
 
 
 def _known_array(value: SSAValue | None) -> np.ndarray | None:
-    """`known_value`, also through layout operations of a known value; None for
-    anything computed."""
+    """`known_value`, also through operations that only move a known array's items
+    (DataMovement: the frontend writes tract's [C_out, C_in, ...] deconv filter as
+    transpose(variable) in the specification's layout); None for anything computed."""
     shape = None if value is None else static_shape(value)
     if shape is None:
         return None
     owner = value.owner
-    if not isinstance(owner, Operation) or owner.name not in _LAYOUT_OPS:
+    if not isinstance(owner, Operation) or not owner.has_trait(DataMovement):
         return known_value(value)
     source = _known_array(owner.operands[0])
     if source is None:
         return None
-    if owner.name == "nnef.transpose":
+    if is_op(owner, "transpose"):
         axes = list(attribute(owner, "axes"))
         source = source.transpose(axes + list(range(len(axes), source.ndim)))
     return source.reshape(shape)
@@ -141,7 +141,7 @@ class ConstantAsVariable(RewritePattern):
         self.names = names
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.constant" or is_literal(op) or op.parent_op() is None \
+        if not is_op(op, "constant") or is_literal(op) or op.parent_op() is None \
                 or op.parent_op().name != "nnef.graph":
             return
         hint = tensor_name(op.results[0])
@@ -195,7 +195,7 @@ class DeconvAsConv(RewritePattern):
         self.names = names
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        if op.name != "nnef.deconv":
+        if not is_op(op, "deconv"):
             return
         x, result = op.input, op.results[0]
         shapes = [static_shape(x), static_shape(op.filter), static_shape(result)]
@@ -298,7 +298,7 @@ class NearestUpsampleAsTile(RewritePattern):
         self.names = names
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        shape = static_shape(op.input) if op.name == "nnef.nearest_upsample" else None
+        shape = static_shape(op.input) if is_op(op, "nearest_upsample") else None
         if shape is None or static_shape(op.results[0]) is None:
             return
         name = tensor_name(op.results[0]) or "upsample"
@@ -317,7 +317,7 @@ class SplitAsSlices(RewritePattern):
     """split(x, axis, ratios) → one slice per part, over the extent its ratio gives."""
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        shape = static_shape(op.value) if op.name == "nnef.split" else None
+        shape = static_shape(op.value) if is_op(op, "split") else None
         if shape is None:
             return
         axis, ratios = attribute(op, "axis"), list(attribute(op, "ratios"))
@@ -339,7 +339,7 @@ class BatchedLinearAsMatmul(RewritePattern):
         self.names = names
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
-        shape = static_shape(op.input) if op.name == "nnef.linear" else None
+        shape = static_shape(op.input) if is_op(op, "linear") else None
         if shape is None or len(shape) <= 2 or static_shape(op.results[0]) is None \
                 or len(static_shape(op.filter) or ()) != len(shape) \
                 or (op.bias is not None and static_shape(op.bias) is None) \

@@ -40,14 +40,27 @@ from nnefopt.dialects.tensor_names import fresh_name, set_tensor_name, tensor_na
 from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.broadcasting import aligned  # noqa: F401  (the passes' name for it)
 from nnefopt.dtypes import NUMPY_TYPES, dtype_of_array
+from nnefopt.traits import GraphInput
+
+
+def is_op(op: Operation, *names: str) -> bool:
+    """Whether `op` is an instance of one of the op-table operations `names` (`conv`,
+    not `nnef.conv`)."""
+    return any(isinstance(op, OPERATIONS[name]) for name in names)
 
 
 def op_named(value: SSAValue, *names: str) -> Operation | None:
     """The operation defining `value` when it is one of `names` (`conv`, not `nnef.conv`)."""
     owner = value.owner
-    if isinstance(owner, Operation) and owner.name.removeprefix("nnef.") in names:
+    if isinstance(owner, Operation) and is_op(owner, *names):
         return owner
     return None
+
+
+def producer_with(value: SSAValue, trait: type) -> Operation | None:
+    """The operation defining `value` when it has `trait` (an nnefopt.traits class)."""
+    owner = value.owner
+    return owner if isinstance(owner, Operation) and owner.has_trait(trait) else None
 
 
 def is_quantized(value: SSAValue) -> bool:
@@ -60,14 +73,14 @@ def is_known(value: SSAValue) -> bool:
     owner = value.owner
     if not isinstance(owner, Operation) or is_quantized(value):
         return False
-    return owner.name == "nnef.constant" or (owner.name == "nnef.variable" and "nnef.data" in owner.attributes)
+    return is_op(owner, "constant") or (is_op(owner, "variable") and "nnef.data" in owner.attributes)
 
 
 def known_value(value: SSAValue) -> np.ndarray | None:
     if not is_known(value):
         return None
     owner = value.owner
-    if owner.name == "nnef.variable":
+    if is_op(owner, "variable"):
         data = weight_of(owner.attributes["nnef.data"])
         return None if data is None else np.asarray(data)
     return constant_value(owner)
@@ -147,7 +160,7 @@ class Weights:
     @cached_property
     def labels(self) -> set[str]:
         # gathered when the first new weight is named: most pass runs make none
-        return {op.properties["label"].data for op in self.module.walk() if op.name == "nnef.variable"}
+        return {op.properties["label"].data for op in self.module.walk() if is_op(op, "variable")}
 
     def origin(self, variable: Operation) -> str:
         label = from_attribute(variable.properties["label"])
@@ -190,7 +203,7 @@ class Weights:
     def source_label(self, value: SSAValue) -> str:
         """The label of the weight a value was made from, or its name."""
         owner = value.owner
-        if isinstance(owner, Operation) and owner.name == "nnef.variable":
+        if isinstance(owner, Operation) and is_op(owner, "variable"):
             return self.origin(owner)
         return tensor_name(value) or "folded"
 
@@ -206,7 +219,7 @@ def is_graph_output(value: SSAValue) -> bool:
 
 def is_graph_input(value: SSAValue) -> bool:
     owner = value.owner
-    return isinstance(owner, Operation) and owner.name in ("nnef.external", "nnef.tract_core_external")
+    return isinstance(owner, Operation) and owner.has_trait(GraphInput)
 
 
 def replace_value(rewriter: PatternRewriter, old: SSAValue, new: SSAValue) -> bool:
@@ -289,6 +302,7 @@ def single_use(value: SSAValue) -> bool:
     return value.has_one_use()
 
 
-__all__ = ["op_named", "is_quantized", "is_known", "known_value", "constant_value", "static_shape", "attribute",
+__all__ = ["is_op", "op_named", "producer_with",
+           "is_quantized", "is_known", "known_value", "constant_value", "static_shape", "attribute",
            "attributes", "create", "fresh_name", "Weights", "replace_value", "take_place", "replace_op", "rename", "single_use",
            "is_graph_output"]

@@ -4,8 +4,9 @@ An "operation" is a compute operation of the graph: every operation in the body 
 `nnef.graph` except those that only introduce a tensor (`external`, `variable`,
 `constant`, tract's `tract_core_external`) and the `nnef.return` terminator. Fragment
 definitions (`nnef.fragment`) are not counted; an invocation of one (`nnef.call`) is one
-operation. Counting peers' graphs (the Khronos parser's, ONNX) the same way means
-skipping the same tensor-introducing operations: `DATA_OPERATIONS` names them.
+operation. The tensor-introducing operations are those with the TensorSource trait;
+counting peers' graphs (the Khronos parser's, ONNX) the same way means skipping the
+same operations by name: `DATA_OPERATIONS`, derived from the op table.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections import Counter
 from xdsl.dialects.builtin import ModuleOp
 
 from nnefopt.dialects.nnef import CallOp, GraphOp, OpaqueOp, ReturnOp
+from nnefopt.ops import names_with
+from nnefopt.traits import TensorSource
 
 # NNEF operation names that introduce a tensor rather than compute one.
-DATA_OPERATIONS = frozenset({"external", "variable", "constant", "tract_core_external"})
+DATA_OPERATIONS = names_with(TensorSource)
 
 
 def operation_name(op) -> str:
@@ -38,11 +41,9 @@ def operation_histogram(module: ModuleOp) -> Counter:
             continue
         for block in graph.body.blocks:
             for op in block.ops:
-                if isinstance(op, ReturnOp):
+                if isinstance(op, ReturnOp) or op.has_trait(TensorSource):
                     continue
-                name = operation_name(op)
-                if name not in DATA_OPERATIONS:
-                    counts[name] += 1
+                counts[operation_name(op)] += 1
     return counts
 
 
