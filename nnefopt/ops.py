@@ -17,6 +17,7 @@ declaration and its kernel.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -100,6 +101,12 @@ class OpDef:
     @cached_property
     def attribute_params(self) -> list[ast.Param]:
         return [p for p in self.signature.params if not is_tensor_type(p.type)]
+
+    @cached_property
+    def kernel_takes_dtype(self) -> bool:
+        """Whether the kernel computes a result of the dtype it is given (`cast`,
+        `constant`: the generic type argument is the target), by its `dtype` parameter."""
+        return self.kernel is not None and "dtype" in inspect.signature(self.kernel).parameters
 
     @cached_property
     def attribute_defaults(self) -> dict[str, object]:

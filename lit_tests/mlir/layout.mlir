@@ -17,14 +17,14 @@ nnef.graph @conv_chain inputs ["a"] outputs ["y"] {
 // CHECK-LABEL: nnef.graph @conv_chain
 // CHECK:       nnef.transpose %a <{axes = [0, 2, 3, 1]}> {{.*}}-> tensor<1x8x8x4xf32>
 // CHECK-NEXT:  %c1 = nnef.conv
-// CHECK-SAME:  nnef.layout = "nhwc"
+// CHECK-SAME:  layout = "nhwc"}>
 // CHECK-NEXT:  %r = nnef.relu %c1 {{.*}}-> tensor<1x8x8x4xf32>
 // CHECK-NEXT:  %y_nhwc = nnef.conv %r
-// CHECK-SAME:  nnef.layout = "nhwc"
+// CHECK-SAME:  layout = "nhwc"}>
 // CHECK-NEXT:  %y = nnef.transpose %y_nhwc <{axes = [0, 3, 1, 2]}> {{.*}}-> tensor<1x4x8x8xf32>
 // CHECK-NEXT:  nnef.return %y
 // BACK-LABEL:  nnef.graph @conv_chain
-// BACK-NOT:    {{nnef.layout|nnef.transpose}}
+// BACK-NOT:    {{layout = "nhwc"|nnef.transpose}}
 // BACK:        %c1 = nnef.conv %a, %w {{.*}}-> tensor<1x4x8x8xf32>
 // BACK-NEXT:   %r = nnef.relu %c1
 // BACK-NEXT:   %y = nnef.conv %r, %w {{.*}}-> tensor<1x4x8x8xf32>
@@ -48,7 +48,7 @@ nnef.graph @per_channel_add inputs ["a"] outputs ["y"] {
 // CHECK:       %c = nnef.conv
 // CHECK-NEXT:  %s = nnef.add %c, %k_nhwc
 // CHECK-NEXT:  %y_nhwc = nnef.max_pool %s
-// CHECK-SAME:  nnef.layout = "nhwc"
+// CHECK-SAME:  layout = "nhwc"}>
 // CHECK-NEXT:  %y = nnef.transpose %y_nhwc
 
 // -----
@@ -62,9 +62,9 @@ nnef.graph @rank_two_stays inputs ["c"] outputs ["y"] {
 }
 
 // CHECK-LABEL: nnef.graph @rank_two_stays
-// CHECK-NOT:   {{nnef.layout|nnef.transpose}}
+// CHECK-NOT:   {{layout = "nhwc"|nnef.transpose}}
 // CHECK:       %y = nnef.linear %c, %w
-// CHECK-NOT:   {{nnef.layout|nnef.transpose}}
+// CHECK-NOT:   {{layout = "nhwc"|nnef.transpose}}
 // CHECK:       nnef.return
 
 // -----
@@ -77,7 +77,7 @@ nnef.graph @channel_window_stays inputs ["a"] outputs ["y"] {
 
 // A window over channels has no channel-last form.
 // CHECK-LABEL: nnef.graph @channel_window_stays
-// CHECK-NOT:   {{nnef.layout|nnef.transpose}}
+// CHECK-NOT:   {{layout = "nhwc"|nnef.transpose}}
 // CHECK:       %y = nnef.avg_pool %a <{size = [1, 2, 1, 1]
-// CHECK-NOT:   {{nnef.layout|nnef.transpose}}
+// CHECK-NOT:   {{layout = "nhwc"|nnef.transpose}}
 // CHECK:       nnef.return

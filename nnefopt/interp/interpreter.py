@@ -21,7 +21,7 @@ from nnefopt.frontend.fragments import NoMeaning, OperationDomain
 from nnefopt.frontend.model import Model, TensorRef
 from nnefopt.frontend.stdlib import known_operations
 from nnefopt.interp.quantized import real_bias, real_weight, settle
-from nnefopt.ops import has_trait, kernel_of
+from nnefopt.ops import entry_of, has_trait, kernel_of
 from nnefopt.traits import Declaration
 
 
@@ -48,7 +48,7 @@ class ArrayDomain(OperationDomain):
         return value
 
     def call(self, kernel, signature, operands, attribs, type_arg, loc) -> object:
-        if signature.name in ("cast", "constant") and type_arg:  # the generic type is the target
+        if type_arg and entry_of(signature.name) is not None and entry_of(signature.name).kernel_takes_dtype:
             attribs = {**attribs, "dtype": type_arg}
         try:
             return kernel(*operands, **attribs)

@@ -146,7 +146,7 @@ def bind_operation(op: Operation, slot_of: dict[SSAValue, int], domain: ArrayDom
         kernel = entry.kernel
         if kernel is not None and not (signature.body is None or signature is known_operations_of(name)):
             kernel = None
-        if kernel is not None and name in ("cast", "constant") and entry.signature.generic and op.results:
+        if kernel is not None and entry.kernel_takes_dtype and op.results:
             attribs["dtype"] = dtype_of(op.results[0].type)  # the generic type is the target
     if kernel is None and signature.body is None:
         return _failing(NNEFError(f"nnefopt has no kernel for operation '{name}'", loc))
