@@ -7,7 +7,7 @@ it is a pass of its own so that its effect can be seen and tested in the IR.
 - tract_core_cast(x) → copy(x) when the target is a real type or comes from graph.quant
   (a quantized tensor's values are real numbers: graph.quant says how they are
   rounded), cast<type>(x) otherwise
-- tract_core_erf(x) → erf(x), which nnefopt declares in what it writes
+- tract_core_erf(x) → erf(x), which nnefopt declares in what it writes; square(x) → sqr(x)
 - tract_core_resize(x, scales = [1, 1, k, ...]) with the nearest interpolator and the
   'asymmetric' coordinates (floor) → nearest_upsample(x, factor = [k, ...])
 
@@ -81,6 +81,8 @@ class LowerErf(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if is_op(op, "tract_core_erf"):
             _replace(rewriter, op, "erf", [op.operands[0]], {})
+        elif is_op(op, "square"):
+            _replace(rewriter, op, "sqr", [op.operands[0]], {})
 
 
 class LowerNearestResize(RewritePattern):
@@ -130,7 +132,7 @@ def _quant_scale(value) -> float | None:
     return from_attribute(quant.arguments.data["scale"])
 
 
-_BODY_RENAMES = {"tract_core_erf": "erf"}
+_BODY_RENAMES = {"tract_core_erf": "erf", "square": "sqr"}
 
 
 def _lower_fragments(module: ModuleOp) -> None:
