@@ -158,6 +158,12 @@ class GraphBuilder:
             if isinstance(param.type, ast.ArrayType) and not isinstance(value, list):
                 self.lenient(f"attribute '{param.name}' of '{call.name}' is an array; [{value!r}] assumed", loc)
                 value = [value]
+            as_tuples = _arrays_as_tuples(value, param.type)
+            if as_tuples != value or type(as_tuples) is not type(value):
+                # tract writes pad's `padding = [[0, 0], [1, 2]]` for `[(0, 0), (1, 2)]`
+                self.lenient(f"attribute '{param.name}' of '{call.name}' has arrays where its type "
+                             f"{param.type} has tuples; read as tuples", loc)
+                value = as_tuples
             return value
 
         inputs, attribs, explicit = evaluate_arguments(call, signature, evaluator, self.lenient, lenient_attribute)
@@ -466,6 +472,15 @@ def _dtype_of(type_: ast.Type) -> str:
     if isinstance(type_, ast.TensorType) and type_.item.name in ast.PRIMITIVES:
         return type_.item.name
     return "?"
+
+
+def _arrays_as_tuples(value: object, type_: ast.Type) -> object:
+    """`value` with an array where `type_` has a tuple of that length read as the tuple."""
+    if isinstance(type_, ast.ArrayType) and isinstance(value, list):
+        return [_arrays_as_tuples(item, type_.item) for item in value]
+    if isinstance(type_, ast.TupleType) and isinstance(value, (list, tuple)) and len(value) == len(type_.items):
+        return tuple(_arrays_as_tuples(item, t) for item, t in zip(value, type_.items))
+    return value
 
 
 def _renamed(value: object, old: TensorRef, new: TensorRef) -> object:
