@@ -26,6 +26,7 @@ from nnefopt.frontend.tensor_file import TensorHeader
 from nnefopt.ops import has_trait
 from nnefopt.traits import GraphInput, TensorSource
 
+_LITERAL_TYPES = {bool: "logical", int: "integer", float: "scalar"}
 _TRACT_DATUM_TYPES = {"f16": "scalar", "f32": "scalar", "f64": "scalar", "bool": "logical"}
 
 # Reads a variable's data: (label, shape, location) → (header, array, file name for
@@ -100,7 +101,8 @@ class GraphBuilder:
             source = value if isinstance(value, (TensorRef, int, float, bool)) else None
             if source is None or not isinstance(stmt.lhs, ast.Identifier):
                 raise NNEFError("the left-hand side does not match the value assigned", stmt.loc)
-            self.add_operation("copy", None, {"x": source}, {}, {"y": self.define(stmt.lhs, "?")}, stmt.loc, {"x"})
+            dtype = self.tensors[source].dtype if isinstance(source, TensorRef) else _LITERAL_TYPES[type(source)]
+            self.add_operation("copy", None, {"x": source}, {}, {"y": self.define(stmt.lhs, dtype)}, stmt.loc, {"x"})
 
     def is_fresh_temporary(self, value: object) -> bool:
         return isinstance(value, TensorRef) and value.startswith("_t") and value in self.operations[-1].output_names()
