@@ -104,3 +104,26 @@ def test_tract_runs_the_export(corpus, tmp_path, name):
     assert len(outputs) == len(expected)
     for actual, reference in zip(outputs, expected):
         np.testing.assert_allclose(np.asarray(actual, np.float64), reference, rtol=1e-4, atol=case.tolerance)
+
+
+OPAQUE = """version 1.0;
+extension tract_registry tract_core;
+graph G( x ) -> ( y )
+{
+    x = external(shape = [2]);
+    y = tract_core_unknown(x, pairs = [('a', 1), ('b', 2)], flat = [1, 2]);
+}
+"""
+
+
+def test_tuples_of_an_undeclared_operation_stay_tuples(tmp_path):
+    """No declaration gives their types: the attribute itself must keep tuples apart."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "graph.nnef").write_text(OPAQUE)
+    module = nnefopt.parse_mlir(nnefopt.to_mlir(_load(tmp_path / "in")))
+    nnefopt.save(module, tmp_path / "out")
+    text = (tmp_path / "out" / "graph.nnef").read_text()
+    assert "pairs = [('a', 1), ('b', 2)]" in text
+    assert "flat = [1, 2]" in text
+    nnefopt.save(_load(tmp_path / "out"), tmp_path / "again")
+    assert (tmp_path / "again" / "graph.nnef").read_text() == text
