@@ -27,6 +27,7 @@ from nnefopt.dialects.nnef import (
     weight_attribute,
 )
 from nnefopt.dialects.quantization import quantization, with_quantization
+from nnefopt.dialects.attributes import tuple_preserving_attribute
 from nnefopt.dialects.tensor_names import set_tensor_name
 from nnefopt.dtypes import dtype_of_literal
 from nnefopt.frontend.model import Model, Operation as ModelOperation, TensorRef
@@ -118,9 +119,11 @@ class _Importer:
     def generic(self, op: ModelOperation, result_types: list) -> Operation:
         names = [k for k, v in op.inputs.items() if v is not None]
         flat = [self.operand(op.inputs[k]) for k in names]
+        # Without a declaration only the attribute itself tells a tuple from an array.
+        encode = to_attribute if op.signature is not None else tuple_preserving_attribute
         properties = {
             "operand_names": to_attribute(names),
-            "args": DictionaryAttr({k: to_attribute(v) for k, v in op.attribs.items()}),
+            "args": DictionaryAttr({k: encode(v) for k, v in op.attribs.items()}),
         }
         if op.signature is None:
             cls, properties["op_name"] = OpaqueOp, StringAttr(op.name)

@@ -121,7 +121,8 @@ def _check_channel_bias(bias: Shape | None, channels) -> None:
 @shape_rule("copy", "neg", "rcp", "exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "asin", "acos",
             "atan", "asinh", "acosh", "atanh", "abs", "sign", "not", "floor", "ceil", "round", "sqr", "sqrt",
             "rsqr", "rsqrt", "log2", "relu", "sigmoid", "softabs", "softplus", "elu", "selu", "gelu", "silu",
-            "leaky_relu", "cast", "erf", "tract_core_erf", "tract_gelu", "tract_core_cast")
+            "leaky_relu", "cast", "erf", "tract_core_erf", "tract_gelu", "tract_core_cast", "tract_core_rms_norm",
+            "square")
 def unary(x: Shape, **_) -> Shape:
     return tuple(x)
 
@@ -373,6 +374,22 @@ def tract_resize(input: Shape, scales=None, sizes=None, **_) -> Shape:
     _require(sizes is not None and sizes.size == len(input),
              "tract_core_resize needs 'scales' or 'sizes' of the input's rank")
     return tuple(int(s) for s in sizes.reshape(-1))
+
+
+@shape_rule("tract_core_downsample")
+def tract_downsample(input: Shape, *, axis, stride, modulo=0) -> Shape:
+    _check_axes(len(input), [axis])
+    _check_positive("stride", [stride])
+    shape = list(input)
+    shape[axis] = _ceil_div(_clamp(shape[axis] - modulo, 0, shape[axis]), stride)
+    return tuple(shape)
+
+
+@shape_rule("tract_core_gather")
+def tract_gather(input: Shape, indices: Shape, *, axis) -> Shape:
+    _require(-len(input) <= axis < len(input), f"axis {axis} out of range for rank {len(input)}")
+    axis = axis % len(input)
+    return (*input[:axis], *indices, *input[axis + 1:])
 
 
 # ---- reductions and normalizations -------------------------------------------------------------

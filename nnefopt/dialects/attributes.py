@@ -35,6 +35,20 @@ def to_attribute(value: object) -> Attribute:
     raise TypeError(f"no attribute for {value!r}")
 
 
+def tuple_preserving_attribute(value: object) -> Attribute:
+    """As to_attribute, with each tuple as {tuple = [...]}: for the arguments of an
+    operation nnefopt has no declaration of, whose types cannot tell tuples from arrays
+    (tract's `output = [("acc_out", "last", 0, 1)]`)."""
+    if isinstance(value, tuple):
+        return DictionaryAttr({_TUPLE: ArrayAttr([tuple_preserving_attribute(v) for v in value])})
+    if isinstance(value, list):
+        return ArrayAttr([tuple_preserving_attribute(v) for v in value])
+    return to_attribute(value)
+
+
+_TUPLE = "tuple"
+
+
 def _key(value: object) -> tuple | None:
     """A hashable key telling apart what to_attribute tells apart (True, 1 and 1.0 are
     equal in Python, not as attributes); None for what is not worth a key."""
@@ -76,6 +90,10 @@ def from_attribute(attr: Attribute, type_: ast.Type | None = None) -> object:
         return attr.data
     if isinstance(attr, DictionaryAttr) and "dim" in attr.data:
         return symbolic_dim(attr.data["dim"].data)
+    if isinstance(attr, DictionaryAttr) and _TUPLE in attr.data and isinstance(attr.data[_TUPLE], ArrayAttr):
+        items = attr.data[_TUPLE].data
+        types = type_.items if isinstance(type_, ast.TupleType) else [None] * len(items)
+        return tuple(from_attribute(a, t) for a, t in zip(items, types))
     if isinstance(attr, ArrayAttr):
         if isinstance(type_, ast.TupleType):
             return tuple(from_attribute(a, t) for a, t in zip(attr.data, type_.items))

@@ -26,6 +26,7 @@ from nnefopt.frontend.tensor_file import TensorHeader
 from nnefopt.ops import has_trait
 from nnefopt.traits import GraphInput, TensorSource
 
+_LITERAL_TYPES = {bool: "logical", int: "integer", float: "scalar"}
 _TRACT_DATUM_TYPES = {"f16": "scalar", "f32": "scalar", "f64": "scalar", "bool": "logical"}
 
 # Reads a variable's data: (label, shape, location) → (header, array, file name for
@@ -93,12 +94,15 @@ class GraphBuilder:
         self.pending = None
         if isinstance(stmt.lhs, ast.Identifier) and self.is_fresh_temporary(value):
             self.rename(value, stmt.lhs)  # `y = a + b;`: the last operation's result is y
+        elif isinstance(stmt.lhs, ast.Identifier) and literal_array_type(value) is not None:
+            self.literal_tensor(value, stmt.lhs, stmt.loc)  # tract writes `c = [0.5];`
         elif not self.names_match(stmt.lhs, value):
             # `y = x;` or `y = 1.0;`: the value has no operation of its own to carry the name.
             source = value if isinstance(value, (TensorRef, int, float, bool)) else None
             if source is None or not isinstance(stmt.lhs, ast.Identifier):
                 raise NNEFError("the left-hand side does not match the value assigned", stmt.loc)
-            self.add_operation("copy", None, {"x": source}, {}, {"y": self.define(stmt.lhs, "?")}, stmt.loc, {"x"})
+            dtype = self.tensors[source].dtype if isinstance(source, TensorRef) else _LITERAL_TYPES[type(source)]
+            self.add_operation("copy", None, {"x": source}, {}, {"y": self.define(stmt.lhs, dtype)}, stmt.loc, {"x"})
 
     def is_fresh_temporary(self, value: object) -> bool:
         return isinstance(value, TensorRef) and value.startswith("_t") and value in self.operations[-1].output_names()
@@ -156,6 +160,12 @@ class GraphBuilder:
             if isinstance(param.type, ast.ArrayType) and not isinstance(value, list):
                 self.lenient(f"attribute '{param.name}' of '{call.name}' is an array; [{value!r}] assumed", loc)
                 value = [value]
+            as_tuples = _arrays_as_tuples(value, param.type)
+            if as_tuples != value or type(as_tuples) is not type(value):
+                # tract writes pad's `padding = [[0, 0], [1, 2]]` for `[(0, 0), (1, 2)]`
+                self.lenient(f"attribute '{param.name}' of '{call.name}' has arrays where its type "
+                             f"{param.type} has tuples; read as tuples", loc)
+                value = as_tuples
             return value
 
         inputs, attribs, explicit = evaluate_arguments(call, signature, evaluator, self.lenient, lenient_attribute)
@@ -188,6 +198,8 @@ class GraphBuilder:
             return value
         if isinstance(value, (bool, int, float)):
             return check_attribute(value, type_.item, f"argument '{param.name}' of '{call.name}'", loc)
+        if literal_array_type(value) is not None:  # tract: `tract_core_cast([4, 0], to = 'i64')`
+            return self.literal_tensor(value, None, loc)
         raise NNEFError(f"argument '{param.name}' of '{call.name}' must be a tensor, found {value!r}", loc)
 
     def tensors_as_values(self, call, param, value, loc) -> object:
@@ -259,11 +271,32 @@ class GraphBuilder:
                 raise NNEFError("expected an identifier on the left-hand side", target.loc)
             name, loc = target.name, target.loc
             if name in self.env:
-                raise NNEFError(f"identifier '{name}' is already defined at {self.tensors[name].loc}", loc)
+                self.rebind(name, loc)
         ref = TensorRef(name)
         self.env[name] = ref
         self.tensors[name] = Tensor(name, dtype, loc=loc)
         return ref
+
+    def rebind(self, name: str, loc: Location) -> None:
+        """tract's writer assigns a name twice (`y = matmul(...); ...; y = y_unmerge;`) and
+        means the later value; the earlier tensor takes a fresh name everywhere it is used."""
+        tensor = self.tensors.get(name)
+        if not self.tract or tensor is None or name in self.graph.inputs:
+            where = tensor.loc if tensor is not None else "a fragment or symbol"
+            raise NNEFError(f"identifier '{name}' is already defined at {where}", loc)
+        self.lenient(f"identifier '{name}' is assigned again (defined at {tensor.loc}); the later value is used", loc)
+        index = 1
+        while f"{name}_{index}" in self.env:
+            index += 1
+        fresh = TensorRef(f"{name}_{index}")
+        del self.env[name], self.tensors[name]
+        tensor.name = fresh
+        self.env[fresh], self.tensors[fresh] = fresh, tensor
+        old = TensorRef(name)
+        for op in self.operations:
+            for values in (op.inputs, op.outputs):
+                for key, value in values.items():
+                    values[key] = _renamed(value, old, fresh)
 
     def add_operation(self, name, type_arg, inputs, attribs, outputs, loc, explicit, signature=None) -> Operation:
         if signature is None:
@@ -287,6 +320,18 @@ class GraphBuilder:
         values = list(op.outputs.values())
         return values[0] if len(values) == 1 else tuple(values)
 
+    def literal_tensor(self, value: list, target: ast.Identifier | None, loc: Location) -> TensorRef:
+        """A literal array where a tensor belongs (the specification has only scalar
+        literals there; tract writes arrays): a `constant` of the array's shape."""
+        self.lenient("a literal array as a tensor; read as a constant", loc)
+        dtype = literal_array_type(value)
+        array = np.asarray(value, dtype=NUMPY_TYPES[dtype])
+        attribs = {"shape": list(array.shape), "value": array.reshape(-1).tolist()}
+        outputs = {"output": self.define(target, dtype)}
+        op = self.add_operation("constant", dtype, {}, attribs, outputs, loc, {"shape", "value", EXPLICIT_TYPE})
+        self.materialize(op)
+        return outputs["output"]
+
     # ---- data of variables and constants ------------------------------------------
 
     def materialize(self, op: Operation) -> None:
@@ -302,6 +347,11 @@ class GraphBuilder:
     def load_variable(self, op: Operation) -> None:
         tensor = self.tensors[op.outputs["output"]]
         label, shape = op.attribs["label"], tuple(op.attribs["shape"])
+        if label.startswith("/") and label.strip("/"):
+            # tract writes labels rooted at the model folder ('/conv1/Conv.bias'): the
+            # specification's labels are relative paths, and that is what is read and written.
+            self.lenient(f"variable label '{label}' is rooted; read as '{label.lstrip('/')}' in the model folder", op.loc)
+            label = op.attribs["label"] = label.lstrip("/")
         if self.load_tensor is None:
             return
         header, data, file, origin = self.load_tensor(label, shape, op.loc)
@@ -382,6 +432,36 @@ class _ValueEvaluator(Evaluator):
         return node.value
 
 
+def literal_array_type(value: object) -> str | None:
+    """The NNEF type of a non-empty rectangular array of literals of one kind, else None."""
+    if not isinstance(value, list) or not value:
+        return None
+    kinds, shapes = set(), set()
+    stack = [(value, 0)]
+    while stack:  # iterative: a deeply nested literal must not exhaust the stack
+        item, depth = stack.pop()
+        if isinstance(item, list):
+            if not item:
+                return None
+            shapes.add((depth, len(item)))
+            stack.extend((x, depth + 1) for x in item)
+        elif isinstance(item, bool):
+            kinds.add(("logical", depth))
+        elif isinstance(item, int) and not isinstance(item, TensorRef):
+            kinds.add(("integer", depth))
+        elif isinstance(item, float):
+            kinds.add(("scalar", depth))
+        else:
+            return None
+    depths = {depth for _, depth in kinds}
+    names = {name for name, _ in kinds}
+    if len(depths) != 1 or len({d for d, _ in shapes}) != len(shapes):
+        return None  # ragged, or items at several depths
+    if names <= {"integer", "scalar"} and "scalar" in names:
+        return "scalar"  # `[1, 0.5]`: a real array
+    return names.pop() if len(names) == 1 else None
+
+
 def _generic_item(type_: ast.Type) -> bool:
     while isinstance(type_, ast.ArrayType):
         type_ = type_.item
@@ -394,6 +474,23 @@ def _dtype_of(type_: ast.Type) -> str:
     if isinstance(type_, ast.TensorType) and type_.item.name in ast.PRIMITIVES:
         return type_.item.name
     return "?"
+
+
+def _arrays_as_tuples(value: object, type_: ast.Type) -> object:
+    """`value` with an array where `type_` has a tuple of that length read as the tuple."""
+    if isinstance(type_, ast.ArrayType) and isinstance(value, list):
+        return [_arrays_as_tuples(item, type_.item) for item in value]
+    if isinstance(type_, ast.TupleType) and isinstance(value, (list, tuple)) and len(value) == len(type_.items):
+        return tuple(_arrays_as_tuples(item, t) for item, t in zip(value, type_.items))
+    return value
+
+
+def _renamed(value: object, old: TensorRef, new: TensorRef) -> object:
+    if isinstance(value, TensorRef):
+        return new if value == old else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_renamed(item, old, new) for item in value)
+    return value
 
 
 def _flatten(value: object) -> list:

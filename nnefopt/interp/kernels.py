@@ -7,7 +7,7 @@ live in families, one module each; importing those modules here fills the regist
 from __future__ import annotations
 
 from . import (  # noqa: F401
-    kernels_elementwise, kernels_reduce, kernels_resize, kernels_roi, kernels_tensor, kernels_window,
+    kernels_elementwise, kernels_reduce, kernels_resize, kernels_roi, kernels_tensor, kernels_tract, kernels_window,
 )
 from .registry import KERNELS, kernel
 

@@ -6,8 +6,9 @@ it is a pass of its own so that its effect can be seen and tested in the IR.
 - tract_core_external(shape, datum_type) → external<type>(shape)
 - tract_core_cast(x) → copy(x) when the target is a real type or comes from graph.quant
   (a quantized tensor's values are real numbers: graph.quant says how they are
-  rounded), cast<type>(x) otherwise
-- tract_core_erf(x) → erf(x), which nnefopt declares in what it writes
+  rounded), cast<type>(x) otherwise; a cast to f16 stays, as no standard operation
+  rounds to half precision (a copy would lose that rounding)
+- tract_core_erf(x) → erf(x), which nnefopt declares in what it writes; square(x) → sqr(x)
 - tract_core_resize(x, scales = [1, 1, k, ...]) with the nearest interpolator and the
   'asymmetric' coordinates (floor) → nearest_upsample(x, factor = [k, ...])
 
@@ -39,7 +40,8 @@ from nnefopt.passes import register_pass
 from nnefopt.passes.rewriting import is_op, known_value
 from nnefopt.traits import Biased
 
-_REAL_TYPES = ("", "f16", "f32", "f64")
+_REAL_TYPES = ("", "f32", "f64")
+_ROUNDING_TYPES = ("f16",)  # real types narrower than an NNEF scalar
 
 
 def _replace(rewriter: PatternRewriter, op: Operation, name: str, operands: list, properties: dict) -> None:
@@ -63,6 +65,8 @@ class LowerCast(RewritePattern):
             return
         to = from_attribute(op.properties["to"]) if "to" in op.properties else ""
         source = op.operands[0]
+        if to in _ROUNDING_TYPES:
+            return
         if to not in _REAL_TYPES and dtype_of(op.results[0].type) != "scalar":
             _replace(rewriter, op, "cast", [source], {})
         elif dtype_of(source.type) in ("scalar", "?"):
@@ -81,6 +85,8 @@ class LowerErf(RewritePattern):
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if is_op(op, "tract_core_erf"):
             _replace(rewriter, op, "erf", [op.operands[0]], {})
+        elif is_op(op, "square"):
+            _replace(rewriter, op, "sqr", [op.operands[0]], {})
 
 
 class LowerNearestResize(RewritePattern):
@@ -130,7 +136,7 @@ def _quant_scale(value) -> float | None:
     return from_attribute(quant.arguments.data["scale"])
 
 
-_BODY_RENAMES = {"tract_core_erf": "erf"}
+_BODY_RENAMES = {"tract_core_erf": "erf", "square": "sqr"}
 
 
 def _lower_fragments(module: ModuleOp) -> None:

@@ -206,7 +206,9 @@ class DeconvAsConv(RewritePattern):
         border = attribute(op, "border")
         geometry = _geometry(op, *shapes)
         bias = op.bias
-        uniform = bias is None or is_literal(bias.owner) or math.prod(static_shape(bias) or (0,)) == 1
+        bias_shape = None if bias is None else static_shape(bias)
+        # a rank-0 bias (tract's `c_bias = 0.0;`) is one value for all channels too
+        uniform = bias is None or is_literal(bias.owner) or (bias_shape is not None and math.prod(bias_shape) == 1)
         bias_values = None if uniform else _known_array(bias)  # one per channel, to repeat per tap
         if _is_depth_to_space(geometry) and (uniform or bias_values is not None):
             new_ops = self.depth_to_space(op, weights, bias_values, geometry)
