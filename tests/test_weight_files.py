@@ -4,11 +4,13 @@ passes computed) are encoded; an archive's files, gone after loading, are encode
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pytest
+from xdsl.dialects.builtin import StringAttr
 
 import nnefopt
-from nnefopt.errors import NNEFWarning
+from nnefopt.errors import NNEFError, NNEFWarning
 from nnefopt.export import folder
 from tests.models import SHARED
 
@@ -82,3 +84,16 @@ def test_an_mlir_file_carries_the_weights(tmp_path, model, variant):
     (output,) = nnefopt.run(again, inputs).values()
     np.testing.assert_array_equal(output, expected)
     assert "dialect_resources" not in nnefopt.to_mlir(again)  # a terminal gets the IR alone
+
+
+@pytest.mark.parametrize("label", ["../escaped", "/tmp/nnefopt-escaped", "a/../../escaped", ""])
+def test_a_label_that_leaves_the_folder_is_refused_and_nothing_is_written(tmp_path, label):
+    """A label comes from the model (NNEF text, MLIR): it names a file inside the output."""
+    module = nnefopt.load(SHARED / "mlp_digits" / "t2n")
+    variable = next(op for op in module.walk() if op.name == "nnef.variable")
+    variable.properties["label"] = StringAttr(label)
+    out = tmp_path / "out" / "model"
+    with pytest.raises(NNEFError, match="is not a path inside the model folder"):
+        nnefopt.save(module, out)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+    assert not Path("/tmp/nnefopt-escaped.dat").exists() and not (tmp_path / "out" / "escaped.dat").exists()

@@ -11,7 +11,7 @@ import os
 import shutil
 import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from nnefopt.dialects.weights import missing_weight
 from nnefopt.errors import Location, NNEFError
@@ -49,10 +49,17 @@ def save_model(model: Model, destination: str | Path) -> None:
 
 
 def _require_weights(model: Model) -> None:
-    """A variable without data would be a graph.nnef naming a file that is not there."""
+    """A variable without data would be a graph.nnef naming a file that is not there; a
+    label that leaves the folder (absolute, or through `..`) would write outside it."""
     for op in model.operations:
-        if op.name == "variable" and model.tensors[op.outputs["output"]].data is None:
-            raise missing_weight(op.attribs["label"], op.loc)
+        if op.name != "variable":
+            continue
+        label = op.attribs["label"]
+        parts = PurePosixPath(label).parts
+        if not parts or PurePosixPath(label).is_absolute() or ".." in parts or "\\" in label:
+            raise NNEFError(f"variable label '{label}' is not a path inside the model folder", op.loc)
+        if model.tensors[op.outputs["output"]].data is None:
+            raise missing_weight(label, op.loc)
 
 
 def _write_folder(model: Model, folder: Path) -> None:
