@@ -151,8 +151,13 @@ def select(condition, true_value, false_value):
 @kernel("clamp")
 def clamp(x, a, b):
     x, a, b = operands(x, a, b)
-    lower = np.where(x < b, x, b)
-    return np.where(lower > a, lower, a)
+    if np.isnan(a).any() or np.isnan(b).any():
+        lower = np.where(x < b, x, b)
+        return np.where(lower > a, lower, a)
+    # Bounds that are numbers: fmin/fmax give the spec's select on NaN inputs (the
+    # bound) and on ties (the second operand), in place, at half the passes.
+    out = np.fmin(x, b)
+    return np.fmax(out, a, out=out) if np.broadcast_shapes(out.shape, a.shape) == out.shape else np.fmax(out, a)
 
 
 @kernel("add_n")
@@ -216,7 +221,7 @@ _ERFC_ASYMPTOTIC = [(-1) ** n * math.prod(range(1, 2 * n, 2)) for n in range(8)]
 _UNARY = {
     "copy": _keep(np.copy), "neg": _keep(np.negative), "abs": _keep(np.abs),
     "sign": _keep(np.sign), "not": _keep(np.logical_not),
-    "sqr": _keep(lambda x: x * x), "relu": _keep(lambda x: np.where(x > 0, x, np.zeros((), x.dtype))),
+    "sqr": _keep(lambda x: x * x), "relu": _keep(lambda x: np.fmax(x, np.zeros((), x.dtype))),  # select(x > 0, x, 0): NaN and -0 give 0
     "floor": _rounding(np.floor), "ceil": _rounding(np.ceil), "round": _rounding(nnef_round),
     "exp": _float(np.exp), "log": _float(np.log), "log2": _float(np.log2),
     "sin": _float(np.sin), "cos": _float(np.cos), "tan": _float(np.tan),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .kernels_elementwise import accumulating, average, floating, operands
@@ -15,9 +17,10 @@ def _axes(axes):
 @kernel("sum_reduce")
 def sum_reduce(input, axes, normalize=False):
     x = np.asarray(input)
+    axes = _axes(axes)
     # Integers sum in int32, the spec's `integer`; floats in their own precision.
-    total = np.sum(x, axis=_axes(axes), keepdims=True, dtype=np.int32 if x.dtype.kind in "iub" else x.dtype)
-    return average(total, int(np.prod([x.shape[a] for a in _axes(axes)]))) if normalize else total
+    total = np.sum(x, axis=axes, keepdims=True, dtype=np.int32 if x.dtype.kind in "iub" else x.dtype)
+    return average(total, math.prod(x.shape[a] for a in axes)) if normalize else total
 
 
 @kernel("mean_reduce")
