@@ -107,6 +107,26 @@ def matmul(A, B, transposeA=False, transposeB=False):
     return np.matmul(np.swapaxes(A, -1, -2) if transposeA else A, np.swapaxes(B, -1, -2) if transposeB else B)
 
 
+def _prepare_matmul(known, attribs):
+    """matmul of float operands of fixed shapes and one dtype: their conversion to the
+    accumulator's type known to be none (the IR interpreter's plan asks)."""
+    (shape_a, dtype_a, _), (shape_b, dtype_b, _) = known
+    if None in (shape_a, shape_b, dtype_a, dtype_b) or np.dtype(dtype_a).kind != "f" or dtype_a != dtype_b:
+        return None
+    shape_a, shape_b = tuple(shape_a), tuple(shape_b)
+    transpose_a, transpose_b = attribs.get("transposeA", False), attribs.get("transposeB", False)
+
+    def prepared(A, B):
+        if A.dtype != dtype_a or B.dtype != dtype_b or A.shape != shape_a or B.shape != shape_b:
+            return matmul(A, B, **attribs)
+        return np.matmul(np.swapaxes(A, -1, -2) if transpose_a else A, np.swapaxes(B, -1, -2) if transpose_b else B)
+
+    return prepared
+
+
+matmul.prepare = _prepare_matmul
+
+
 @kernel("linear")
 def linear(input, filter, bias=0.0):
     # Output features are the last axis; torch-to-nnef writes batched (rank-3) linears for tract.
