@@ -1,6 +1,7 @@
 """One operation of the IR bound to what computes it, once: its kernel (or its fragment
-body, walked by the interpreter's ArrayDomain), its attribute values decoded, its operands
-and results as indices into a flat list of values.
+body, walked once into bound steps by body_plan, else per run by the interpreter's
+ArrayDomain), its attribute values decoded, its operands and results as indices into a
+flat list of values.
 
 `bind_operation` gives a function `step(values)` that reads the operands from `values`
 and writes the results into it. The IR interpreter's plan binds every operation of the
