@@ -205,3 +205,66 @@ def test_inputs_are_checked_by_name_and_shape():
         plan.run({"other": np.zeros((1, 64), np.float32)})
     with pytest.raises(NNEFError, match="has shape \\[2, 64\\], the graph declares \\[1, 64\\]"):
         plan.run({"input": np.zeros((2, 64), np.float32)})
+
+
+FRAGMENTS = """version 1.0;
+extension KHR_enable_fragment_definitions;
+extension KHR_enable_operator_expressions;
+
+fragment centred( x: tensor<scalar>, k: integer ) -> ( y: tensor<scalar> )
+{
+    mean, variance = moments(x, axes = [k + 0]);
+    y = (x - mean) / sqrt(variance + 0.5) * scaled(x, factor = 2.0 * k);
+}
+
+fragment scaled( x: tensor<scalar>, factor: scalar ) -> ( y: tensor<scalar> )
+{
+    y = factor * abs(x) + 1.0;
+}
+
+fragment sized( x: tensor<scalar> ) -> ( y: tensor<scalar> )
+{
+    y = reshape(x, shape = [shape_of(x)[1], shape_of(x)[0]]);
+}
+
+graph G( input ) -> ( output, other )
+{
+    input = external<scalar>(shape = [2, 3]);
+    output = centred(input, k = 1);
+    other = sized(output);
+}
+"""
+
+
+def test_fragment_bodies_compiled_once_compute_what_their_walk_computes(tmp_path, monkeypatch):
+    from nnefopt.interp import ir_binding
+
+    (tmp_path / "graph.nnef").write_text(FRAGMENTS)
+    x = np.random.default_rng(3).standard_normal((2, 3)).astype(np.float32)
+    compiled = Plan(load(tmp_path)).run({"input": x})
+    monkeypatch.setattr(ir_binding, "compile_body", lambda *args: None)  # every body walked per run
+    walked = Plan(load(tmp_path)).run({"input": x})
+    for name in ("output", "other"):
+        np.testing.assert_array_equal(compiled[name], walked[name])
+    mean = x.mean(axis=1, keepdims=True)
+    expected = (x - mean) / np.sqrt(x.var(axis=1, keepdims=True) + 0.5) * (2.0 * np.abs(x) + 1.0)
+    np.testing.assert_allclose(compiled["output"], expected, rtol=1e-5)
+    assert compiled["other"].shape == (3, 2)
+
+
+def test_a_compiled_body_keeps_being_right_when_its_shapes_change(tmp_path):
+    from nnefopt.interp.body_plan import Slot, compile_body
+
+    (tmp_path / "graph.nnef").write_text(FRAGMENTS)
+    plan = Plan(load(tmp_path))
+    signature = plan.domain.signatures["scaled"]
+    run = compile_body(plan.domain, signature, [Slot(0, None)], {"factor": 3.0}, None)
+    for shape in [(2, 3), (4,), (2, 3)]:  # the first run prepares its kernels for (2, 3)
+        x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+        np.testing.assert_allclose(run([x]), 3.0 * np.abs(x) + 1.0, rtol=1e-6)
+    sized = compile_body(plan.domain, plan.domain.signatures["sized"], [Slot(0, None)], {}, None)
+    assert sized is None  # the shape of a tensor unknown ahead of the run: walked per run
+    static = compile_body(plan.domain, plan.domain.signatures["sized"], [Slot(0, (2, 3))], {}, None)
+    assert static([np.zeros((2, 3), np.float32)]).shape == (3, 2)
+    centred = compile_body(plan.domain, plan.domain.signatures["centred"], [Slot(0, (2, 3))], {"k": 1}, None)
+    assert centred is not None  # a tuple of results and a nested fragment are compiled

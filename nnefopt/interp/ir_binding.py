@@ -1,6 +1,7 @@
 """One operation of the IR bound to what computes it, once: its kernel (or its fragment
-body, walked by the interpreter's ArrayDomain), its attribute values decoded, its operands
-and results as indices into a flat list of values.
+body, walked once into bound steps by body_plan, else per run by the interpreter's
+ArrayDomain), its attribute values decoded, its operands and results as indices into a
+flat list of values.
 
 `bind_operation` gives a function `step(values)` that reads the operands from `values`
 and writes the results into it. The IR interpreter's plan binds every operation of the
@@ -29,6 +30,7 @@ from nnefopt.frontend.binder import is_absent
 from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.frontend.fragments import NoMeaning, known_operations_of
 from nnefopt.frontend.model import Quantization
+from nnefopt.interp.body_plan import Slot, compile_body
 from nnefopt.interp.interpreter import ArrayDomain
 from nnefopt.dialects.layout import is_channel_last
 from nnefopt.traits import Declaration
@@ -164,7 +166,7 @@ def bind_operation(op: Operation, slot_of: dict[SSAValue, int], domain: ArrayDom
             prepared = prepare(_known(op, operands, slot_of, constants), attribs)  # takes the tensors alone
         compute = _kernel_call(kernel, operands, attribs) if prepared is None else _kernel_call(prepared, operands, {})
     else:
-        compute = _body_call(domain, signature, operands, attribs, loc)
+        compute = _body_call(domain, signature, operands, attribs, loc, _static_shapes(op, slot_of))
     if back is not None:
         inner = compute
         compute = lambda values: back(inner(values))  # noqa: E731
@@ -248,9 +250,34 @@ def _kernel_call(kernel: Callable, operands: list, attribs: dict) -> Callable[[l
     return lambda values: kernel(*gather(values))
 
 
-def _body_call(domain: ArrayDomain, signature, operands: list, attribs: dict, loc) -> Callable[[list], object]:
+def _body_call(domain: ArrayDomain, signature, operands: list, attribs: dict, loc,
+               shapes: dict[int, tuple | None]) -> Callable[[list], object]:
+    """A fragment body: compiled once into steps when the walk can be done ahead of the
+    run (body_plan), else walked per run."""
+    if not any(isinstance(o, _Transposed) for o in operands):
+        compiled = compile_body(domain, signature, [_body_operand(o, shapes) for o in operands], attribs, loc)
+        if compiled is not None:
+            return compiled
     gather = _gather(operands)
     return lambda values: domain.run_body(signature, list(gather(values)), dict(attribs), loc)
+
+
+def _body_operand(item: object, shapes: dict[int, tuple | None]) -> object:
+    if isinstance(item, _Literal):
+        return item.value
+    if isinstance(item, list):
+        return [_body_operand(i, shapes) for i in item]
+    return Slot(item, shapes.get(item))
+
+
+def _static_shapes(op: Operation, slot_of: dict[SSAValue, int]) -> dict[int, tuple | None]:
+    """Each operand's static shape by its slot (None where a dimension is dynamic)."""
+    shapes = {}
+    for value in op.operands:
+        if value in slot_of and isinstance(value.type, TensorType):
+            shape = tuple(value.type.get_shape())
+            shapes[slot_of[value]] = None if any(d < 0 for d in shape) else shape
+    return shapes
 
 
 def _channel_last(op: Operation, operands: list) -> tuple[list, Callable[[object], object]]:

@@ -33,6 +33,7 @@ from nnefopt.interp.ir_binding import (
     quant_entry,
     weight_value,
 )
+from nnefopt.interp.kernels_elementwise import QUIET_FLOATS
 from nnefopt.interp.quantized import bind_settle
 
 Listener = Callable[[SSAValue, np.ndarray, Operation], None]
@@ -107,6 +108,13 @@ class Plan:
         for name, slot, settle in self._input_slots:
             values[slot] = checked[name] if settle is None else settle(checked[name])
         hooks = [getattr(listener, "on_value", listener) for listener in listeners]
+        # Kernels ignore floating-point warnings (an overflow gives inf, as in C); set once
+        # here, prepared kernels need not set it per call.
+        with np.errstate(**QUIET_FLOATS):
+            self._run_steps(values, hooks)
+        return {name: values[slot] for name, slot in self.outputs}
+
+    def _run_steps(self, values: list, hooks: list) -> None:
         if hooks:
             for op, step, results in self.trace:
                 if step is not None:
@@ -117,7 +125,6 @@ class Plan:
         else:
             for step in self.steps:
                 step(values)
-        return {name: values[slot] for name, slot in self.outputs}
 
 
 def _computed_now(step: Callable[[list], None], template: list) -> bool:

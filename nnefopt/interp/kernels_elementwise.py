@@ -18,6 +18,11 @@ from nnefopt.dtypes import NUMPY_TYPES, TRACT_DATUM_TYPES
 
 from .registry import kernel
 
+# Floating-point warnings the kernels silence: an overflow gives inf, 0/0 NaN, as in C.
+# A prepared kernel (`kernel.prepare`) runs under the IR interpreter's plan, which sets
+# them once per run, so it does not set them per call.
+QUIET_FLOATS = {"divide": "ignore", "invalid": "ignore", "over": "ignore"}
+
 # NNEF type names of `cast<T>` / `constant<T>` and tract's datum type names.
 DTYPES = {**NUMPY_TYPES, **TRACT_DATUM_TYPES}
 
@@ -110,7 +115,7 @@ _BINARY = {
 def _binary_kernel(name, function):
     @kernel(name)
     def binary(x, y):
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        with np.errstate(**QUIET_FLOATS):
             return np.asarray(function(*operands(x, y)))  # 0-d results stay arrays
 
     def prepare(known, attribs):
@@ -124,12 +129,11 @@ def _binary_kernel(name, function):
         rank = max(len(shape_x), len(shape_y))
         aligned_x, aligned_y = (tuple(s) + (1,) * (rank - len(s)) for s in (shape_x, shape_y))
 
-        def prepared(x, y):
+        def prepared(x, y):  # under the plan's QUIET_FLOATS
             if x.dtype != dtype_x or y.dtype != dtype_y or x.shape != shape_x or y.shape != shape_y:
                 return binary(x, y)
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                return np.asarray(function(x.reshape(aligned_x).astype(dtype, copy=False),
-                                           y.reshape(aligned_y).astype(dtype, copy=False)))
+            return np.asarray(function(x.reshape(aligned_x).astype(dtype, copy=False),
+                                       y.reshape(aligned_y).astype(dtype, copy=False)))
 
         return prepared
 
@@ -151,8 +155,39 @@ def select(condition, true_value, false_value):
 @kernel("clamp")
 def clamp(x, a, b):
     x, a, b = operands(x, a, b)
-    lower = np.where(x < b, x, b)
-    return np.where(lower > a, lower, a)
+    if np.isnan(a).any() or np.isnan(b).any():
+        lower = np.where(x < b, x, b)
+        return np.where(lower > a, lower, a)
+    # Bounds that are numbers: fmin/fmax give the spec's select on NaN inputs (the
+    # bound) and on ties (the second operand), in place, at half the passes.
+    return _clamp_between(x, a, b)
+
+
+def _clamp_between(x, a, b):
+    out = np.fmin(x, b)
+    return np.fmax(out, a, out=out) if np.broadcast_shapes(out.shape, a.shape) == out.shape else np.fmax(out, a)
+
+
+def _prepare_clamp(known, attribs):
+    """clamp of an input of fixed shape and dtype between known bounds that are numbers:
+    the bounds aligned and converted once (the IR interpreter's plan asks)."""
+    (shape, dtype, _), (_, _, a), (_, _, b) = known
+    if shape is None or dtype is None or a is None or b is None:
+        return None
+    x, low, high = operands(np.zeros(shape, dtype), a, b)
+    if x.shape != tuple(shape) or x.dtype != dtype or np.isnan(low).any() or np.isnan(high).any() \
+            or np.broadcast_shapes(x.shape, low.shape, high.shape) != x.shape:
+        return None
+
+    def prepared(input, a, b):
+        if input.dtype == dtype and input.shape == shape:
+            return _clamp_between(input, low, high)
+        return clamp(input, a, b)
+
+    return prepared
+
+
+clamp.prepare = _prepare_clamp
 
 
 @kernel("add_n")
@@ -216,7 +251,7 @@ _ERFC_ASYMPTOTIC = [(-1) ** n * math.prod(range(1, 2 * n, 2)) for n in range(8)]
 _UNARY = {
     "copy": _keep(np.copy), "neg": _keep(np.negative), "abs": _keep(np.abs),
     "sign": _keep(np.sign), "not": _keep(np.logical_not),
-    "sqr": _keep(lambda x: x * x), "relu": _keep(lambda x: np.where(x > 0, x, np.zeros((), x.dtype))),
+    "sqr": _keep(lambda x: x * x), "relu": _keep(lambda x: np.fmax(x, np.zeros((), x.dtype))),  # select(x > 0, x, 0): NaN and -0 give 0
     "floor": _rounding(np.floor), "ceil": _rounding(np.ceil), "round": _rounding(nnef_round),
     "exp": _float(np.exp), "log": _float(np.log), "log2": _float(np.log2),
     "sin": _float(np.sin), "cos": _float(np.cos), "tan": _float(np.tan),

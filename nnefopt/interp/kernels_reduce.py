@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .kernels_elementwise import accumulating, average, floating, operands
@@ -15,9 +17,10 @@ def _axes(axes):
 @kernel("sum_reduce")
 def sum_reduce(input, axes, normalize=False):
     x = np.asarray(input)
+    axes = _axes(axes)
     # Integers sum in int32, the spec's `integer`; floats in their own precision.
-    total = np.sum(x, axis=_axes(axes), keepdims=True, dtype=np.int32 if x.dtype.kind in "iub" else x.dtype)
-    return average(total, int(np.prod([x.shape[a] for a in _axes(axes)]))) if normalize else total
+    total = np.sum(x, axis=axes, keepdims=True, dtype=np.int32 if x.dtype.kind in "iub" else x.dtype)
+    return average(total, math.prod(x.shape[a] for a in axes)) if normalize else total
 
 
 @kernel("mean_reduce")
@@ -102,6 +105,26 @@ def batch_normalization(input, mean, variance, offset, scale, epsilon):
 def matmul(A, B, transposeA=False, transposeB=False):
     A, B = accumulating(A, B)
     return np.matmul(np.swapaxes(A, -1, -2) if transposeA else A, np.swapaxes(B, -1, -2) if transposeB else B)
+
+
+def _prepare_matmul(known, attribs):
+    """matmul of float operands of fixed shapes and one dtype: their conversion to the
+    accumulator's type known to be none (the IR interpreter's plan asks)."""
+    (shape_a, dtype_a, _), (shape_b, dtype_b, _) = known
+    if None in (shape_a, shape_b, dtype_a, dtype_b) or np.dtype(dtype_a).kind != "f" or dtype_a != dtype_b:
+        return None
+    shape_a, shape_b = tuple(shape_a), tuple(shape_b)
+    transpose_a, transpose_b = attribs.get("transposeA", False), attribs.get("transposeB", False)
+
+    def prepared(A, B):
+        if A.dtype != dtype_a or B.dtype != dtype_b or A.shape != shape_a or B.shape != shape_b:
+            return matmul(A, B, **attribs)
+        return np.matmul(np.swapaxes(A, -1, -2) if transpose_a else A, np.swapaxes(B, -1, -2) if transpose_b else B)
+
+    return prepared
+
+
+matmul.prepare = _prepare_matmul
 
 
 @kernel("linear")

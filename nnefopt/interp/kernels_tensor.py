@@ -59,6 +59,28 @@ def squeeze(input, axes):
     return input.reshape([n for i, n in enumerate(input.shape) if i not in axes])
 
 
+def _prepare_reshaping(reshaping):
+    """For a kernel that is `input.reshape(shape worked out from input.shape)`: the
+    shape worked out once for an input of fixed shape (the IR interpreter's plan asks)."""
+
+    def prepare(known, attribs):
+        ((shape, _, _),) = known
+        if shape is None:
+            return None
+        shape = tuple(shape)
+        try:
+            target = reshaping(np.empty(shape, np.uint8), **attribs).shape
+        except (ValueError, TypeError, IndexError):
+            return None  # the run says what is wrong
+
+        def prepared(input):
+            return input.reshape(target) if input.shape == shape else reshaping(input, **attribs)
+
+        return prepared
+
+    reshaping.prepare = prepare
+
+
 @kernel("unsqueeze")
 def unsqueeze(input, axes):
     # Singleton dims are inserted one after the other in the order the axes are listed.
@@ -66,6 +88,10 @@ def unsqueeze(input, axes):
     for axis in axes:
         shape.insert(axis, 1)
     return input.reshape(shape)
+
+
+for _reshaping in (reshape, squeeze, unsqueeze):
+    _prepare_reshaping(_reshaping)
 
 
 @kernel("transpose")

@@ -118,42 +118,79 @@ def _bias_adder(bias, dtype, rank):
     return lambda output: output + bias
 
 
+def _windows(shape, dtype, size, stride, dilation, counts):
+    """The function giving, for a padded input of `shape` [n, c, *spatial], the view
+    [n, c, *counts, *size] of its windows: strides worked out once for a contiguous
+    input (numpy's sliding_window_view otherwise, which checks its arguments per call)."""
+    rank = len(size)
+    itemsize = np.dtype(dtype).itemsize
+    contiguous = [math.prod(shape[i + 1:]) * itemsize for i in range(len(shape))]
+    view_shape = (*shape[:2], *counts, *size)
+    strides = (*contiguous[:2], *(contiguous[2 + i] * s for i, s in enumerate(stride)),
+               *(contiguous[2 + i] * d for i, d in enumerate(dilation)))
+    spans = [(k - 1) * d + 1 for k, d in zip(size, dilation)]
+    select = (slice(None),) * 2 + tuple(slice(None, None, s) for s in stride) + \
+        tuple(slice(None, None, d) for d in dilation)
+    axes = tuple(range(2, 2 + rank))
+    shape, dtype = tuple(shape), np.dtype(dtype)
+
+    def windows(padded):
+        if padded.flags.c_contiguous and padded.shape == shape and padded.dtype == dtype:
+            return np.ndarray(view_shape, dtype, padded, 0, strides)
+        return sliding_window_view(padded, spans, axis=axes)[select]
+
+    return windows
+
+
 def _grouped_conv(shape, filter, groups, stride, dilation, counts):
     """im2col over a strided window view, then one matmul per group: the function doing
     it to a padded input of `shape`."""
     n, channels = shape[:2]
     size, rank = filter.shape[2:], filter.ndim - 2
-    spans = [(k - 1) * d + 1 for k, d in zip(size, dilation)]
-    axes = tuple(range(2, 2 + rank))
-    select = (slice(None),) * 2 + tuple(slice(None, None, s) for s in stride) + \
-        tuple(slice(None, None, d) for d in dilation)
+    windows = _windows(shape, filter.dtype, size, stride, dilation, counts)
     split = (n, groups, channels // groups, *counts, *size)
-    # [n, g, cg, *out, *k] -> [g, n * out, cg * k]: the one copy im2col makes.
-    order = (1, 0) + tuple(range(3, 3 + rank)) + (2,) + tuple(range(3 + rank, 3 + 2 * rank))
-    flat = (groups, n * math.prod(counts), -1)
+    # [n, g, cg, *out, *k] -> [g, cg * k, n * out]: the one copy im2col makes, whose
+    # innermost run is a row of the input (a strided row, under a stride).
+    order = (1, 2) + tuple(range(3 + rank, 3 + 2 * rank)) + (0,) + tuple(range(3, 3 + rank))
+    flat = (groups, -1, n * math.prod(counts))
     weights = filter.reshape(groups, filter.shape[0] // groups, -1).transpose(0, 2, 1)
     grouped = (groups, n, *counts, -1)
     back = (1, 0, 2 + rank) + tuple(range(2, 2 + rank))
     result_shape = (n, filter.shape[0], *counts)
 
     def apply(padded):
-        view = sliding_window_view(padded, spans, axis=axes)[select].reshape(split)
-        columns = view.transpose(order).reshape(flat)
-        return (columns @ weights).reshape(grouped).transpose(back).reshape(result_shape)
+        columns = windows(padded).reshape(split).transpose(order).reshape(flat).transpose(0, 2, 1)
+        # Made contiguous: every later operation reads it faster so.
+        return np.ascontiguousarray((columns @ weights).reshape(grouped).transpose(back)).reshape(result_shape)
 
     return apply
 
 
+# Below this many output positions per channel, a depthwise conv is one matmul per channel
+# of the window view rather than a loop over taps (whose per-tap calls then dominate).
+_SMALL_DEPTHWISE = 256
+
+
 def _depthwise_conv(shape, filter, stride, dilation, counts):
-    """Each output channel reads one input channel: accumulate tap by tap. The function
-    doing it to a padded input of `shape`."""
+    """Each output channel reads one input channel: the function doing it to a padded
+    input of `shape`."""
     n, channels = shape[:2]
     multiplier = filter.shape[0] // channels
     rank = filter.ndim - 2
     weights = filter.reshape(channels, multiplier, -1)
+    accumulated, result_shape = (n, channels, multiplier, *counts), (n, channels * multiplier, *counts)
+    if math.prod(counts) < _SMALL_DEPTHWISE:
+        windows = _windows(shape, filter.dtype, filter.shape[2:], stride, dilation, counts)
+        flat_windows = (n, channels, math.prod(counts), -1)
+        window_weights = np.ascontiguousarray(weights.transpose(0, 2, 1))  # [c, k, multiplier]
+
+        def product(padded):
+            taps = windows(padded).reshape(flat_windows)  # the im2col copy, small here
+            return np.ascontiguousarray((taps @ window_weights).transpose(0, 1, 3, 2)).reshape(result_shape)
+
+        return product
     taps = [((slice(None), slice(None), None) + where, weights[:, :, flat].reshape((channels, multiplier) + (1,) * rank))
             for flat, where in _taps(filter.shape[2:], stride, dilation, counts)]
-    accumulated, result_shape = (n, channels, multiplier, *counts), (n, channels * multiplier, *counts)
 
     def apply(padded):
         output = np.zeros(accumulated, padded.dtype)
