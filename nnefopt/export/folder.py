@@ -16,7 +16,7 @@ from pathlib import Path
 from nnefopt.dialects.weights import missing_weight
 from nnefopt.errors import Location, NNEFError
 from nnefopt.export.nnef_text import format_model, format_quantization
-from nnefopt.frontend.bundle import ARCHIVE_SUFFIXES
+from nnefopt.frontend.bundle import ARCHIVE_SUFFIXES, label_problem
 from nnefopt.frontend.model import Model
 from nnefopt.frontend.tensor_file import write_tensor
 
@@ -69,6 +69,9 @@ def _write_folder(model: Model, folder: Path) -> None:
         if label in written:
             continue
         written.add(label)
+        problem = label_problem(label)
+        if problem:
+            raise NNEFError(problem, op.loc)
         path = folder / f"{label}.dat"
         path.parent.mkdir(parents=True, exist_ok=True)
         header = tensor.header
