@@ -35,6 +35,8 @@ def set_tensor_name(value: SSAValue, name: str | None) -> None:
         return
     op, index = value.op, value.index
     names = op.attributes.get(NAMES)
+    if names is None and hint == name:
+        return  # nothing to list: naming each of 10,000 results stays O(1), not O(results)
     entries = [e.data for e in names.data] if isinstance(names, ArrayAttr) else []
     entries += [""] * (len(op.results) - len(entries))
     entries[index] = "" if hint == name else name

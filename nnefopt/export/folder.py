@@ -11,12 +11,12 @@ import os
 import shutil
 import tarfile
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from nnefopt.dialects.weights import missing_weight
 from nnefopt.errors import Location, NNEFError
 from nnefopt.export.nnef_text import format_model, format_quantization
-from nnefopt.frontend.bundle import ARCHIVE_SUFFIXES
+from nnefopt.frontend.bundle import ARCHIVE_SUFFIXES, label_problem
 from nnefopt.frontend.model import Model
 from nnefopt.frontend.tensor_file import write_tensor
 
@@ -49,15 +49,16 @@ def save_model(model: Model, destination: str | Path) -> None:
 
 
 def _require_weights(model: Model) -> None:
-    """A variable without data would be a graph.nnef naming a file that is not there; a
-    label that leaves the folder (absolute, or through `..`) would write outside it."""
+    """Before anything is written: a variable without data would be a graph.nnef naming a
+    file that is not there; a label that cannot name a file in the folder (too long, or
+    leaving it: absolute, `..`) would fail midway or write outside it."""
     for op in model.operations:
         if op.name != "variable":
             continue
         label = op.attribs["label"]
-        parts = PurePosixPath(label).parts
-        if not parts or PurePosixPath(label).is_absolute() or ".." in parts or "\\" in label:
-            raise NNEFError(f"variable label '{label}' is not a path inside the model folder", op.loc)
+        problem = label_problem(label)
+        if problem:
+            raise NNEFError(problem, op.loc)
         if model.tensors[op.outputs["output"]].data is None:
             raise missing_weight(label, op.loc)
 

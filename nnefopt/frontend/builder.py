@@ -125,21 +125,24 @@ class GraphBuilder:
 
     def check_interface(self) -> None:
         graph = self.graph
+        # One pass over the operations, not one per input: a graph of 10,000 inputs.
+        producers: dict[str, Operation] = {}
+        for op in self.operations:
+            for output in op.output_names():
+                producers.setdefault(output, op)
+        inputs = set(graph.inputs)
         for name in graph.inputs:
-            producer = self.producer_of(name)
+            producer = producers.get(name)
             if producer is None:
                 raise NNEFError(f"graph input '{name}' is never assigned", graph.loc)
             if not has_trait(producer.name, GraphInput):
                 raise NNEFError(f"graph input '{name}' must be defined by 'external', not '{producer.name}'", producer.loc)
         for op in self.operations:
-            if has_trait(op.name, GraphInput) and op.outputs["output"] not in graph.inputs:
+            if has_trait(op.name, GraphInput) and op.outputs["output"] not in inputs:
                 raise NNEFError(f"'{op.outputs['output']}' is an external but not a graph input", op.loc)
         for name in graph.outputs:
             if name not in self.tensors:
                 raise NNEFError(f"graph output '{name}' is never assigned", graph.loc)
-
-    def producer_of(self, name: str) -> Operation | None:
-        return next((op for op in self.operations if name in op.output_names()), None)
 
     # ---- operations -------------------------------------------------------------
 
@@ -373,7 +376,9 @@ class GraphBuilder:
             )
         dtype = NUMPY_TYPES.get(tensor.dtype, np.float32)
         if len(values) == 1:
-            tensor.data = np.full(shape, values[0], dtype=dtype)
+            # One value fills the shape: a read-only view of it, not a copy per element,
+            # so a constant that declares 2^31 elements costs nothing until computed with.
+            tensor.data = np.broadcast_to(np.asarray(values[0], dtype=dtype), shape)
         else:
             tensor.data = np.asarray(values, dtype=dtype).reshape(shape)
 

@@ -21,6 +21,26 @@ MAX_MEMBERS = 100_000
 MAX_UNPACKED_BYTES = 16 * 2**30
 
 
+MAX_FILE_NAME = 255  # bytes of one path component: NAME_MAX of Linux, macOS and Windows file systems
+
+
+def label_problem(label: str) -> str | None:
+    """Why a variable label cannot name its `.dat` file, or None: each of its folders and
+    its file name (with `.dat`) must fit a file system's name limit. Messages show the
+    label's start only: a label may be 10,000 characters. A label is a path inside the
+    model folder: not empty or absolute, no `.` or `..` parts, no backslash or NUL."""
+    shown = label if len(label) <= 60 else f"{label[:60]}..."
+    parts = label.split("/")
+    if {"", ".", ".."} & set(parts) or "\\" in label or "\0" in label:
+        return f"variable label '{shown}' must name a file inside the model folder"
+    parts[-1] += ".dat"
+    longest = max(len(part.encode("utf-8", "surrogatepass")) for part in parts)
+    if longest <= MAX_FILE_NAME:
+        return None
+    return (f"variable label '{shown}' ({len(label)} characters) makes a file name of {longest} bytes; "
+            f"file systems allow at most {MAX_FILE_NAME}")
+
+
 class ModelSource:
     """The model's files on disk; `close()` (or leaving the `with`) removes any unpacked copy."""
 
@@ -40,11 +60,11 @@ class ModelSource:
 
     def tensor_path(self, label: str) -> Path:
         """The .dat file of a variable's label, which must stay inside the model folder."""
-        parts = PurePosixPath(label).parts
-        if not parts or label.startswith("/") or ".." in parts or "\\" in label or "\0" in label:
-            raise NNEFError(f"variable label '{label}' must name a file inside the model folder",
-                            Location(self.display(self.graph_path)))
-        return self.root.joinpath(*parts[:-1], parts[-1] + ".dat")
+        problem = label_problem(label)
+        if problem:
+            raise NNEFError(problem, Location(self.display(self.graph_path)))
+        *folders, name = label.split("/")
+        return self.root.joinpath(*folders, name + ".dat")
 
     @property
     def lasting(self) -> bool:

@@ -283,7 +283,8 @@ def _replacing(path: Path):
     """A new file beside `path` that replaces it only once complete: readers (and
     memory maps of the old file) never see half a tensor. Created with the umask's
     permissions, unlike mkstemp's owner-only ones."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    # The name's start only: a temporary name must fit where the final name just does.
+    temporary = path.with_name(f".{path.name[:100]}.{secrets.token_hex(6)}.tmp")
     os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield temporary

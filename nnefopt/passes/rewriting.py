@@ -149,6 +149,9 @@ def _inferred_types(entry, operands: list, attribs: dict) -> list[Attribute]:
     return [TensorType(first.type.element_type, list(shape))]
 
 
+MAX_HINT = 60  # characters of a new weight's label taken from its hint (4 UTF-8 bytes each at most)
+
+
 class Weights:
     """New weights of one pass run: variables (or, for one value of rank 0, a literal)
     whose labels no variable of the module already uses."""
@@ -167,7 +170,9 @@ class Weights:
         return self.origins.get(label, label)
 
     def label(self, hint: str) -> str:
-        return fresh_name(hint, self.labels)
+        # A hint is a tensor's name or a label, and may be 10,000 characters: a label
+        # names a file, so keep it well inside a file name's 255 bytes.
+        return fresh_name(hint[:MAX_HINT], self.labels)
 
     def new(self, array: np.ndarray, hint: str, like: Operation | None = None) -> Operation:
         array = np.asarray(array)
