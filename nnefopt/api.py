@@ -39,7 +39,9 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
     """A module from MLIR text, in the custom format `to_mlir` prints, the generic one,
     or both mixed."""
     from nnefopt.export.mlir_weights import adopt_weights
+    from nnefopt.mlir_text import check_string_literals
 
+    check_string_literals(text, name)
     parser = Parser(context(), text, name)
     try:
         try:

@@ -9,6 +9,7 @@ a warning that names the place, or refused when `strict` is set.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
@@ -26,6 +27,8 @@ from nnefopt.frontend.tensor_file import TensorHeader
 from nnefopt.ops import has_trait
 from nnefopt.traits import GraphInput, TensorSource
 
+# Elements a declared shape may count: numpy's sizes and strides are 64-bit.
+MAX_ELEMENTS = 2**62
 _TRACT_DATUM_TYPES = {"f16": "scalar", "f32": "scalar", "f64": "scalar", "bool": "logical"}
 
 # Reads a variable's data: (label, shape, location) → (header, array, file name for
@@ -294,6 +297,8 @@ class GraphBuilder:
             shape = op.attribs["shape"]
             if any(isinstance(d, bool) or not isinstance(d, (int, sympy.Expr)) or (isinstance(d, int) and d < 0) for d in shape):
                 raise NNEFError(f"shape of '{op.name}' must be non-negative integers, found {shape}", op.loc)
+            if math.prod(d for d in shape if isinstance(d, int)) > MAX_ELEMENTS:
+                raise NNEFError(f"shape of '{op.name}' has more than 2^62 elements: {shape}", op.loc)
         if op.name == "variable":
             self.load_variable(op)
         elif op.name == "constant":
@@ -323,7 +328,9 @@ class GraphBuilder:
             )
         dtype = NUMPY_TYPES.get(tensor.dtype, np.float32)
         if len(values) == 1:
-            tensor.data = np.full(shape, values[0], dtype=dtype)
+            # One value fills the shape: a read-only view of it, not a copy per element,
+            # so a constant that declares 2^31 elements costs nothing until computed with.
+            tensor.data = np.broadcast_to(np.asarray(values[0], dtype=dtype), shape)
         else:
             tensor.data = np.asarray(values, dtype=dtype).reshape(shape)
 

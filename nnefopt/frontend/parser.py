@@ -30,6 +30,10 @@ _TYPE_NAMES = set(ast.PRIMITIVES)
 _GENERIC_ARGS = _TYPE_NAMES | {"?"}
 
 
+# The largest integer NNEF text may spell: a signed 64-bit integer's.
+INTEGER_MAX = 2**63 - 1
+
+
 class Parser:
     def __init__(self, text: str, file: str):
         self.file = file
@@ -99,7 +103,7 @@ class Parser:
         self.expect("version", "at the start of the document")
         token = self.token
         major, dot, minor = token.text.partition(".")
-        if token.kind != "real" or not (major.isdigit() and minor.isdigit()):
+        if token.kind != "real" or not (major.isdigit() and minor.isdigit()) or len(token.text) > 20:
             raise self.error(f"expected a version number such as 1.0, found {_describe(token)}")
         self.pos += 1
         self.expect(";", "after the version")
@@ -315,6 +319,15 @@ class Parser:
             expr = ast.Subscript(expr, begin, end, is_range, loc)
         return expr
 
+    def integer(self, token: Token) -> int:
+        """An integer literal; NNEF engines hold integers in 64 bits, and Python refuses to
+        convert more than 4300 digits: a longer literal is refused before either."""
+        digits = token.text.lstrip("0")
+        if len(digits) > 19 or int(digits or "0") > INTEGER_MAX:
+            shown = token.text if len(token.text) <= 30 else f"{token.text[:20]}... ({len(token.text)} digits)"
+            raise self.error(f"integer literal {shown} does not fit in 64 bits", token)
+        return int(digits or "0")
+
     def primary(self) -> ast.Expr:
         token = self.token
         loc = self.loc()
@@ -322,7 +335,7 @@ class Parser:
         if kind == "real" or kind == "integer":
             self.pos += 1
             if kind == "integer":
-                return ast.Literal(int(token.text), "integer", loc)
+                return ast.Literal(self.integer(token), "integer", loc)
             return ast.Literal(float(token.text), "scalar", loc)
         if kind == "string":
             self.pos += 1
