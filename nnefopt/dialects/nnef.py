@@ -122,7 +122,10 @@ class GraphOp(IRDLOperation):
         for op in block.ops:
             for operand in op.operands:
                 owner = operand.owner
-                if isinstance(owner, Operation) and owner.parent is block and owner not in earlier:
+                if not isinstance(owner, Operation) or owner.parent is not block:
+                    raise VerifyException(f"'{op.name}' uses %{operand.name_hint or '?'}, which is defined "
+                                          "outside the graph")
+                if owner not in earlier:
                     raise VerifyException(f"'{op.name}' uses %{operand.name_hint or '?'} before the operation "
                                           "that defines it")
             earlier.add(op)

@@ -173,7 +173,9 @@ class Parser:
 
     def type(self) -> ast.Type:
         if self.accept("("):
+            self.enter()
             items = self.listing(")", self.type, "tuple types")
+            self.nesting -= 1
             type_: ast.Type = ast.TupleType(tuple(items))
         elif self.accept("tensor"):
             item = ""
@@ -186,7 +188,11 @@ class Parser:
             type_ = ast.PrimitiveType("?")
         else:
             type_ = ast.PrimitiveType(self.type_name())
+        depth = 0
         while self.at("[") and self.peek().text == "]":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise self.error(f"type nested more than {MAX_NESTING} levels deep")
             self.pos += 2
             type_ = ast.ArrayType(type_)
         return type_
@@ -228,8 +234,17 @@ class Parser:
         loc = self.loc()
         for open_, close, node in (("[", "]", ast.ArrayExpr), ("(", ")", ast.TupleExpr)):
             if self.accept(open_):
-                return node(self.listing(close, self.lvalue, "left-hand side items"), loc)
+                self.enter()
+                items = self.listing(close, self.lvalue, "left-hand side items")
+                self.nesting -= 1
+                return node(items, loc)
         return ast.Identifier(self.identifier("an identifier on the left-hand side"), loc)
+
+    def enter(self) -> None:
+        """One level deeper into brackets: bounded, so that recursion never runs out."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.error(f"nested more than {MAX_NESTING} levels deep")
 
     def listing(self, close: str, item, what: str) -> list:
         """Comma-separated items up to `close` (consumed); the list may be empty."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.fuzzing.isolate import OUTCOMES, Result, run_batch
+from tests.fuzzing import targets as targets_module
 from tests.fuzzing.targets import TARGETS, Corpus
 
 FAILURES = {"crash", "hang", "memory", "roundtrip"}
@@ -48,7 +49,8 @@ class Report:
 
 class Campaign:
     def __init__(self, seed: int = 0, targets: list[str] | None = None, models: list[str] | None = None,
-                 failures_dir: Path | None = None, work_dir: Path | None = None):
+                 failures_dir: Path | None = None, work_dir: Path | None = None, full_oracle: bool = True):
+        targets_module.FULL_ORACLE = full_oracle  # read in the forked children
         self.seed = seed
         self.targets = targets or list(TARGETS)
         unknown = set(self.targets) - set(TARGETS)

@@ -53,8 +53,12 @@ class Corpus:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.modules = {n: nnefopt.load(f) for n, f in self.folders.items()}
-            self.mlir_texts = {n: nnefopt.to_mlir(m, weights=True) for n, m in self.modules.items()}
-            self.generic_texts = {n: nnefopt.to_mlir(m, weights=True, generic=True) for n, m in self.modules.items()}
+            # Locations name the seed files without the temporary root: an input replays
+            # from (seed, index) alone.
+            self.mlir_texts = {n: nnefopt.to_mlir(m, weights=True).replace(str(root), "")
+                               for n, m in self.modules.items()}
+            self.generic_texts = {n: nnefopt.to_mlir(m, weights=True, generic=True).replace(str(root), "")
+                                  for n, m in self.modules.items()}
             self.tensor_names = {n: [name for name in _names(t)] for n, t in self.graph_texts.items()}
 
 
@@ -74,6 +78,11 @@ def _tar_bytes(folder: Path) -> bytes:
 # ---- the oracle -------------------------------------------------------------------
 
 
+# The test suite's short run checks the custom MLIR format and one NNEF write and read;
+# the campaign (FULL_ORACLE) the generic format too and the NNEF fixed point.
+FULL_ORACLE = True
+
+
 def round_trip(module, work: Path) -> None:
     """Optimize with the default pipeline; then what nnefopt writes must read back to the
     same module: MLIR text (custom and generic, with weights) exactly, and an NNEF folder
@@ -82,7 +91,7 @@ def round_trip(module, work: Path) -> None:
     from nnefopt.errors import NNEFError
 
     nnefopt.optimize(module, "default")
-    for generic in (False, True):
+    for generic in (False, True) if FULL_ORACLE else (False,):
         text = nnefopt.to_mlir(module, weights=True, generic=generic)
         try:
             again = nnefopt.to_mlir(nnefopt.parse_mlir(text, "rt.mlir"), weights=True, generic=generic)
@@ -98,6 +107,8 @@ def round_trip(module, work: Path) -> None:
         except NNEFError as exc:
             raise RoundTripFailure(f"NNEF written does not read back: {exc}") from None
         texts.append(nnefopt.to_mlir(loaded, weights=True).replace(str(work / step), "<out>"))
+        if step == "rt1" and not FULL_ORACLE:
+            return
         if step == "rt1":
             try:
                 nnefopt.save(loaded, work / "rt2")
