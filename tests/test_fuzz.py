@@ -70,7 +70,7 @@ def test_harness_kills_a_hang():
     started = time.monotonic()
     result = _classify(lambda: time.sleep(60))
     assert result.outcome == "hang"
-    assert time.monotonic() - started < 30
+    assert time.monotonic() - started < 60
 
 
 def test_harness_bounds_memory():

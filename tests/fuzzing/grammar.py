@@ -22,7 +22,20 @@ def _shape(rng: random.Random, rank: int | None = None) -> list[int]:
     return [rng.choice([1, 1, 2, 3, 4]) for _ in range(rank)]
 
 
+# Operations whose kernels fold-constants runs on constant operands (of any rank: the
+# wrong ranks are the point).
+MORE = ["conv({x}, {y})", "deconv({x}, {y})", "argmax_reduce({x}, axes = [0])", "mean_reduce({x}, axes = [0])",
+        "tile({x}, repeats = {ones})", "stack([{x}, {y}], axis = 0)", "box({x}, size = {ones})",
+        "nearest_upsample({x}, factor = [2])", "matmul({x}, {y}, transposeA = true)", "local_response_normalization("
+        "{x}, size = {ones})", "batch_normalization({x}, {y}, {y}, {y}, {y}, epsilon = 0.0)", "l2_normalization({x}, "
+        "axes = [0])", "avg_pool({x}, size = {ones}, border = 'constant')", "gather({x}, {y}, axis = 0)",
+        "split({x}, axis = 0, ratios = [1])", "softmax({x}, axes = [{rank}])", "min_reduce({x}, axes = [])",
+        "pad({x}, padding = [(0, 0)] * 10)", "reshape({x}, shape = [0, -1, -1])", "linear({x}, {y}, {x})"]
+
+
 def _op(rng: random.Random, x: str, y: str, rank: int) -> str:
+    if rng.random() < 0.25:
+        return rng.choice(MORE).format(x=x, y=y, ones=[1] * rank, rank=rank)
     kind = rng.randrange(14)
     if kind == 0:
         return f"{rng.choice(UNARY)}({x})"
