@@ -110,12 +110,20 @@ def test_interrupt_while_writing_leaves_nothing(tmp_path, monkeypatch, output):
 @pytest.mark.parametrize("output", ["out", "out.tgz"])
 def test_sigint_to_a_writing_process_leaves_nothing(tmp_path, output):
     """Ctrl-C sent to a real `nnef-opt ... -o out` once its staging folder holds files."""
-    model = big_model(tmp_path / "model", variables=400, size=16_384)  # 26 MB of weights
+    model = big_model(tmp_path / "model", variables=400, size=4096)
     before = tree_hash(model)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
-    process = subprocess.Popen([sys.executable, "-m", "nnefopt.cli", str(model), "-o", str(tmp_path / output)],
+    # The real CLI in a real process; each weight file's copy slowed down so that the
+    # signal surely lands mid-write, whatever the machine's load.
+    slowly = ("import sys, time\n"
+              "import nnefopt.export.folder as f\n"
+              "copy = f._copy_unchanged\n"
+              "f._copy_unchanged = lambda tensor, path: (time.sleep(0.01), copy(tensor, path))[1]\n"
+              "from nnefopt.cli import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    process = subprocess.Popen([sys.executable, "-c", slowly, str(model), "-o", str(tmp_path / output)],
                                stderr=subprocess.PIPE, text=True, env=env)
     seen = False
     deadline = time.monotonic() + 120
