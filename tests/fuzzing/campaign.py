@@ -27,7 +27,6 @@ class Report:
     seconds: float = 0.0
     counts: dict[str, Counter] = field(default_factory=dict)
     peak_growth: int = 0  # the largest peak-RSS growth of one child, bytes
-    peak_ratio: float = 0.0  # the largest growth beyond 200 MB, per byte of input
     failures: list[dict] = field(default_factory=list)
 
     def total(self, outcome: str) -> int:

@@ -102,7 +102,7 @@ def _send(fd: int, message: dict) -> None:
 def run_batch(make, indices: list[int]):
     """Yield (index, Result) for each index, running `make(index) -> (work, size)` and then
     `work()` in forked children: one child runs inputs in turn until one hangs (it is
-    killed after 5x its time bound) or dies; the next child takes up after it. Forking
+    killed after KILL_FACTOR time bounds of wall time) or dies; the next child takes up after it. Forking
     once per batch rather than per input keeps thousands of inputs a minute."""
     pending = list(indices)
     while pending:
