@@ -39,7 +39,7 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
     """A module from MLIR text, in the custom format `to_mlir` prints, the generic one,
     or both mixed."""
     from nnefopt.export.mlir_weights import adopt_weights
-    from nnefopt.mlir_text import check_string_literals
+    from nnefopt.mlir_text import check_attribute_names, check_string_literals
 
     check_string_literals(text, name)
     parser = Parser(context(), text, name)
@@ -51,6 +51,7 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
             # number of types) while it reads: an error at the place reached.
             parser.raise_error(str(exc))
         module.verify()
+        check_attribute_names(module, name)
         adopt_weights(module)
     except ParseError as exc:
         # The place where xDSL's parser stopped, and its message alone (its text adds the

@@ -24,3 +24,12 @@ def check_string_literals(text: str, name: str) -> None:
             column = start - (text.rfind("\n", 0, start) + 1) + 1
             raise NNEFError("string literal not closed on its line (or with an invalid escape)",
                             Location(name, line, column))
+
+
+def check_attribute_names(module, name: str) -> None:
+    """xDSL prints a non-ASCII attribute name as escaped bytes, which its parser does not
+    read back as a name: such a module could be read but never written faithfully."""
+    for op in module.walk():
+        for key in op.attributes:
+            if not key.isascii():
+                raise NNEFError(f"attribute name {key!r} of '{op.name}' is not ASCII", Location(name))

@@ -320,9 +320,14 @@ def test_real_process_prints_no_traceback(tmp_path):
          '  nnef.graph @G inputs ["x"] outputs ["y"] {\n'
          '    %y = nnef.relu %x : (tensor<2xf32>) -> tensor<2xf32>\n    nnef.return %y : tensor<2xf32>\n'
          '  }\n}\n', "m.mlir", "defined outside the graph"),
+        # found by fuzzing: xDSL prints the name as bytes it cannot read back
+        ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["x"] {\n'
+         '    %x = nnef.external <{shape = [2]}> {"\u00e9" = 1 : i64} : tensor<2xf32>\n'
+         '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir", "is not ASCII"),
     ],
     ids=["unregistered-op", "syntax", "fails-verification", "custom-unknown-property", "custom-not-a-tensor",
-         "custom-syntax", "unclosed-string-literal", "use-before-definition", "use-from-outside-the-graph"],
+         "custom-syntax", "unclosed-string-literal", "use-before-definition", "use-from-outside-the-graph",
+         "non-ascii-attribute-name"],
 )
 def test_broken_mlir(tmp_path, text, location, words):
     (tmp_path / "m.mlir").write_text(text)
