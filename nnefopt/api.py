@@ -59,6 +59,8 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
         place = exc.span.get_location()
         message = " ".join(str(exc.msg).split()) or "cannot parse MLIR"
         raise NNEFError(message, Location(place.file, place.line, int(place.col))) from None
+    except NNEFError:
+        raise
     except Exception as exc:  # xDSL's verifier raises its own exception types
         raise NNEFError(f"invalid module: {exc}", Location(name)) from None
     finally:
