@@ -39,7 +39,9 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
     """A module from MLIR text, in the custom format `to_mlir` prints, the generic one,
     or both mixed."""
     from nnefopt.export.mlir_weights import adopt_weights
+    from nnefopt.mlir_text import check_attribute_names, check_string_literals
 
+    check_string_literals(text, name)
     parser = Parser(context(), text, name)
     try:
         try:
@@ -49,6 +51,7 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
             # number of types) while it reads: an error at the place reached.
             parser.raise_error(str(exc))
         module.verify()
+        check_attribute_names(module, name)
         adopt_weights(module)
     except ParseError as exc:
         # The place where xDSL's parser stopped, and its message alone (its text adds the
@@ -56,6 +59,8 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
         place = exc.span.get_location()
         message = " ".join(str(exc.msg).split()) or "cannot parse MLIR"
         raise NNEFError(message, Location(place.file, place.line, int(place.col))) from None
+    except NNEFError:
+        raise
     except Exception as exc:  # xDSL's verifier raises its own exception types
         raise NNEFError(f"invalid module: {exc}", Location(name)) from None
     finally:

@@ -103,6 +103,9 @@ def _run(args: argparse.Namespace) -> int:
     except MemoryError:
         print(f"{args.input}: error: out of memory reading the input", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the writers have removed what they had begun
+        print(f"{args.input}: error: interrupted; no output written", file=sys.stderr)
+        return 130
     return 0
 
 

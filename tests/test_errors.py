@@ -72,6 +72,13 @@ TEXT_CASES = [
     ("tuple-for-single", body("a, b = relu(input);"), "graph.nnef:7:5", "'relu' has 1 result, 2 names are assigned"),
     ("wrong-result-count", body("[a, b] = relu(input);", "output = relu(input);"), "graph.nnef:7:5", "'relu' has 1 result, 2 names are assigned"),
     ("moments-one-name", body("m = moments(input, axes = [1]);", "output = relu(input);"), "graph.nnef:7:9", "'moments' has 2 results"),
+    # found by fuzzing (tests/fuzzing): each was a traceback or an allocation of the declared size
+    ("5000-digit-integer", body("output = reshape(input, shape = [" + "9" * 5000 + "]);"), "graph.nnef:7:38", "(5000 digits) does not fit in 64 bits"),
+    ("integer-beyond-i64", body("output = reshape(input, shape = [18446744073709551616]);"), "graph.nnef:7:38", "does not fit in 64 bits"),
+    ("deep-left-hand-side", body("[" * 100_000 + "output" + "]" * 100_000 + " = relu(input);"), "graph.nnef:7:", "nested more than 100 levels"),
+    ("deep-tuple-type", GOOD.replace("graph G", "fragment f( x: " + "(" * 100_000 + "integer" + ")" * 100_000 + " ) -> ( y: integer );\ngraph G"), "graph.nnef:3:", "nested more than 100 levels"),
+    ("deep-array-type", GOOD.replace("graph G", "fragment f( x: integer" + "[]" * 100_000 + " ) -> ( y: integer );\ngraph G"), "graph.nnef:3:", "type nested more than 100 levels"),
+    ("constant-2^63-elements", body("big = constant<scalar>(shape = [9223372036854775807, 2], value = [0.0]);", "output = relu(input);"), "graph.nnef:7:11", "more than 2^62 elements"),
 ]
 
 
@@ -248,8 +255,12 @@ def test_not_utf8(tmp_path):
         ('"nothing": linear_quantize(min = 0.0, max = 1.0, bits = 8);', "graph.quant:1:1", "unknown tensor 'nothing'"),
         ('"output": linear_quantize(min = 0.0, max = 1.0, bits = 8);\n"output": linear_quantize(min = 0.0, max = 1.0, bits = 8);',
          "graph.quant:2:1", "second quantization entry"),
+        ('"output": zero_point_linear_quantize(zero_point = -999999999999999999999999999999, scale = 0.5, bits = 8);',
+         "graph.quant:1:52", "does not fit in 64 bits"),
+        ('"output": linear_quantize(min = 0.0, max = 1.0, bits = ' + "9" * 5000 + ");", "graph.quant:1:56",
+         "(5000 digits) does not fit in 64 bits"),
     ],
-    ids=["syntax", "unknown-tensor", "duplicate"],
+    ids=["syntax", "unknown-tensor", "duplicate", "integer-beyond-i64", "5000-digit-integer"],
 )
 def test_broken_quant_file(tmp_path, quant, location, words):
     model = make_model(tmp_path / "model", GOOD)
@@ -297,11 +308,45 @@ def test_real_process_prints_no_traceback(tmp_path):
         ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["y"] {\n'
          '    %x = nnef.external <{shape = [2]}> : tensor<2xf32>\n    %y = nnef.relu %x tensor<2xf32>\n'
          '    nnef.return %y : tensor<2xf32>\n  }\n}\n', "m.mlir:4:23", "Expected ':'"),
+        # found by fuzzing: xDSL's lexer backtracked for minutes on the unclosed literal
+        ('builtin.module {\n  %x = "nnef.relu"() {a = "' + "0" * 100_000 + '} : () -> ()\n}\n', "m.mlir:2:27",
+         "string literal not closed"),
+        # found by fuzzing: written to NNEF as a name used before its assignment
+        ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["y"] {\n'
+         '    %y = nnef.relu %x : (tensor<2xf32>) -> tensor<2xf32>\n'
+         '    %x = nnef.external <{shape = [2]}> : tensor<2xf32>\n    nnef.return %y : tensor<2xf32>\n'
+         '  }\n}\n', "m.mlir", "uses %x before the operation that defines it"),
+        ('builtin.module {\n  %x = nnef.external <{shape = [2]}> : tensor<2xf32>\n'
+         '  nnef.graph @G inputs ["x"] outputs ["y"] {\n'
+         '    %y = nnef.relu %x : (tensor<2xf32>) -> tensor<2xf32>\n    nnef.return %y : tensor<2xf32>\n'
+         '  }\n}\n', "m.mlir", "defined outside the graph"),
+        # found by fuzzing: xDSL prints the name as bytes it cannot read back
+        ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["x"] {\n'
+         '    %x = nnef.external <{shape = [2]}> {"\u00e9" = 1 : i64} : tensor<2xf32>\n'
+         '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir", "is not ASCII"),
     ],
     ids=["unregistered-op", "syntax", "fails-verification", "custom-unknown-property", "custom-not-a-tensor",
-         "custom-syntax"],
+         "custom-syntax", "unclosed-string-literal", "use-before-definition", "use-from-outside-the-graph",
+         "non-ascii-attribute-name"],
 )
 def test_broken_mlir(tmp_path, text, location, words):
     (tmp_path / "m.mlir").write_text(text)
     assert_one_error(*run_cli([str(tmp_path / "m.mlir"), "-o", str(tmp_path / "out")]), location, words)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "pipeline,location,words",
+    [
+        ("[", "pass-pipeline:1:1", "Unknown token"),
+        ("cse{", "pass-pipeline:1:5", "Expected argument name here"),
+        ("cse,,dce", "pass-pipeline:1:5", "Expected pass name here"),
+        ("fuse{activations=1 2}", "pass-pipeline:1:", "bad pass pipeline"),
+    ],
+    ids=["unknown-token", "unclosed-options", "empty-pass", "bad-option-value"],
+)
+def test_broken_pipeline(tmp_path, pipeline, location, words):
+    """Found by fuzzing: xDSL's pipeline errors are BaseExceptions, and escaped the API."""
+    model = make_model(tmp_path / "model", GOOD)
+    assert_one_error(*run_cli([str(model), "-p", pipeline, "-o", str(tmp_path / "out")]), location, words)
     assert not (tmp_path / "out").exists()

@@ -23,7 +23,7 @@ from xdsl.dialects.builtin import (
     SymbolNameConstraint,
     TensorType,
 )
-from xdsl.ir import Attribute, Dialect
+from xdsl.ir import Attribute, Dialect, Operation
 from xdsl.irdl import (
     AttrSizedOperandSegments,
     IRDLOperation,
@@ -114,6 +114,21 @@ class GraphOp(IRDLOperation):
     body = region_def("single_block")
 
     assembly_format = "$sym_name `inputs` $inputs `outputs` $outputs attr-dict-with-keyword $body"
+
+    def verify_(self) -> None:
+        # xDSL resolves forward references and checks no dominance; NNEF text cannot use
+        # a value before the statement that assigns it, so neither may the graph.
+        block, earlier = self.body.block, set()
+        for op in block.ops:
+            for operand in op.operands:
+                owner = operand.owner
+                if not isinstance(owner, Operation) or owner.parent is not block:
+                    raise VerifyException(f"'{op.name}' uses %{operand.name_hint or '?'}, which is defined "
+                                          "outside the graph")
+                if owner not in earlier:
+                    raise VerifyException(f"'{op.name}' uses %{operand.name_hint or '?'} before the operation "
+                                          "that defines it")
+            earlier.add(op)
 
 
 @irdl_op_definition

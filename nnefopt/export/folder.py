@@ -30,7 +30,10 @@ def save_model(model: Model, destination: str | Path) -> None:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NNEFError(f"cannot create the output's folder: {exc.strerror}", Location(str(destination))) from None
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=parent))
+    except OSError as exc:
+        raise NNEFError(f"cannot write the output: {exc.strerror}", Location(str(destination))) from None
     try:
         folder = staging / "model"
         folder.mkdir()
@@ -44,7 +47,9 @@ def save_model(model: Model, destination: str | Path) -> None:
             os.replace(archive, destination)
         else:
             _replace_folder(folder, destination)
-    finally:
+    except OSError as exc:  # a full disk, a file that cannot be created: an error, not a traceback
+        raise NNEFError(f"cannot write the output: {exc.strerror or exc}", Location(str(destination))) from None
+    finally:  # on any failure, an interrupt (Ctrl-C) too: the staging folder goes, nothing is left
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -112,4 +117,8 @@ def _replace_folder(folder: Path, destination: Path) -> None:
     # Swap in two renames so a reader never sees a half-written folder.
     retired = folder.parent / "previous"
     os.rename(destination, retired)
-    os.rename(folder, destination)
+    try:
+        os.rename(folder, destination)
+    except BaseException:  # the previous output back in place, not removed with the staging folder
+        os.rename(retired, destination)
+        raise

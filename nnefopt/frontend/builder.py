@@ -9,13 +9,14 @@ a warning that names the place, or refused when `strict` is set.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import sympy
 
-from nnefopt.dtypes import NUMPY_TYPES
+from nnefopt.dtypes import NUMPY_TYPES, dtype_of_literal
 from nnefopt.errors import Location, NNEFError, warn
 from nnefopt.frontend import ast
 from nnefopt.frontend.binder import check_attribute, evaluate_arguments, is_tensor_type, resolve_generic
@@ -26,7 +27,8 @@ from nnefopt.frontend.tensor_file import TensorHeader
 from nnefopt.ops import has_trait
 from nnefopt.traits import GraphInput, TensorSource
 
-_LITERAL_TYPES = {bool: "logical", int: "integer", float: "scalar"}
+# Elements a declared shape may count: numpy's sizes and strides are 64-bit.
+MAX_ELEMENTS = 2**62
 _TRACT_DATUM_TYPES = {"f16": "scalar", "f32": "scalar", "f64": "scalar", "bool": "logical"}
 
 # Reads a variable's data: (label, shape, location) → (header, array, file name for
@@ -101,7 +103,7 @@ class GraphBuilder:
             source = value if isinstance(value, (TensorRef, int, float, bool)) else None
             if source is None or not isinstance(stmt.lhs, ast.Identifier):
                 raise NNEFError("the left-hand side does not match the value assigned", stmt.loc)
-            dtype = self.tensors[source].dtype if isinstance(source, TensorRef) else _LITERAL_TYPES[type(source)]
+            dtype = self.tensors[source].dtype if isinstance(source, TensorRef) else dtype_of_literal(source)
             self.add_operation("copy", None, {"x": source}, {}, {"y": self.define(stmt.lhs, dtype)}, stmt.loc, {"x"})
 
     def is_fresh_temporary(self, value: object) -> bool:
@@ -342,6 +344,8 @@ class GraphBuilder:
             shape = op.attribs["shape"]
             if any(isinstance(d, bool) or not isinstance(d, (int, sympy.Expr)) or (isinstance(d, int) and d < 0) for d in shape):
                 raise NNEFError(f"shape of '{op.name}' must be non-negative integers, found {shape}", op.loc)
+            if math.prod(d for d in shape if isinstance(d, int)) > MAX_ELEMENTS:
+                raise NNEFError(f"shape of '{op.name}' has more than 2^62 elements: {shape}", op.loc)
         if op.name == "variable":
             self.load_variable(op)
         elif op.name == "constant":

@@ -30,6 +30,10 @@ _TYPE_NAMES = set(ast.PRIMITIVES)
 _GENERIC_ARGS = _TYPE_NAMES | {"?"}
 
 
+# The largest integer NNEF text may spell: a signed 64-bit integer's.
+INTEGER_MAX = 2**63 - 1
+
+
 class Parser:
     def __init__(self, text: str, file: str):
         self.file = file
@@ -99,7 +103,7 @@ class Parser:
         self.expect("version", "at the start of the document")
         token = self.token
         major, dot, minor = token.text.partition(".")
-        if token.kind != "real" or not (major.isdigit() and minor.isdigit()):
+        if token.kind != "real" or not (major.isdigit() and minor.isdigit()) or len(token.text) > 20:
             raise self.error(f"expected a version number such as 1.0, found {_describe(token)}")
         self.pos += 1
         self.expect(";", "after the version")
@@ -169,7 +173,9 @@ class Parser:
 
     def type(self) -> ast.Type:
         if self.accept("("):
+            self.enter()
             items = self.listing(")", self.type, "tuple types")
+            self.nesting -= 1
             type_: ast.Type = ast.TupleType(tuple(items))
         elif self.accept("tensor"):
             item = ""
@@ -182,7 +188,11 @@ class Parser:
             type_ = ast.PrimitiveType("?")
         else:
             type_ = ast.PrimitiveType(self.type_name())
+        depth = 0
         while self.at("[") and self.peek().text == "]":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise self.error(f"type nested more than {MAX_NESTING} levels deep")
             self.pos += 2
             type_ = ast.ArrayType(type_)
         return type_
@@ -224,8 +234,17 @@ class Parser:
         loc = self.loc()
         for open_, close, node in (("[", "]", ast.ArrayExpr), ("(", ")", ast.TupleExpr)):
             if self.accept(open_):
-                return node(self.listing(close, self.lvalue, "left-hand side items"), loc)
+                self.enter()
+                items = self.listing(close, self.lvalue, "left-hand side items")
+                self.nesting -= 1
+                return node(items, loc)
         return ast.Identifier(self.identifier("an identifier on the left-hand side"), loc)
+
+    def enter(self) -> None:
+        """One level deeper into brackets: bounded, so that recursion never runs out."""
+        self.nesting += 1
+        if self.nesting > MAX_NESTING:
+            raise self.error(f"nested more than {MAX_NESTING} levels deep")
 
     def listing(self, close: str, item, what: str) -> list:
         """Comma-separated items up to `close` (consumed); the list may be empty."""
@@ -315,6 +334,15 @@ class Parser:
             expr = ast.Subscript(expr, begin, end, is_range, loc)
         return expr
 
+    def integer(self, token: Token) -> int:
+        """An integer literal; NNEF engines hold integers in 64 bits, and Python refuses to
+        convert more than 4300 digits: a longer literal is refused before either."""
+        digits = token.text.lstrip("0")
+        if len(digits) > 19 or int(digits or "0") > INTEGER_MAX:
+            shown = token.text if len(token.text) <= 30 else f"{token.text[:20]}... ({len(token.text)} digits)"
+            raise self.error(f"integer literal {shown} does not fit in 64 bits", token)
+        return int(digits or "0")
+
     def primary(self) -> ast.Expr:
         token = self.token
         loc = self.loc()
@@ -322,7 +350,7 @@ class Parser:
         if kind == "real" or kind == "integer":
             self.pos += 1
             if kind == "integer":
-                return ast.Literal(int(token.text), "integer", loc)
+                return ast.Literal(self.integer(token), "integer", loc)
             return ast.Literal(float(token.text), "scalar", loc)
         if kind == "string":
             self.pos += 1

@@ -13,8 +13,9 @@ from typing import Callable
 from xdsl.passes import ModulePass, PassPipeline
 from xdsl.transforms.common_subexpression_elimination import CommonSubexpressionElimination
 from xdsl.transforms.dead_code_elimination import DeadCodeElimination
+from xdsl.utils.exceptions import ArgSpecParseError
 
-from nnefopt.errors import NNEFError
+from nnefopt.errors import Location, NNEFError
 
 PASSES: dict[str, Callable[[], type[ModulePass]]] = {}
 
@@ -59,6 +60,8 @@ def parse_pipeline(spec: str, callback=None) -> PassPipeline:
 
     try:
         specs = list(parse_specs(spec))
+    except ArgSpecParseError as exc:  # a BaseException in xDSL: `except Exception` misses it
+        raise _pipeline_error(spec, exc) from None
     except Exception as exc:  # xDSL's pipeline lexer raises its own error types
         raise NNEFError(f"bad pass pipeline '{spec}': {exc}") from None
     for item in specs:
@@ -68,8 +71,20 @@ def parse_pipeline(spec: str, callback=None) -> PassPipeline:
             raise NNEFError(f"unknown pass '{item.name}'{hint} (nnef-opt --list-passes lists them)")
     try:
         return PassPipeline.parse_spec(PASSES, spec, callback)
+    except ArgSpecParseError as exc:
+        raise _pipeline_error(spec, exc) from None
     except Exception as exc:
         raise NNEFError(f"bad options in pass pipeline '{spec}': {exc}") from None
+
+
+def _pipeline_error(spec: str, exc: BaseException) -> NNEFError:
+    """xDSL's message spans lines (the text, a caret, the reason): one line, with the place."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    place = next((line for line in lines if line.startswith("pass-pipeline:")), "")
+    line, column = (int(n) for n in place.split(":")[1:3]) if place.count(":") == 2 else (0, 0)
+    reason = lines[-1] if lines else "cannot parse"
+    shown = spec if len(spec) <= 80 else spec[:80] + "..."
+    return NNEFError(f"bad pass pipeline {shown!r}: {reason}", Location("pass-pipeline", line, column))
 
 
 _SUMMARIES = {  # xDSL's own passes carry no docstring
