@@ -39,11 +39,12 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
     """A module from MLIR text, in the custom format `to_mlir` prints, the generic one,
     or both mixed."""
     from nnefopt.export.mlir_weights import adopt_weights
-    from nnefopt.mlir_text import check_attribute_names, check_string_literals
+    from nnefopt.mlir_text import check_attributes, check_string_literals
 
     check_string_literals(text, name)
-    parser = Parser(context(), text, name)
+    parser = None
     try:
+        parser = Parser(context(), text, name)  # it reads the first token already
         try:
             module = parser.parse_module()
         except VerifyException as exc:
@@ -51,7 +52,7 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
             # number of types) while it reads: an error at the place reached.
             parser.raise_error(str(exc))
         module.verify()
-        check_attribute_names(module, name)
+        check_attributes(module, name)
         adopt_weights(module)
     except ParseError as exc:
         # The place where xDSL's parser stopped, and its message alone (its text adds the
@@ -64,7 +65,8 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
     except Exception as exc:  # xDSL's verifier raises its own exception types
         raise NNEFError(f"invalid module: {exc}", Location(name)) from None
     finally:
-        _forget_resource_handles(parser)
+        if parser is not None:
+            _forget_resource_handles(parser)
     return module
 
 

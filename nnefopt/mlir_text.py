@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from xdsl.dialects.builtin import ArrayAttr, DenseResourceAttr, DictionaryAttr, IntegerAttr, StringAttr
+
 from nnefopt.errors import Location, NNEFError
 
 # A comment, a whole string literal (escapes as MLIR has them), a quote that opens no
@@ -26,10 +28,42 @@ def check_string_literals(text: str, name: str) -> None:
                             Location(name, line, column))
 
 
-def check_attribute_names(module, name: str) -> None:
-    """xDSL prints a non-ASCII attribute name as escaped bytes, which its parser does not
-    read back as a name: such a module could be read but never written faithfully."""
+def _strings(attr) -> bool:
+    return isinstance(attr, ArrayAttr) and all(isinstance(a, StringAttr) for a in attr.data)
+
+
+def _integers(count: int):
+    return lambda attr: isinstance(attr, ArrayAttr) and len(attr.data) == count and \
+        all(isinstance(a, IntegerAttr) for a in attr.data)
+
+
+# The dialect's discardable attributes and the form each must have: what the exporter and
+# the passes read from them (text from elsewhere may hold anything).
+_DIALECT_ATTRIBUTES = {
+    "nnef.explicit": _strings,
+    "nnef.names": _strings,
+    "nnef.extensions": _strings,
+    "nnef.item": _integers(2),
+    "nnef.version": _integers(2),
+    "nnef.dims": lambda attr: isinstance(attr, DictionaryAttr),
+    "nnef.data": lambda attr: isinstance(attr, DenseResourceAttr),
+}
+
+
+def check_attributes(module, name: str) -> None:
+    """Attributes that could be read but never written faithfully, or that the exporter
+    would trip on: a non-ASCII name (xDSL prints it as escaped bytes its parser does not
+    read back), an `nnef.` attribute the dialect does not know, or one of another form."""
     for op in module.walk():
-        for key in op.attributes:
+        for key, attr in op.attributes.items():
             if not key.isascii():
                 raise NNEFError(f"attribute name {key!r} of '{op.name}' is not ASCII", Location(name))
+            if not key.startswith("nnef."):
+                continue
+            check = _DIALECT_ATTRIBUTES.get(key)
+            if check is None:
+                raise NNEFError(f"'{op.name}' has attribute '{key}', which the nnef dialect does not know",
+                                Location(name))
+            if not check(attr):
+                raise NNEFError(f"attribute '{key}' of '{op.name}' has the wrong form: {str(attr)[:80]}",
+                                Location(name))

@@ -324,10 +324,19 @@ def test_real_process_prints_no_traceback(tmp_path):
         ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["x"] {\n'
          '    %x = nnef.external <{shape = [2]}> {"\u00e9" = 1 : i64} : tensor<2xf32>\n'
          '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir", "is not ASCII"),
+        # found by fuzzing: the exporter read the attribute's items as strings
+        ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["x"] {\n'
+         '    %x = nnef.external <{shape = [2]}> {nnef.explicit = ["shape", []]} : tensor<2xf32>\n'
+         '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir", "'nnef.explicit' of 'nnef.external' has the wrong form"),
+        ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["x"] {\n'
+         '    %x = nnef.external <{shape = [2]}> {nnef.exlpicit = ["shape"]} : tensor<2xf32>\n'
+         '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir", "the nnef dialect does not know"),
+        # found by fuzzing: xDSL's parser reads the first token when it is made, outside its errors' net
+        ("'unquoted attributes {}", "m.mlir:1:1", "Unexpected character"),
     ],
     ids=["unregistered-op", "syntax", "fails-verification", "custom-unknown-property", "custom-not-a-tensor",
          "custom-syntax", "unclosed-string-literal", "use-before-definition", "use-from-outside-the-graph",
-         "non-ascii-attribute-name"],
+         "non-ascii-attribute-name", "malformed-dialect-attribute", "unknown-dialect-attribute", "bad-first-token"],
 )
 def test_broken_mlir(tmp_path, text, location, words):
     (tmp_path / "m.mlir").write_text(text)

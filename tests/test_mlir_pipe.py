@@ -17,7 +17,7 @@ import pytest
 
 import nnefopt
 from nnefopt.dialects.weights import weight_of
-from nnefopt.errors import NNEFWarning
+from nnefopt.errors import NNEFError, NNEFWarning
 from nnefopt.frontend.tensor_file import write_tensor
 from tests.models import SHARED
 
@@ -143,3 +143,14 @@ def test_labels_a_handle_cannot_tell_apart_get_a_handle_each(tmp_path):
     np.testing.assert_array_equal(arrays["w/x"][1], a)
     np.testing.assert_array_equal(arrays["w_x"][1], b)
     assert nnefopt.to_mlir(again, weights=True) == text
+
+
+def test_passes_leave_a_variable_without_data_for_the_error_at_export(tmp_path):
+    """Found by fuzzing: fold-constants took a variable without data for a known value and
+    handed None to a kernel (cnn_digits/t2n unsqueezes its biases)."""
+    text = nnefopt.to_mlir(nnefopt.load(SHARED / "cnn_digits" / "t2n"))  # printed without its weights
+    module = nnefopt.parse_mlir(text)
+    nnefopt.optimize(module, "default")
+    with pytest.raises(NNEFError, match="has no data"):
+        nnefopt.save(module, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 
 import numpy as np
-from xdsl.dialects.builtin import DictionaryAttr, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import DenseResourceAttr, DictionaryAttr, ModuleOp, StringAttr, TensorType
 from xdsl.ir import Attribute, Operation, SSAValue
 from xdsl.pattern_rewriter import PatternRewriter
 from xdsl.rewriter import InsertPoint
@@ -73,7 +73,31 @@ def is_known(value: SSAValue) -> bool:
     owner = value.owner
     if not isinstance(owner, Operation) or is_quantized(value):
         return False
-    return is_op(owner, "constant") or (is_op(owner, "variable") and "nnef.data" in owner.attributes)
+    if is_op(owner, "variable"):
+        data = owner.attributes.get("nnef.data")
+        return isinstance(data, DenseResourceAttr) and weight_of(data) is not None
+    return is_op(owner, "constant") and _fills_its_shape(owner)
+
+
+def _fills_its_shape(op: Operation) -> bool:
+    """Whether a `constant`'s values fill its static shape (one value, or one per item):
+    checked on its values as written, without making the array of its shape."""
+    shape, values = _constant_parts(op)
+    return values is not None and (values.size == 1 or values.size == math.prod(shape))
+
+
+def _constant_parts(op: Operation) -> tuple[list, np.ndarray | None]:
+    """A `constant`'s shape and its values as written (None when the shape is symbolic
+    or the values are not an array of one type)."""
+    shape = from_attribute(op.properties["shape"])
+    if not all(isinstance(d, int) for d in shape):
+        return shape, None
+    try:
+        values = np.asarray(from_attribute(op.properties["value"]),
+                            NUMPY_TYPES.get(dtype_of(op.results[0].type), np.float32))
+    except (ValueError, TypeError, OverflowError):  # ragged, or a value of another type
+        return shape, None
+    return shape, values
 
 
 def known_value(value: SSAValue) -> np.ndarray | None:
@@ -89,11 +113,9 @@ def known_value(value: SSAValue) -> np.ndarray | None:
 def constant_value(op: Operation) -> np.ndarray | None:
     """The array a `constant` operation holds (one value fills its shape), whether
     quantized or not; None when its shape is symbolic or its values do not fill it."""
-    shape = from_attribute(op.properties["shape"])
-    if not all(isinstance(d, int) for d in shape):
+    shape, values = _constant_parts(op)
+    if values is None:
         return None
-    values = np.asarray(from_attribute(op.properties["value"]),
-                        NUMPY_TYPES.get(dtype_of(op.results[0].type), np.float32))
     if values.size == 1:
         return np.full(shape, values.reshape(()), values.dtype)
     return values.reshape(shape) if values.size == math.prod(shape) else None
