@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import re
 
-from xdsl.dialects.builtin import ArrayAttr, DenseResourceAttr, DictionaryAttr, IntegerAttr, StringAttr
+from xdsl.dialects.builtin import (
+    ArrayAttr,
+    DenseResourceAttr,
+    DictionaryAttr,
+    FileLineColLoc,
+    IntegerAttr,
+    StringAttr,
+)
 
 from nnefopt.errors import Location, NNEFError
 
@@ -52,9 +59,15 @@ _DIALECT_ATTRIBUTES = {
 
 def check_attributes(module, name: str) -> None:
     """Attributes that could be read but never written faithfully, or that the exporter
-    would trip on: a non-ASCII name (xDSL prints it as escaped bytes its parser does not
-    read back), an `nnef.` attribute the dialect does not know, or one of another form."""
+    would trip on: a non-ASCII name or location file name (xDSL prints them as escaped
+    bytes its parser does not read back), an `nnef.` attribute the dialect does not know,
+    or one of another form."""
     for op in module.walk():
+        location = op.location
+        if isinstance(location, FileLineColLoc) and not location.filename.data.isascii():
+            # the same holds for a location's file name
+            raise NNEFError(f"the location of '{op.name}' names a file that is not ASCII: "
+                            f"{location.filename.data[:80]!r}", Location(name))
         for key, attr in op.attributes.items():
             if not key.isascii():
                 raise NNEFError(f"attribute name {key!r} of '{op.name}' is not ASCII", Location(name))

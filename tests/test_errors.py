@@ -333,10 +333,15 @@ def test_real_process_prints_no_traceback(tmp_path):
          '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir", "the nnef dialect does not know"),
         # found by fuzzing: xDSL's parser reads the first token when it is made, outside its errors' net
         ("'unquoted attributes {}", "m.mlir:1:1", "Unexpected character"),
+        # found by fuzzing: xDSL prints the file name as bytes its location parser does not read back
+        ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["x"] {\n'
+         '    %x = nnef.external <{shape = [2]}> : tensor<2xf32> loc("m\u00e9.nnef":1:1)\n'
+         '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir", "names a file that is not ASCII"),
     ],
     ids=["unregistered-op", "syntax", "fails-verification", "custom-unknown-property", "custom-not-a-tensor",
          "custom-syntax", "unclosed-string-literal", "use-before-definition", "use-from-outside-the-graph",
-         "non-ascii-attribute-name", "malformed-dialect-attribute", "unknown-dialect-attribute", "bad-first-token"],
+         "non-ascii-attribute-name", "malformed-dialect-attribute", "unknown-dialect-attribute", "bad-first-token",
+         "non-ascii-location"],
 )
 def test_broken_mlir(tmp_path, text, location, words):
     (tmp_path / "m.mlir").write_text(text)
