@@ -11,6 +11,7 @@ import nnef
 import numpy as np
 import pytest
 
+import nnefopt
 from nnefopt.cli import main
 from nnefopt.errors import NNEFWarning
 from nnefopt.frontend.parser import parse_document
@@ -172,3 +173,17 @@ def test_tract_bundles_become_standard_nnef(tmp_path, model):
     expected = np.load(SHARED / model / "output.npy")
     tolerance = 0.1183 if model == "cnn_digits_q8" else 1e-5  # one output quantization step
     np.testing.assert_allclose(outputs["output"], expected, rtol=0 if model == "cnn_digits_q8" else 1e-4, atol=tolerance)
+
+
+def test_an_operation_of_no_known_registry_is_written_with_the_registry_that_admits_it(tmp_path):
+    """Found by fuzzing: lower-tract dropped `tract_registry` as unused, so nnefopt's own
+    export of such a model could not be read back."""
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "graph.nnef").write_text(
+        "version 1.0;\nextension tract_registry tract_core;\n"
+        "graph G( x ) -> ( y )\n{\n    x = external<scalar>(shape = [2]);\n    y = some_unknown_op(x);\n}\n")
+    nnefopt.save(nnefopt.load(model), tmp_path / "out")
+    text = (tmp_path / "out" / "graph.nnef").read_text()
+    assert "extension tract_registry tract_core;" in text and "some_unknown_op(x)" in text
+    nnefopt.load(tmp_path / "out")
