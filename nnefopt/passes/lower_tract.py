@@ -157,18 +157,20 @@ def _lower_fragments(module: ModuleOp) -> None:
 
 def _drop_unused_registries(module: ModuleOp) -> None:
     """`extension tract_registry R;` stays while an operation named R_... remains, and
-    every registry stays while an operation of no known registry does (a reader takes
-    such an operation only from a document that declares a registry)."""
+    every registry stays while an operation of none of them does (a reader takes such an
+    operation only from a document that declares a registry)."""
+    items = module.attributes.get("nnef.extensions", ArrayAttr([])).data
+    registries = [e.data.split(" ", 1)[1] for e in items if e.data.startswith("tract_registry ")]
     ops = list(module.walk())
     names = {o.op_name.data if isinstance(o, OpaqueOp) else o.name.removeprefix("nnef.") for o in ops}
     texts = [o.text.data for o in module.ops if isinstance(o, FragmentOp)]
-    unknown = any(isinstance(o, OpaqueOp) for o in ops)
+    orphan = any(isinstance(o, OpaqueOp) and not any(o.op_name.data.startswith(r + "_") for r in registries)
+                 for o in ops)
 
     def used(registry: str) -> bool:
         prefix = registry + "_"
-        return unknown or any(n.startswith(prefix) for n in names) or any(prefix in t for t in texts)
+        return orphan or any(n.startswith(prefix) for n in names) or any(prefix in t for t in texts)
 
-    items = module.attributes.get("nnef.extensions", ArrayAttr([])).data
     kept = [e for e in items if not (e.data.startswith("tract_registry ") and not used(e.data.split(" ", 1)[1]))]
     module.attributes["nnef.extensions"] = ArrayAttr(kept)
 
