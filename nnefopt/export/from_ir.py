@@ -56,6 +56,19 @@ def module_extensions(module: ModuleOp) -> list[ast.Extension]:
     return [ast.Extension(*(text.data.split(" ", 1) + [""])[:2]) for text in items.data]
 
 
+def fragment_of(op: FragmentOp) -> ast.Fragment:
+    """The fragment a `nnef.fragment` keeps as text."""
+    return parse_document(op.text.data, f"<fragment {op.sym_name.data}>", require_graph=False).fragments[0]
+
+
+def fragment_signatures(module: ModuleOp) -> dict[str, ast.Fragment]:
+    """Every operation the module can invoke: the libraries its extensions name, then
+    its own fragments (which win, as NNEF says)."""
+    signatures = dict(known_operations(module_extensions(module)))
+    signatures.update((op.sym_name.data, fragment_of(op)) for op in module.ops if isinstance(op, FragmentOp))
+    return signatures
+
+
 class _Exporter:
     def __init__(self, module: ModuleOp):
         self.module = module
@@ -70,7 +83,7 @@ class _Exporter:
             raise NNEFError(f"expected one nnef.graph in the module, found {len(graphs)}")
         graph = graphs[0]
         extensions = module_extensions(self.module)
-        fragments = {f.name: f for f in map(self.fragment, (op for op in self.module.ops if isinstance(op, FragmentOp)))}
+        fragments = {f.name: f for f in map(fragment_of, (op for op in self.module.ops if isinstance(op, FragmentOp)))}
         signatures = {**known_operations(extensions), **fragments}
         block_ops = list(graph.body.block.ops)
         self.claim_names(block_ops)
@@ -83,10 +96,6 @@ class _Exporter:
         version = tuple(from_attribute(self.module.attributes.get("nnef.version", ArrayAttr([]))) or (1, 0))
         return Model(graph.sym_name.data, from_attribute(graph.inputs), outputs or from_attribute(graph.outputs),
                      self.tensors, operations, fragments, extensions, version, "<module>")
-
-    def fragment(self, op: FragmentOp) -> ast.Fragment:
-        doc = parse_document(op.text.data, f"<fragment {op.sym_name.data}>", require_graph=False)
-        return doc.fragments[0]
 
     def claim_names(self, block_ops: list[Operation]) -> None:
         """Names first, so that a given name wins over a generated one; the graph's inputs

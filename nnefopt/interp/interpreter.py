@@ -48,7 +48,7 @@ class ArrayDomain(OperationDomain):
         return value
 
     def call(self, kernel, signature, operands, attribs, type_arg, loc) -> object:
-        if type_arg and entry_of(signature.name) is not None and entry_of(signature.name).kernel_takes_dtype:
+        if type_arg and (entry := entry_of(signature.name)) is not None and entry.kernel_takes_dtype:
             attribs = {**attribs, "dtype": type_arg}
         try:
             return kernel(*operands, **attribs)

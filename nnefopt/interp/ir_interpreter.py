@@ -20,11 +20,9 @@ import numpy as np
 from xdsl.dialects.builtin import DYNAMIC_INDEX, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 
-from nnefopt.dialects.nnef import FragmentOp, ReturnOp, dtype_of, from_attribute
+from nnefopt.dialects.nnef import ReturnOp, dtype_of, from_attribute
 from nnefopt.errors import NNEFError
-from nnefopt.export.from_ir import graph_of, location_of, module_extensions, tensor_names
-from nnefopt.frontend.parser import parse_document
-from nnefopt.frontend.stdlib import known_operations
+from nnefopt.export.from_ir import fragment_signatures, graph_of, location_of, tensor_names
 from nnefopt.interp.interpreter import ArrayDomain, check_declared, random_declared
 from nnefopt.interp.ir_binding import (
     bias_in_accumulator_scale,
@@ -45,12 +43,7 @@ class Plan:
 
     def __init__(self, module: ModuleOp):
         graph = graph_of(module)
-        fragments = {}
-        for op in module.ops:
-            if isinstance(op, FragmentOp):
-                doc = parse_document(op.text.data, f"<fragment {op.sym_name.data}>", require_graph=False)
-                fragments[op.sym_name.data] = doc.fragments[0]
-        self.domain = ArrayDomain({**known_operations(module_extensions(module)), **fragments})
+        self.domain = ArrayDomain(fragment_signatures(module))
         self.names: dict[SSAValue, str] = tensor_names(module)
         block_ops = list(graph.body.block.ops)
         slot_of: dict[SSAValue, int] = {}

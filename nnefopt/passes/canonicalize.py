@@ -26,9 +26,7 @@ from xdsl.transforms.common_subexpression_elimination import CSEDriver
 
 from nnefopt.broadcasting import broadcast_shape
 from nnefopt.dialects.nnef import CallOp, FragmentOp
-from nnefopt.export.from_ir import module_extensions
-from nnefopt.frontend.parser import parse_document
-from nnefopt.frontend.stdlib import known_operations
+from nnefopt.export.from_ir import fragment_signatures
 from nnefopt.passes import register_pass
 from nnefopt.passes.expand import discard, expand_call
 from nnefopt.passes.rewriting import (
@@ -318,14 +316,6 @@ def drop_uncalled_fragments(module: ModuleOp) -> None:
 
 def _defines_body(text: str) -> bool:
     return "{" in text  # a bare declaration says which operations exist; it stays
-
-
-def fragment_signatures(module: ModuleOp) -> dict:
-    signatures = dict(known_operations(module_extensions(module)))
-    for op in module.ops:
-        if isinstance(op, FragmentOp):
-            signatures[op.sym_name.data] = parse_document(op.text.data, "<fragment>", require_graph=False).fragments[0]
-    return signatures
 
 
 def canonicalization_patterns(module: ModuleOp) -> list[RewritePattern]:

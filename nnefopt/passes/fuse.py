@@ -25,8 +25,8 @@ from nnefopt.dialects.nnef import OPERATIONS, CallOp
 from nnefopt.dialects.quantization import unquantized
 from nnefopt.frontend.binder import is_tensor_type
 from nnefopt.frontend.fused import fused_name
+from nnefopt.export.from_ir import fragment_signatures
 from nnefopt.passes import register_pass
-from nnefopt.passes.canonicalize import fragment_signatures
 from nnefopt.passes.expand import discard, expand_call
 from nnefopt.passes.idioms import LayerNorm, match_affine_layer_norm, match_gelu, match_layer_norm, used_only_inside
 from nnefopt.passes.rewriting import (

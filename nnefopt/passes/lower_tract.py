@@ -31,9 +31,8 @@ from nnefopt.dialects.nnef import OPERATIONS, FragmentOp, OpaqueOp, dtype_of, fr
 from nnefopt.dialects.quantization import quantization, quantization_of, with_quantization
 from nnefopt.dialects.tensor_names import set_tensor_name, tensor_name
 from nnefopt.export.from_ir import is_literal as _is_literal
-from nnefopt.export.from_ir import module_extensions
+from nnefopt.export.from_ir import fragment_of, module_extensions
 from nnefopt.frontend import ast
-from nnefopt.frontend.parser import parse_document
 from nnefopt.frontend.printer import format_fragment
 from nnefopt.frontend.stdlib import is_tract_dialect
 from nnefopt.passes import register_pass
@@ -148,7 +147,7 @@ def _lower_fragments(module: ModuleOp) -> None:
         if op.sym_name.data == "tract_core_properties":
             module.body.block.erase_op(op)
             continue
-        fragment = parse_document(op.text.data, "<fragment>", require_graph=False).fragments[0]
+        fragment = fragment_of(op)
         for node in ast.walk(fragment.body or []):
             if isinstance(node, ast.Invocation):
                 node.name = _BODY_RENAMES.get(node.name, node.name)

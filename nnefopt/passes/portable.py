@@ -61,11 +61,10 @@ from xdsl.rewriter import InsertPoint
 
 from nnefopt.dialects.nnef import OPERATIONS, FragmentOp, from_attribute, to_attribute
 from nnefopt.dialects.tensor_names import NAMES, FreshNames, set_tensor_name, tensor_name
-from nnefopt.export.from_ir import is_literal
+from nnefopt.export.from_ir import fragment_of, is_literal
 from nnefopt.frontend import ast
 from nnefopt.frontend.binder import is_tensor_type
 from nnefopt.frontend.model import EXPLICIT_TYPE
-from nnefopt.frontend.parser import parse_document
 from nnefopt.frontend.printer import format_fragment
 from nnefopt.passes import register_pass
 from nnefopt.passes.rewriting import (
@@ -427,7 +426,7 @@ def _negate_tensors(fragment: ast.Fragment) -> bool:
 def _portable_fragments(module: ModuleOp) -> None:
     for op in module.ops:
         if isinstance(op, FragmentOp):
-            fragment = parse_document(op.text.data, f"<fragment {op.sym_name.data}>", require_graph=False).fragments[0]
+            fragment = fragment_of(op)
             if _negate_tensors(fragment):
                 op.properties["text"] = StringAttr(format_fragment(fragment))
 
