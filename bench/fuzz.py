@@ -1,6 +1,6 @@
 """The long fuzzing campaign over every reader and the pass pipeline.
 
-    python bench/fuzz.py --inputs 100000 [--seed S] [--targets graph.nnef,mlir,...] [--failures DIR]
+    python bench/fuzz.py --inputs 100000 [--seed S] [--workers W] [--targets graph.nnef,mlir,...] [--failures DIR]
     python bench/fuzz.py --replay DIR...       (a saved failing input, run in this process)
 
 Prints the inputs tried, per target the counts of ok / refused / crash / hang / memory /
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -50,6 +51,7 @@ def main() -> int:
     parser.add_argument("--targets", default=",".join(TARGETS), help=f"comma-separated, of {', '.join(TARGETS)}")
     parser.add_argument("--failures", default="/tmp/fuzz-failures")
     parser.add_argument("--small", action="store_true", help="only the small seed models (faster)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="children run at once")
     parser.add_argument("--every", type=int, default=1000, help="print progress every N inputs")
     parser.add_argument("--replay", nargs="+", metavar="DIR")
     args = parser.parse_args()
@@ -66,7 +68,7 @@ def main() -> int:
                 flush=True)
 
     try:
-        report = campaign.run(args.inputs, start=args.start, progress=progress)
+        report = campaign.run(args.inputs, start=args.start, workers=args.workers, progress=progress)
     finally:
         campaign.close()
     print(report.format())

@@ -15,14 +15,14 @@ from tests.fuzzing.isolate import RoundTripFailure, memory_bound, run_batch
 
 # Seed models that load in milliseconds: the short run is about the readers, not the models.
 MODELS = ["mlp_digits/kt", "cnn_digits/t2n", "cnn_digits_q8/tract.nnef.tgz"]
-INPUTS = 700  # 100 per target: about 35 s of CPU time
+INPUTS = 2100  # 300 per target: about 75 s of CPU time, two children at once
 
 
 @pytest.fixture(scope="module")
 def report():
     campaign = Campaign(seed=20261201, models=MODELS, full_oracle=False)
     try:
-        yield campaign.run(INPUTS)
+        yield campaign.run(INPUTS, workers=2)
     finally:
         campaign.close()
 
@@ -83,6 +83,33 @@ def test_harness_continues_after_a_dead_child():
 
     outcomes = dict(run_batch(lambda i: ((lambda: os._exit(9)) if i == 1 else (lambda: None), 0), [0, 1, 2]))
     assert [outcomes[i].outcome for i in range(3)] == ["ok", "crash", "ok"]
+
+
+def test_harness_runs_children_at_once_and_reports_each_input_once():
+    import os
+
+    def make(index):
+        work = {3: lambda: time.sleep(60), 4: lambda: os._exit(9), 5: lambda: [][1]}.get(index, lambda: None)
+        return work, 0
+
+    started = time.monotonic()
+    results = list(run_batch(make, list(range(12)), workers=3))
+    outcomes = {index: result.outcome for index, result in results}
+    assert sorted(index for index, _ in results) == list(range(12))
+    assert (outcomes[3], outcomes[4], outcomes[5]) == ("hang", "crash", "crash")
+    assert all(outcomes[i] == "ok" for i in range(12) if i not in (3, 4, 5))
+    assert time.monotonic() - started < 60  # the hang was killed, the other children went on
+
+
+def test_harness_reports_a_failing_generator_as_a_crash():
+    def make(index):
+        if index == 1:
+            raise ValueError("the generator broke")
+        return (lambda: None), 0
+
+    outcomes = dict(run_batch(make, [0, 1, 2]))
+    assert outcomes[1].outcome == "crash" and "the generator broke" in outcomes[1].detail
+    assert outcomes[0].outcome == outcomes[2].outcome == "ok"
 
 
 def test_inputs_replay_from_seed_and_index():

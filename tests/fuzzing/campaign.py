@@ -25,6 +25,7 @@ FAILURES = {"crash", "hang", "memory", "roundtrip"}
 class Report:
     inputs: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # of the inputs themselves, summed over the children
     counts: dict[str, Counter] = field(default_factory=dict)
     peak_growth: int = 0  # the largest peak-RSS growth of one child, bytes
     failures: list[dict] = field(default_factory=list)
@@ -34,7 +35,7 @@ class Report:
 
     def format(self) -> str:
         width = max(len(t) for t in self.counts) if self.counts else 6
-        lines = [f"inputs tried: {self.inputs} in {self.seconds:.0f} s",
+        lines = [f"inputs tried: {self.inputs} in {self.seconds:.0f} s ({self.cpu_seconds:.0f} s of CPU time in the inputs)",
                  f"{'target':<{width}}  " + "  ".join(f"{o:>9}" for o in OUTCOMES)]
         for target, counts in self.counts.items():
             lines.append(f"{target:<{width}}  " + "  ".join(f"{counts[o]:>9}" for o in OUTCOMES))
@@ -87,16 +88,17 @@ class Campaign:
 
         return run, self._size(base, data)
 
-    def run(self, inputs: int, *, start: int = 0, progress=None) -> Report:
+    def run(self, inputs: int, *, start: int = 0, workers: int = 1, progress=None) -> Report:
         report = Report(counts={t: Counter() for t in self.targets})
         began = time.perf_counter()
         gc.collect()
         gc.freeze()  # children share the corpus untouched: the collector does not copy its pages
-        for index, result in run_batch(self._make, list(range(start, start + inputs))):
+        for index, result in run_batch(self._make, list(range(start, start + inputs)), workers):
             name = self.targets[index % len(self.targets)]
             report.inputs += 1
             report.counts[name][result.outcome] += 1
             report.peak_growth = max(report.peak_growth, result.peak_growth)
+            report.cpu_seconds += result.seconds
             if result.outcome in FAILURES:
                 _, base, data = self.input(index)
                 report.failures.append(self._save(index, name, base, data, result))

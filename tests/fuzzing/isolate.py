@@ -99,56 +99,93 @@ def _send(fd: int, message: dict) -> None:
         data = data[os.write(fd, data):]
 
 
-def run_batch(make, indices: list[int]):
-    """Yield (index, Result) for each index, running `make(index) -> (work, size)` and then
-    `work()` in forked children: one child runs inputs in turn until one hangs (it is
-    killed after KILL_FACTOR time bounds of wall time) or dies; the next child takes up after it. Forking
-    once per batch rather than per input keeps thousands of inputs a minute."""
-    pending = list(indices)
-    while pending:
+class _Child:
+    """One forked child running its share of the inputs in turn, and what the parent
+    knows of it: the input it is inside (with its wall-clock deadline) and the rest."""
+
+    def __init__(self, make, pending: list[int]):
+        self.pending = pending
+        self.current: int | None = None
+        self.began = 0.0
+        self.deadline: float | None = None
+        self.buffer = b""
         read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into the caller's code
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns into the caller's code
             os.close(read_fd)
             try:
                 for index in pending:
-                    work, size = make(index)
+                    try:
+                        work, size = make(index)
+                    except BaseException as exc:  # noqa: BLE001 - the generator's own failure
+                        detail = "".join(traceback.format_exception(exc))[-6000:]
+                        _send(write_fd, {"index": index, "outcome": "crash", "seconds": 0.0, "growth": 0,
+                                         "detail": f"making the input failed: {detail}"})
+                        continue
                     _send(write_fd, {"begin": index, "size": size})
                     _send(write_fd, {"index": index, **_measure(work, size)})
             finally:
                 os._exit(0)
         os.close(write_fd)
-        reader = os.fdopen(read_fd, "rb")
-        current, deadline, finished = None, None, False
-        try:
-            buffer = b""
-            while True:
-                if b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    message = json.loads(line)
-                    if "begin" in message:
-                        current = message["begin"]
-                        deadline = time.monotonic() + KILL_FACTOR * time_bound(message["size"])
-                    else:
-                        pending.remove(message["index"])
-                        current = None
-                        yield message["index"], Result(message["outcome"], message["seconds"], message["growth"],
-                                                       message["detail"])
-                    continue
-                timeout = None if deadline is None or current is None else max(0.0, deadline - time.monotonic())
-                if not select.select([read_fd], [], [], timeout)[0]:
-                    os.kill(pid, signal.SIGKILL)
-                    pending.remove(current)
-                    yield current, Result("hang", timeout or 0.0, 0, f"killed after {KILL_FACTOR}x its time bound")
-                    break
-                chunk = os.read(read_fd, 1 << 16)
-                if not chunk:
-                    finished = True
-                    break
-                buffer += chunk
-        finally:
-            reader.close()
-            _, status = os.waitpid(pid, 0)
-        if finished and current is not None:  # the child died inside an input
-            pending.remove(current)
-            yield current, Result("crash", 0.0, 0, f"the process died: wait status {status}")
+        self.fd = read_fd
+
+    def messages(self, chunk: bytes):
+        """The results complete in what the child has sent so far."""
+        self.buffer += chunk
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            message = json.loads(line)
+            if "begin" in message:
+                self.current, self.began = message["begin"], time.monotonic()
+                self.deadline = self.began + KILL_FACTOR * time_bound(message["size"])
+                continue
+            self.pending.remove(message["index"])
+            self.current = None
+            yield message["index"], Result(message["outcome"], message["seconds"], message["growth"],
+                                           message["detail"])
+
+    def end(self, kill: bool = False) -> int:
+        """Reap the child (killed first if asked); its wait status."""
+        if kill:
+            os.kill(self.pid, signal.SIGKILL)
+        os.close(self.fd)
+        return os.waitpid(self.pid, 0)[1]
+
+
+def run_batch(make, indices: list[int], workers: int = 1):
+    """Yield (index, Result) for each index (in the order they finish), running
+    `make(index) -> (work, size)` and then `work()` in forked children, `workers` at once,
+    each on its share of the indices: a child runs inputs in turn until one hangs (it is
+    killed after KILL_FACTOR time bounds of wall time) or dies; a new child takes up the
+    rest of its share. Forking once per share rather than per input keeps thousands of
+    inputs a minute."""
+    workers = max(1, workers)
+    children = {c.fd: c for c in (_Child(make, indices[k::workers]) for k in range(workers) if indices[k::workers])}
+
+    def replace(child: _Child) -> None:
+        del children[child.fd]
+        if child.pending:
+            successor = _Child(make, child.pending)
+            children[successor.fd] = successor
+
+    while children:
+        deadlines = [c.deadline for c in children.values() if c.current is not None]
+        timeout = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+        ready, _, _ = select.select(list(children), [], [], timeout)
+        for fd in ready:
+            child = children[fd]
+            chunk = os.read(fd, 1 << 16)
+            yield from child.messages(chunk)
+            if chunk:
+                continue
+            status = child.end()  # the child closed its pipe: finished, or died inside an input
+            if child.current is not None:
+                child.pending.remove(child.current)
+                yield child.current, Result("crash", 0.0, 0, f"the process died: wait status {status}")
+            replace(child)
+        now = time.monotonic()
+        for child in [c for c in children.values() if c.current is not None and c.deadline <= now]:
+            child.end(kill=True)
+            child.pending.remove(child.current)
+            yield child.current, Result("hang", now - child.began, 0, f"killed after {KILL_FACTOR}x its time bound")
+            replace(child)
