@@ -39,7 +39,7 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
     """A module from MLIR text, in the custom format `to_mlir` prints, the generic one,
     or both mixed."""
     from nnefopt.export.mlir_weights import adopt_weights
-    from nnefopt.mlir_text import check_attributes, check_string_literals
+    from nnefopt.mlir_text import check_attributes, check_string_literals, strings_as_read
 
     check_string_literals(text, name)
     parser = None
@@ -51,6 +51,7 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
             # The custom format checks what it reads (a tensor type for an operand, the
             # number of types) while it reads: an error at the place reached.
             parser.raise_error(str(exc))
+        strings_as_read(module)
         module.verify()
         check_attributes(module, name)
         adopt_weights(module)

@@ -11,12 +11,14 @@ import re
 
 from xdsl.dialects.builtin import (
     ArrayAttr,
+    BytesAttr,
     DenseResourceAttr,
     DictionaryAttr,
     FileLineColLoc,
     IntegerAttr,
     StringAttr,
 )
+from xdsl.ir import ParametrizedAttribute
 
 from nnefopt.errors import Location, NNEFError
 
@@ -55,6 +57,41 @@ _DIALECT_ATTRIBUTES = {
     "nnef.dims": lambda attr: isinstance(attr, DictionaryAttr),
     "nnef.data": lambda attr: isinstance(attr, DenseResourceAttr),
 }
+
+
+def _as_text(attr):
+    """`attr` with each bytes literal that is UTF-8 read as a string: xDSL prints a
+    string that is not ASCII as escaped bytes, and reads those back as bytes (the nnef
+    dialect holds no bytes, so what it reads as bytes was written as a string)."""
+    if isinstance(attr, BytesAttr):
+        try:
+            return StringAttr(attr.data.decode("utf-8"))
+        except UnicodeDecodeError:
+            return attr
+    if isinstance(attr, ArrayAttr):
+        items = [_as_text(a) for a in attr.data]
+        return attr if all(a is b for a, b in zip(items, attr.data)) else ArrayAttr(items)
+    if isinstance(attr, DictionaryAttr):
+        entries = {k: _as_text(a) for k, a in attr.data.items()}
+        return attr if all(entries[k] is a for k, a in attr.data.items()) else DictionaryAttr(entries)
+    if isinstance(attr, ParametrizedAttribute):
+        parameters = [_as_text(a) for a in attr.parameters]
+        if all(a is b for a, b in zip(parameters, attr.parameters)):
+            return attr
+        return type(attr).new(parameters)
+    return attr
+
+
+def strings_as_read(module) -> None:
+    """Every string of the module (properties, attributes, types) as it was printed."""
+    for op in module.walk():
+        for fields in (op.properties, op.attributes):
+            for key, attr in fields.items():
+                fields[key] = _as_text(attr)
+        for value in [*op.results, *(a for region in op.regions for block in region.blocks for a in block.args)]:
+            typed = _as_text(value.type)
+            if typed is not value.type:
+                value.type = typed
 
 
 def check_attributes(module, name: str) -> None:

@@ -154,3 +154,34 @@ def test_passes_leave_a_variable_without_data_for_the_error_at_export(tmp_path):
     with pytest.raises(NNEFError, match="has no data"):
         nnefopt.save(module, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_strings_that_are_not_ascii_read_back_from_mlir(tmp_path):
+    # found by fuzzing: xDSL prints such a string as escaped bytes and reads those back
+    # as bytes, which no string field of the dialect accepts
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "graph.nnef").write_text(
+        'version 1.0;\nextension tract_registry tract_core;\n'
+        'graph G( input ) -> ( output )\n{\n'
+        '    input = external<scalar>(shape = [1, 2]);\n'
+        '    w = variable<scalar>(shape = [1, 2], label = "poids_é_重み");\n'
+        '    i"sortie_ü" = add(input, w);\n'
+        '    output = mul(i"sortie_ü", 2.0);\n}\n', encoding="utf-8")
+    from nnefopt.frontend.tensor_file import write_tensor
+
+    write_tensor(folder / "poids_é_重み.dat", np.ones((1, 2), np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        module = nnefopt.load(folder)
+    for generic in (False, True):
+        text = nnefopt.to_mlir(module, weights=True, generic=generic)
+        again = nnefopt.parse_mlir(text, "m.mlir")
+        assert nnefopt.to_mlir(again, weights=True, generic=generic) == text
+        labels = [op.properties["label"].data for op in again.walk() if "label" in op.properties]
+        assert labels == ["poids_é_重み"]
+        x = np.array([[1.0, 2.0]], np.float32)
+        np.testing.assert_array_equal(nnefopt.run(again, {"input": x})["output"], (x + 1) * 2)
+    nnefopt.save(again, tmp_path / "out")
+    written = (tmp_path / "out" / "graph.nnef").read_text(encoding="utf-8")
+    assert 'i"sortie_ü"' in written and "label = 'poids_é_重み'" in written

@@ -47,7 +47,9 @@ def set_tensor_name(value: SSAValue, name: str | None) -> None:
 
 
 def _holds_exactly(name: str | None) -> bool:
-    return name is None or (SSAValue.is_valid_name(name) and SSAValue.extract_valid_name(name) == name)
+    # xDSL takes any word character in a name hint; MLIR text (and xDSL's lexer) only ASCII
+    return name is None or (name.isascii() and SSAValue.is_valid_name(name) and
+                            SSAValue.extract_valid_name(name) == name)
 
 
 def module_tensor_names(module: ModuleOp) -> set[str]:
