@@ -117,19 +117,47 @@ class _Importer:
         return built
 
     def generic(self, op: ModelOperation, result_types: list) -> Operation:
-        names = [k for k, v in op.inputs.items() if v is not None]
-        flat = [self.operand(op.inputs[k]) for k in names]
+        if op.signature is None:
+            names, flat, structured = self.opaque_operands(op)
+        else:
+            names = [k for k, v in op.inputs.items() if v is not None]
+            flat, structured = [self.operand(op.inputs[k]) for k in names], {}
         # Without a declaration only the attribute itself tells a tuple from an array.
         encode = to_attribute if op.signature is not None else tuple_preserving_attribute
         properties = {
             "operand_names": to_attribute(names),
-            "args": DictionaryAttr({k: encode(v) for k, v in op.attribs.items()}),
+            "args": DictionaryAttr({**structured, **{k: encode(v) for k, v in op.attribs.items()}}),
         }
         if op.signature is None:
             cls, properties["op_name"] = OpaqueOp, StringAttr(op.name)
         else:
             cls, properties["callee"] = CallOp, StringAttr(op.name)
         return cls(operands=[_flatten(flat)], properties=properties, result_types=[_flatten(result_types)])
+
+    def opaque_operands(self, op: ModelOperation) -> tuple[list[str], list[SSAValue], dict]:
+        """An undeclared operation's tensors as operands, each named by its argument; an
+        argument that holds tensors among other items (tract's `scan = [("x_t", x, 0, 1)]`)
+        stays in `args` as it was, each tensor an {operand = i} there."""
+        names: list[str] = []
+        operands: list[SSAValue] = []
+        structured = {}
+        for key, value in op.inputs.items():
+            if value is None:
+                continue
+            if not isinstance(value, (list, tuple)):
+                names.append(key)
+                operands.append(self.operand(value))
+                continue
+
+            def place(item: object, key: str = key) -> int | None:
+                if not isinstance(item, TensorRef):
+                    return None
+                names.append(key)
+                operands.append(self.values[item])
+                return len(operands) - 1
+
+            structured[key] = tuple_preserving_attribute(value, place)
+        return names, operands, structured
 
     def result_type(self, value: object):
         if isinstance(value, list):

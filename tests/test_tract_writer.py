@@ -16,8 +16,6 @@ from tests.tract_oracle import run_tract
 
 # tract 0.23.9 has no NNEF form for these (it says "No serializer found"): nothing to read.
 TRACT_CANNOT_WRITE = {"shared_tiny_vit"}  # its exact gelu (GeluExact)
-# Read and written back, but not run: the scan body is a fragment nnefopt does not run yet.
-NOT_RUN = {"scan_cumsum", "scan_cumsum@nnef"}
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +62,6 @@ def test_read_run_equal_and_written_back(corpus, tmp_path, name):
     out = tmp_path / "out"
     nnefopt.save(module, out)
     again = _load(out)
-    if name in NOT_RUN:
-        return
     expected = _expected(case)
     _assert_equal(nnefopt.run(module, case.inputs), expected, case.tolerance)
     _assert_equal(nnefopt.run(again, case.inputs), expected, case.tolerance)
@@ -95,7 +91,8 @@ def test_symbols_bind_at_run_time_and_stay_in_the_export(corpus, tmp_path, name,
         _assert_equal(nnefopt.run(again, inputs), session.run(None, inputs), case.tolerance)
 
 
-@pytest.mark.parametrize("name", ["conv", "shared_cnn_digits", "pad", "cast_f16", "slice", "layernorm"])
+@pytest.mark.parametrize("name", ["conv", "shared_cnn_digits", "pad", "cast_f16", "slice", "layernorm", "scan_cumsum",
+                                  "scan_recurrence"])
 def test_tract_runs_the_export(corpus, tmp_path, name):
     case = corpus[0][name]
     nnefopt.save(_load(case.path), tmp_path / "out")

@@ -234,6 +234,21 @@ def small_cases() -> list[OnnxCase]:
     add("scan_cumsum", _model(
         [helper.make_node("Scan", ["init", "x"], ["last", "ys"], body=body, num_scan_inputs=1)],
         [("x", x.shape)], [("last", None), ("ys", None)], {"init": np.zeros(3, np.float32)}), {"x": x})
+    # A recurrence beyond cumsum: two scanned inputs (one backward, one along axis 1), one
+    # the body reads whole (`full`, from the outer scope), a state, and an output gathered
+    # backward as well as the state's last value.
+    body = helper.make_graph(
+        [helper.make_node("Mul", ["h_in", "w"], ["hw"]), helper.make_node("Add", ["hw", "a_t"], ["s"]),
+         helper.make_node("Tanh", ["s"], ["t"]), helper.make_node("Sub", ["t", "b_t"], ["h_out"]),
+         helper.make_node("Mul", ["h_out", "a_t"], ["y_t"])], "body",
+        [helper.make_tensor_value_info(n, FLOAT, [3]) for n in ("h_in", "a_t", "b_t")],
+        [helper.make_tensor_value_info(n, FLOAT, [3]) for n in ("h_out", "y_t")])
+    h0, a, b, w = _randn(rng, 3), _randn(rng, 6, 3), _randn(rng, 3, 6), _randn(rng, 3)
+    add("scan_recurrence", _model(
+        [helper.make_node("Scan", ["h0", "a", "b"], ["h_last", "ys"], body=body, num_scan_inputs=2,
+                          scan_input_directions=[1, 0], scan_input_axes=[0, 1], scan_output_directions=[1])],
+        [("h0", h0.shape), ("a", a.shape), ("b", b.shape), ("w", w.shape)], [("h_last", None), ("ys", None)]),
+        {"h0": h0, "a": a, "b": b, "w": w})
     # Symbolic dims: the batch N stays a symbol in what tract writes (`extension tract_symbol`).
     x = _randn(rng, 3, 4)
     add("symbolic_batch", _model(

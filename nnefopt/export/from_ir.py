@@ -7,6 +7,8 @@ literal it was, and weights come back from their resource handles.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from xdsl.dialects.builtin import DYNAMIC_INDEX, ArrayAttr, DictionaryAttr, FileLineColLoc, ModuleOp, TensorType
 from xdsl.ir import Operation, SSAValue
 
@@ -23,6 +25,7 @@ from nnefopt.dialects.nnef import (
     origin_of,
     weight_of,
 )
+from nnefopt.dialects.attributes import operand_indices
 from nnefopt.dialects.quantization import quantization_of
 from nnefopt.dialects.tensor_names import fresh_name, tensor_name
 from nnefopt.errors import Location, NNEFError
@@ -172,6 +175,10 @@ class _Exporter:
                               signatures.get(entry.name, entry.signature))
 
     def generic(self, op, signatures, explicit) -> ModelOperation:
+        if isinstance(op, OpaqueOp):
+            inputs, attribs = opaque_arguments(op, self.value)
+            outputs = {f"_{i}": self.define(v, op) for i, v in enumerate(op.outputs)}
+            return ModelOperation(op.op_name.data, None, inputs, attribs, outputs, location_of(op), explicit, None)
         names = from_attribute(op.operand_names)
         inputs = {name: self.value(v) for name, v in zip(names, op.arguments)}
         if isinstance(op, CallOp):
@@ -185,6 +192,29 @@ class _Exporter:
         attribs = {k: from_attribute(v, types.get(k)) for k, v in op.args.data.items()}
         outputs = {key: self.define(v, op) for key, v in zip(result_names, op.outputs)}
         return ModelOperation(name, None, inputs, attribs, outputs, location_of(op), explicit, signature)
+
+
+def opaque_arguments(op: OpaqueOp, value: Callable[[SSAValue], object]) -> tuple[dict, dict]:
+    """An undeclared operation's arguments by name, as (tensor arguments, attributes):
+    each operand as `value` gives it, put back where it was given, alone or as an item
+    of the argument that holds it ({operand = i} in `args`)."""
+    names = from_attribute(op.operand_names)
+    if len(names) != len(op.arguments) or not all(isinstance(n, str) for n in names):
+        raise NNEFError(f"'{op.op_name.data}' names {len(names)} operands and has {len(op.arguments)}",
+                        location_of(op))
+    values = [value(v) for v in op.arguments]
+    inputs, attribs = {}, {}
+    for name, item in zip(names, values):
+        if name not in op.args.data:
+            inputs[name] = item
+    for key, attr in op.args.data.items():
+        try:
+            decoded = from_attribute(attr, None, values)
+        except TypeError as exc:
+            raise NNEFError(f"argument '{key}' of '{op.op_name.data}' is not an NNEF value: {exc}",
+                            location_of(op)) from None
+        (inputs if operand_indices(attr) else attribs)[key] = decoded
+    return inputs, attribs
 
 
 def export_module(module: ModuleOp) -> Model:

@@ -31,6 +31,7 @@ from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.frontend.fragments import NoMeaning, known_operations_of
 from nnefopt.frontend.model import Quantization
 from nnefopt.interp.body_plan import Slot, compile_body
+from nnefopt.interp.scan_binding import bind_scan
 from nnefopt.interp.interpreter import ArrayDomain
 from nnefopt.dialects.layout import is_channel_last
 from nnefopt.traits import Declaration
@@ -109,6 +110,12 @@ def bind_operation(op: Operation, slot_of: dict[SSAValue, int], domain: ArrayDom
     any run: weights, constants), a kernel that can prepare itself for known operands
     and static shapes (`kernel.prepare`) does so once."""
     loc = location_of(op)
+    if isinstance(op, OpaqueOp) and op.op_name.data == "tract_core_scan":
+        shapes = _static_shapes(op, slot_of)
+        operands = [_operand(v, slot_of) for v in op.arguments]
+        return bind_scan(op, [_part(_as_operand(o, domain)) for o in operands],
+                         [shapes.get(o) if isinstance(o, int) else None for o in operands],
+                         [slot_of[r] for r in op.results], domain)
     if isinstance(op, OpaqueOp):
         return _failing(NNEFError(f"operation '{op.op_name.data}' of an unknown registry cannot be run", loc))
     if isinstance(op, CallOp):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import ModuleOp, StringAttr
 from xdsl.ir import Operation
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
@@ -25,7 +25,7 @@ from xdsl.rewriter import Rewriter
 from xdsl.transforms.common_subexpression_elimination import CSEDriver
 
 from nnefopt.broadcasting import broadcast_shape
-from nnefopt.dialects.nnef import CallOp, FragmentOp
+from nnefopt.dialects.nnef import CallOp, FragmentOp, OpaqueOp
 from nnefopt.export.from_ir import fragment_signatures
 from nnefopt.passes import register_pass
 from nnefopt.passes.expand import discard, expand_call
@@ -307,6 +307,9 @@ def drop_uncalled_fragments(module: ModuleOp) -> None:
     if not any(_defines_body(text) for text in texts.values()):
         return  # nothing could be dropped: no need to look for calls
     called = {op.callee.data for op in module.walk() if isinstance(op, CallOp)}
+    # An undeclared operation may name a fragment by a string (tract's scan: `body = "scan_body_0"`).
+    called |= {attr.data for op in module.walk() if isinstance(op, OpaqueOp)
+               for attr in op.args.data.values() if isinstance(attr, StringAttr)}
     for op, text in texts.items():
         name = op.sym_name.data
         used_by_others = any(name + "(" in t.replace(" (", "(") for o, t in texts.items() if o is not op)
