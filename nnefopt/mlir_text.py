@@ -59,11 +59,15 @@ _DIALECT_ATTRIBUTES = {
 }
 
 
-def _as_text(attr):
+def _as_text(attr, strings: bool = True):
     """`attr` with each bytes literal that is UTF-8 read as a string: xDSL prints a
-    string that is not ASCII as escaped bytes, and reads those back as bytes (the nnef
-    dialect holds no bytes, so what it reads as bytes was written as a string)."""
+    string that is not ASCII as escaped bytes, and reads those back as bytes. The nnef
+    dialect holds no bytes, so what it reads as bytes in its fields, arrays, dictionaries
+    and attributes was written as a string (`strings`); a builtin attribute's own bytes
+    (a dense literal's data) stay bytes."""
     if isinstance(attr, BytesAttr):
+        if not strings:
+            return attr
         try:
             return StringAttr(attr.data.decode("utf-8"))
         except UnicodeDecodeError:
@@ -75,7 +79,8 @@ def _as_text(attr):
         entries = {k: _as_text(a) for k, a in attr.data.items()}
         return attr if all(entries[k] is a for k, a in attr.data.items()) else DictionaryAttr(entries)
     if isinstance(attr, ParametrizedAttribute):
-        parameters = [_as_text(a) for a in attr.parameters]
+        ours = attr.name.startswith("nnef.")
+        parameters = [_as_text(a, ours) for a in attr.parameters]
         if all(a is b for a, b in zip(parameters, attr.parameters)):
             return attr
         return type(attr).new(parameters)
