@@ -20,7 +20,8 @@ from nnefopt.importer import context, import_model
 
 
 def load(path: str | Path, *, strict: bool = False) -> ModuleOp:
-    """An NNEF folder, graph file or archive, or MLIR text (`.mlir`, or `-` for stdin)."""
+    """An NNEF folder, graph file or archive, MLIR text (`.mlir`, or `-` for stdin), or an
+    ONNX or TFLite model (`.onnx`, `.tflite`: converted by nnef-tools, the `convert` extra)."""
     text_path = str(path)
     if text_path == "-" or text_path.endswith(".mlir"):
         text = sys.stdin.read() if text_path == "-" else _read(Path(path))

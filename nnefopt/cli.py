@@ -23,7 +23,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnef-opt", description="Optimize NNEF models.")
-    parser.add_argument("input", nargs="?", help="NNEF folder, graph.nnef, .tgz/.tar archive, .mlir file, or - (MLIR on stdin)")
+    parser.add_argument("input", nargs="?", help="NNEF folder, graph.nnef, .tgz/.tar archive, .mlir file, .onnx or .tflite model, or - (MLIR on stdin)")
     parser.add_argument("-p", "--pass", dest="pipeline", default="",
                         help="pass pipeline in xDSL syntax, e.g. 'cse,dce' or 'pass{option=value}'")
     parser.add_argument("-O", dest="default_pipeline", action="store_true",

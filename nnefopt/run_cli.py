@@ -14,7 +14,7 @@ from nnefopt.errors import Location, NNEFError, NNEFWarning
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnef-run", description="Run an NNEF model with nnefopt's interpreter.")
-    parser.add_argument("model", help="NNEF folder, graph.nnef, .tgz archive, or .mlir file")
+    parser.add_argument("model", help="NNEF folder, graph.nnef, .tgz archive, .mlir file, .onnx or .tflite model")
     parser.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                         help="an input tensor (repeat for several inputs; a lone FILE.npy names the only input)")
     parser.add_argument("--random-inputs", type=int, metavar="SEED", help="seeded random inputs instead")

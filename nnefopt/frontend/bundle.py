@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from nnefopt.errors import Location, NNEFError
+from nnefopt.frontend.convert import is_convertible, open_converted
 
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
 MAX_MEMBERS = 100_000
@@ -94,6 +95,8 @@ def open_model(path: str | Path, *, max_bytes: int = MAX_UNPACKED_BYTES,
         return ModelSource(path, graph, str(path))
     if not path.exists():
         raise NNEFError("no such file or folder", Location(str(path)))
+    if is_convertible(path):  # ONNX, TFLite: converted by nnef-tools into a temporary folder
+        return open_converted(path)
     if path.name.endswith(ARCHIVE_SUFFIXES):
         return _open_archive(path, max_bytes, max_members)
     return ModelSource(path.parent, path, str(path))

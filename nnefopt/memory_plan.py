@@ -1,0 +1,104 @@
+"""A static memory plan for a graph's activations: one arena, an offset per tensor.
+
+Every tensor an operation computes (and every graph input) lives from the operation
+that makes it to the last one that reads it (a graph output: to the end). Weights and
+constants are not in the arena: they are read-only data of their own. Tensors are
+placed greedily, largest first (as tflite-micro's GreedyMemoryPlanner does): each goes
+to the lowest aligned offset where it overlaps, in address, no tensor already placed
+whose lifetime overlaps its own. The arena's size is the highest end so reached.
+
+Both `nnef-info` (peak activation memory) and a code emitter (where each buffer lives)
+read the same plan.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import ModuleOp, TensorType
+from xdsl.ir import SSAValue
+
+from nnefopt.dialects.nnef import ReturnOp
+from nnefopt.dtypes import item_dtype
+from nnefopt.errors import NNEFError
+from nnefopt.export.from_ir import graph_of, location_of
+from nnefopt.traits import GraphInput, TensorSource
+
+ALIGNMENT = 16  # bytes: what SIMD loads want, and what tflite-micro uses
+
+
+@dataclass(frozen=True)
+class Buffer:
+    value: SSAValue
+    size: int  # bytes, before alignment
+    first: int  # index of the operation that makes it
+    last: int  # index of the last operation that reads it
+
+
+@dataclass(frozen=True)
+class Plan:
+    offsets: dict[SSAValue, int]  # byte offset in the arena of each planned tensor
+    peak_bytes: int  # the arena's size
+    buffers: tuple[Buffer, ...] = ()
+    alignment: int = ALIGNMENT
+
+    @property
+    def unplanned_bytes(self) -> int:
+        """What the tensors would take, each in memory of its own for the whole run."""
+        return sum(_aligned(b.size, self.alignment) for b in self.buffers)
+
+
+def tensor_bytes(value: SSAValue) -> int:
+    """The bytes a tensor's data takes; an error for a shape not known statically."""
+    type_ = value.type
+    shape = type_.get_shape() if isinstance(type_, TensorType) else None
+    if shape is None or any(d < 0 for d in shape):
+        owner = value.owner
+        raise NNEFError("a tensor whose shape is not static cannot be planned", location_of(owner))
+    dtype = item_dtype(type_.element_type)
+    return math.prod(shape) * (dtype.itemsize if dtype is not None else 4)
+
+
+def lifetimes(module: ModuleOp) -> list[Buffer]:
+    """The activations of the module's graph with their first and last use, in program order."""
+    ops = list(graph_of(module).body.block.ops)
+    first: dict[SSAValue, int] = {}
+    last: dict[SSAValue, int] = {}
+    end = len(ops)
+    for index, op in enumerate(ops):
+        for operand in op.operands:
+            if operand in first:
+                last[operand] = end if isinstance(op, ReturnOp) else max(last[operand], index)
+        if op.has_trait(TensorSource) and not op.has_trait(GraphInput):
+            continue  # weights and constants: data of their own, not the arena
+        for result in op.results:
+            first[result] = last[result] = index
+    return [Buffer(v, tensor_bytes(v), first[v], last[v]) for v in first]
+
+
+def _aligned(size: int, alignment: int) -> int:
+    return -(-size // alignment) * alignment
+
+
+def plan(module: ModuleOp, alignment: int = ALIGNMENT) -> Plan:
+    """The greedy-by-size plan of the module's activations."""
+    buffers = lifetimes(module)
+    # Largest first; ties in program order, so the plan is the same every time.
+    order = sorted(range(len(buffers)), key=lambda i: (-buffers[i].size, buffers[i].first, i))
+    placed: list[tuple[int, int, Buffer]] = []  # offset, aligned size, buffer
+    offsets: dict[SSAValue, int] = {}
+    peak = 0
+    for i in order:
+        buffer = buffers[i]
+        size = _aligned(buffer.size, alignment)
+        live = sorted((o, s) for o, s, b in placed if b.first <= buffer.last and buffer.first <= b.last)
+        offset = 0
+        for other_offset, other_size in live:  # the first gap large enough, from the bottom
+            if other_offset - offset >= size:
+                break
+            offset = max(offset, other_offset + other_size)
+        placed.append((offset, size, buffer))
+        offsets[buffer.value] = offset
+        peak = max(peak, offset + size)
+    return Plan(offsets, peak, tuple(buffers), alignment)
