@@ -24,11 +24,15 @@ class ModelStats:
 
 def model_stats(module: ModuleOp) -> ModelStats:
     stats = ModelStats()
+    labels = set()  # a variable declared twice with one label is one weight (one file)
     for op in module.walk():
         if op.name in ("nnef.graph", "nnef.return", "nnef.fragment", "builtin.module"):
             continue
         if op.has_trait(TensorSource):
-            if not op.has_trait(GraphInput):
+            label = op.properties.get("label")
+            if not op.has_trait(GraphInput) and (label is None or label not in labels):
+                if label is not None:
+                    labels.add(label)
                 for result in op.results:
                     items, width = _items_and_bits(op, result.type)
                     stats.parameters += items

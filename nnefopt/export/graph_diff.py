@@ -42,7 +42,9 @@ class Changes:
     def __init__(self, before: ModuleOp, after: ModuleOp):
         old, new = _by_result_name(before), _by_result_name(after)
         self._old = {name: _signature(op) for name, op in old.items()}
-        self.removed = [name for name, op in old.items() if name not in new and _is_computed(op)]
+        # A tensor now a weight (folded) no longer has its operation: that counts as removed.
+        computed = {name for name, op in new.items() if _is_computed(op)}
+        self.removed = [name for name, op in old.items() if name not in computed and _is_computed(op)]
 
     def of(self, op: Operation) -> str | None:
         names = [n for r in op.results if (n := tensor_name(r)) is not None]
