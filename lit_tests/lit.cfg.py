@@ -17,3 +17,5 @@ config.substitutions.append(("FileCheck", "filecheck"))
 # The checkout holding these tests is the nnefopt they test, whatever else is installed.
 root = os.path.dirname(config.test_source_root)
 config.environment["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+# The shared test models beside the repository (../shared/models), as %{models}.
+config.substitutions.append(("%{models}", os.path.join(os.path.dirname(root), "shared", "models")))

@@ -1,7 +1,8 @@
 """nnef-opt: read an NNEF model (or its MLIR form), run passes, write it back.
 
-Bad input ends with one line `file:line:col: error: message` and exit status 1;
-warnings about accepted liberties go to stderr in the same form.
+Bad input ends with one line `file:line:col: error: message` and exit status 1; a wrong
+command line with exit status 2, as compilers do. Warnings about accepted liberties go
+to stderr in the same form, one line per kind (`-v`: each).
 """
 
 from __future__ import annotations
@@ -9,16 +10,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
-from nnefopt.errors import Location, NNEFError, NNEFWarning
+from nnefopt.diagnostics import WarningReport, reported_warnings
+from nnefopt.errors import Location, NNEFError
 from nnefopt.targets import EmitOptions, describe_targets, target_for, target_names
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None):
-    text = str(message) if issubclass(category, NNEFWarning) else f"warning: {message}"
-    print(text, file=sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split-input-file", action="store_true",
                         help="MLIR input holds cases separated by lines '// -----': run and print each "
                              "alone (separated the same way); a failing case does not stop the others")
+    parser.add_argument("--diff", metavar="BEFORE",
+                        help="with --emit=dot or svg: colour the operations the passes added or changed "
+                             "against the model BEFORE (compared by tensor names)")
+    parser.add_argument("--stats", action="store_true",
+                        help="print operation counts and parameter bytes before and after the passes to stderr")
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print every warning; by default one line per kind, with a count")
     return parser
 
 
@@ -76,25 +79,37 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--split-input-file reads MLIR text: a .mlir file or - (standard input)")
     if args.split_input_file and args.output:
         parser.error("--split-input-file prints each case to standard output; -o is not supported with it")
-    with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
-        warnings.simplefilter("ignore" if args.quiet else "always", NNEFWarning)
-        return _run(args)
+    if args.diff and not _target_or_usage_error(parser, args).shows_changes:
+        parser.error("--diff colours a picture: use it with --emit=dot or --emit=svg (or a .dot/.svg output)")
+    with reported_warnings(quiet=args.quiet, verbose=args.verbose) as report:
+        return _run(args, report)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _target_or_usage_error(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    try:
+        return target_for(args.emit, args.output)
+    except NNEFError as error:
+        parser.error(error.message)
+
+
+def _run(args: argparse.Namespace, report: WarningReport) -> int:
     try:
         from nnefopt.api import load
 
         if args.default_pipeline:
             args.pipeline = ",".join(p for p in ("default", args.pipeline) if p)
         if args.split_input_file:
-            return _run_cases(args)
+            return _run_cases(args, report)
         module = load(args.input, strict=args.strict)
+        before = _before(module, args)
+        report.flush()  # what reading accepted, before what the passes and the writer say
         if args.pipeline:
             _optimize(module, args)
-        _emit(module, args)
+        if args.stats:
+            _print_stats(before, module)
+        _emit(module, args, before if args.diff else None)
     except NNEFError as error:
+        report.flush()  # what was accepted before what was refused
         print(error, file=sys.stderr)
         return 1
     except RecursionError:  # a guard missed somewhere: still not a traceback
@@ -109,7 +124,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_cases(args: argparse.Namespace) -> int:
+def _before(module, args: argparse.Namespace):
+    """The module to compare with after the passes: --diff's model, or (for --stats) a
+    copy of the input as read."""
+    from nnefopt.api import load
+
+    if args.diff:
+        return load(args.diff, strict=args.strict)
+    return module.clone() if args.stats else None
+
+
+def _print_stats(before, after) -> None:
+    from nnefopt.stats_table import model_stats, stats_table
+
+    print(stats_table(model_stats(before), model_stats(after)), file=sys.stderr)
+
+
+def _run_cases(args: argparse.Namespace, report: WarningReport) -> int:
     """Each case of the split input parsed, run and printed alone; an error ends its case
     only, and the exit status says whether any failed."""
     from nnefopt.api import parse_mlir
@@ -124,25 +155,27 @@ def _run_cases(args: argparse.Namespace) -> int:
                 _optimize(module, args)
             text = target_for(args.emit).render(module, _emit_options(args))
         except NNEFError as error:
+            report.flush()
             print(error, file=sys.stderr)
             failed = True
             continue
+        report.flush()  # each case's warnings before its text
         sys.stdout.write(f"{SEPARATOR}\n" * bool(printed) + text)
         sys.stdout.flush()  # in step with the errors of later cases on stderr
         printed += 1
     return 1 if failed else 0
 
 
-def _emit_options(args: argparse.Namespace) -> EmitOptions:
+def _emit_options(args: argparse.Namespace, before=None) -> EmitOptions:
     # Weights would drown the IR on a terminal; in a file or a pipe they are the model.
     return EmitOptions(keep_spelling=args.keep_spelling, generic=args.mlir_print_op_generic,
-                       weights=not sys.stdout.isatty())
+                       weights=not sys.stdout.isatty(), before=before)
 
 
-def _emit(module, args: argparse.Namespace) -> None:
+def _emit(module, args: argparse.Namespace, before=None) -> None:
     """The module in the form --emit names, or -o's suffix says, to -o or standard output."""
     target = target_for(args.emit, args.output)
-    options = _emit_options(args)
+    options = _emit_options(args, before)
     if args.output:
         _refuse_overwriting_input(args.input, args.output)
         target.save(module, args.output, options)

@@ -28,6 +28,7 @@ from nnefopt.dialects.nnef import (
 )
 from nnefopt.dialects.quantization import quantization, with_quantization
 from nnefopt.dialects.attributes import tuple_preserving_attribute
+from nnefopt.progress import progress
 from nnefopt.dialects.tensor_names import set_tensor_name
 from nnefopt.dtypes import dtype_of_literal
 from nnefopt.frontend.model import Model, Operation as ModelOperation, TensorRef
@@ -48,7 +49,8 @@ class _Importer:
         self.block = Block()
 
     def run(self) -> ModuleOp:
-        for op in self.model.operations:
+        # 100,000 operations take seconds: a bar on a terminal says it is not stuck.
+        for op in progress(self.model.operations, what="importing operations"):
             self.block.add_op(self.operation(op))
         self.block.add_op(ReturnOp(operands=[[self.values[name] for name in self.model.outputs]]))
         graph = GraphOp(

@@ -25,6 +25,8 @@ class EmitOptions:
     keep_spelling: bool = False  # write the operations as the IR has them: no spelling passes
     generic: bool = False  # MLIR in the generic operation format
     weights: bool = False  # MLIR text carries the weights (in a file or a pipe, not on a terminal)
+    # The module before the passes: a picture colours what they changed (--diff).
+    before: ModuleOp | None = dataclasses.field(default=None, compare=False)
 
 
 # Passes that only respell operations for other engines; `keep_spelling` leaves them out.
@@ -40,6 +42,7 @@ class Target:
     export_pipeline: str = ""
     text: Callable[[ModuleOp, EmitOptions], str] | None = None  # the form on standard output
     text_keeps_spelling: bool = False  # text alone has no place for what the spelling passes add
+    shows_changes: bool = False  # draws what passes changed against EmitOptions.before
 
     @property
     def pipeline_name(self) -> str:
@@ -160,3 +163,33 @@ register_target(Target(
 register_target(Target(
     "mlir", "MLIR text of the nnef dialect; a file carries its weights", _write_mlir,
     suffixes=(".mlir",), text=_mlir_text))
+
+
+def _dot_text(module: ModuleOp, options: EmitOptions) -> str:
+    from nnefopt.export.dot import module_to_dot
+
+    return module_to_dot(module, options.before)
+
+
+def _svg_text(module: ModuleOp, options: EmitOptions) -> str:
+    from nnefopt.export.graphviz import render
+
+    return render(_dot_text(module, options), "svg")
+
+
+def _text_writer(text: Callable[[ModuleOp, EmitOptions], str]) -> Callable[[ModuleOp, Path, EmitOptions], None]:
+    def write(module: ModuleOp, path: Path, options: EmitOptions) -> None:
+        from nnefopt.export.text_file import write_text
+
+        write_text(path, text(module, options))  # made whole first: a failed drawing writes nothing
+
+    return write
+
+
+# Pictures show the IR as the passes left it (fused, channel-last): no export pipeline.
+register_target(Target(
+    "dot", "the graph as Graphviz dot text (ops, attributes, shapes; weights inside their users)",
+    _text_writer(_dot_text), suffixes=(".dot", ".gv"), text=_dot_text, shows_changes=True))
+register_target(Target(
+    "svg", "the graph drawn as SVG by Graphviz's dot program (Debian package graphviz)",
+    _text_writer(_svg_text), suffixes=(".svg",), text=_svg_text, shows_changes=True))
