@@ -33,14 +33,23 @@ def minmax(stats: Statistics) -> tuple[float, float]:
 # ---- histograms ------------------------------------------------------------------------
 
 
-def _folded(stats: Statistics) -> np.ndarray:
-    """The histogram of |x|: bin i covers [i * width, (i + 1) * width). Exact, because 0 is
-    an edge of the grid (bin g < 0 holds |x| in (-(g+1), -g] widths)."""
-    grid = np.arange(stats.start, stats.start + stats.bins)
+def _folded(stats: Statistics) -> tuple[np.ndarray, float]:
+    """The histogram of |x| and its bin width: bin i covers [i * width, (i + 1) * width).
+    Exact, because 0 is an edge of the grid (bin g < 0 holds |x| in (-(g+1), -g] widths).
+    Data far from 0 in fine bins would fold onto many empty bins: pairs are merged (the
+    grids nest) until at most `stats.bins` remain."""
+    grid = np.arange(stats.start, stats.start + stats.bins, dtype=np.int64)
     folded = np.where(grid >= 0, grid, -grid - 1)
+    used = stats.counts != 0
+    folded, weights = folded[used], stats.counts[used]
+    exponent = stats.exponent
+    if folded.size == 0:
+        return np.zeros(1, np.int64), stats.width
+    while int(folded.max()) >= stats.bins:
+        folded, exponent = folded >> 1, exponent + 1
     counts = np.zeros(int(folded.max()) + 1, np.int64)
-    np.add.at(counts, folded, stats.counts)
-    return counts
+    np.add.at(counts, folded, weights)
+    return counts, float(np.ldexp(1.0, exponent))
 
 
 def _quantile(counts: np.ndarray, first_edge: float, width: float, fraction: float) -> float:
@@ -62,7 +71,8 @@ def percentile(stats: Statistics, percent: float = 99.99, *, symmetric: bool = F
     if stats.count == 0:
         return 0.0, 0.0
     if symmetric:
-        bound = min(_quantile(_folded(stats), 0.0, stats.width, percent / 100), max(-stats.min, stats.max))
+        folded, width = _folded(stats)
+        bound = min(_quantile(folded, 0.0, width, percent / 100), max(-stats.min, stats.max))
         return _with_zero(-bound, bound)
     tail = (1 - percent / 100) / 2
     first = stats.edges()[0]
@@ -77,7 +87,8 @@ def entropy(stats: Statistics, bits: int = 8) -> tuple[float, float]:
     2^(bits-1) levels and spread back over the bins it came from."""
     if stats.count == 0:
         return 0.0, 0.0
-    counts = _folded(stats).astype(np.float64)
+    counts, width = _folded(stats)
+    counts = counts.astype(np.float64)
     levels = 2 ** (bits - 1)
     if len(counts) <= levels:
         return minmax(stats)
@@ -88,7 +99,7 @@ def entropy(stats: Statistics, bits: int = 8) -> tuple[float, float]:
         divergence = _clipping_divergence(counts[:size], suffix[size] if size < len(counts) else 0.0, levels)
         if divergence < best_divergence:
             best, best_divergence = size, divergence
-    bound = best * stats.width
+    bound = best * width
     return _with_zero(max(-bound, stats.min), min(bound, stats.max))
 
 
