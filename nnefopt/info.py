@@ -102,9 +102,14 @@ def _graph_ops(module: ModuleOp) -> list[Operation]:
 def parameters(module: ModuleOp) -> dict:
     """The weights' element count and bytes, in total and per dtype."""
     by_dtype: dict[str, dict] = {}
+    labels = set()  # a variable declared twice with one label is one weight (one file)
     for op in _graph_ops(module):
         if op.name != "nnef.variable":
             continue
+        label = op.properties.get("label")
+        if label in labels:
+            continue
+        labels.add(label)
         value = op.results[0]
         data = op.attributes.get("nnef.data")
         array = weight_of(data) if data is not None else None
