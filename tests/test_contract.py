@@ -117,7 +117,10 @@ def test_sigint_to_a_writing_process_leaves_nothing(tmp_path, output):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
     # The real CLI in a real process; each weight file's copy slowed down so that the
     # signal surely lands mid-write, whatever the machine's load.
-    slowly = ("import sys, time\n"
+    # A test run started in the background inherits SIGINT ignored (as shells do for
+    # background jobs); the process restores what a terminal's Ctrl-C meets.
+    slowly = ("import signal, sys, time\n"
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
               "import nnefopt.export.folder as f\n"
               "copy = f._copy_unchanged\n"
               "f._copy_unchanged = lambda tensor, path: (time.sleep(0.02), copy(tensor, path))[1]\n"
