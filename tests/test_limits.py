@@ -320,7 +320,7 @@ def test_a_constant_of_two_to_the_31_that_an_operation_reads_is_optimized_and_ex
     assert result["grown"] < 200 * MiB, result
     assert result["outputs"] == [[HUGE], [2, HUGE // 2]]
     assert sum(f.stat().st_size for f in out.iterdir()) < 4096
-    assert f"tile<scalar>(" in (out / "graph.nnef").read_text()
+    assert "tile<scalar>(" in (out / "graph.nnef").read_text()
 
 
 @pytest.mark.parametrize(("repeats", "folded"), [(10, True), (100_000, False)])

@@ -154,3 +154,26 @@ def test_passes_leave_a_variable_without_data_for_the_error_at_export(tmp_path):
     with pytest.raises(NNEFError, match="has no data"):
         nnefopt.save(module, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_in_a_non_ascii_folder_prints_locations_that_read_back(tmp_path):
+    # xDSL would escape the file name's bytes and then lex the literal as bytes, which no
+    # location holds: nnefopt prints printable characters as they are.
+    folder = tmp_path / "modèle_模型"
+    folder.mkdir()
+    (folder / "graph.nnef").write_text("version 1.0;\ngraph G( x ) -> ( y )\n{\n"
+                                       "    x = external<scalar>(shape = [2]);\n"
+                                       "    w = variable<scalar>(shape = [2], label = 'poids_é');\n"
+                                       "    y = add(x, w);\n}\n", encoding="utf-8")
+    write_tensor(folder / "poids_é.dat", np.array([1.0, 2.0], np.float32))
+    text = nnefopt.to_mlir(nnefopt.load(folder), weights=True)
+    assert f'loc("{folder / "graph.nnef"}":6:9)' in text
+    module = nnefopt.parse_mlir(text)
+    locations = {op.location.filename.data for op in module.walk() if hasattr(op.location, "filename")}
+    assert locations == {str(folder / "graph.nnef")}
+    assert nnefopt.to_mlir(module, weights=True) == text
+    assert nnef_opt(folder, "-o", tmp_path / "out.mlir").returncode == 0
+    assert nnef_opt(tmp_path / "out.mlir", "-o", tmp_path / "out2").returncode == 0
+    assert "label = 'poids_é'" in (tmp_path / "out2" / "graph.nnef").read_text(encoding="utf-8")
+    again = nnefopt.run(nnefopt.load(tmp_path / "out2"), {"x": np.zeros(2, np.float32)})["y"]
+    assert again.tolist() == [1.0, 2.0]
