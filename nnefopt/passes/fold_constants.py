@@ -90,7 +90,9 @@ class FoldKnownOperation(RewritePattern):
         if None in shapes:
             return
         if entry.has_trait(ElementWise) and all(is_one_value(known_value(v)) for v in op.operands):
-            values = self.evaluate_one_value(op, shapes)  # one value in, one value out: any size
+            if sum(math.prod(s) for s in shapes) > self.max_elements:
+                return
+            values = self.evaluate_one_value(op, shapes)  # one value in, one value out, as a constant
         elif self.affordable(op, sum(math.prod(s) for s in shapes)):
             values = self.evaluate(op)
         else:
