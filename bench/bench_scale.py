@@ -1,7 +1,7 @@
 """Scale: time and peak memory of load, optimize (the `default` pipeline, as `nnef-opt
--O`) and export (an NNEF folder) on generated conv chains of 10,000 and 100,000
-operations (1,000 and 10,000 with --quick), and what 10x the operations costs: linear
-is about 10x time and 10x memory. Then the other limits of issue 12 worth a row: a
+-O`) and export (an NNEF folder) on generated conv chains of 1,000, 10,000 and
+100,000 operations (1,000 and 10,000 with --quick), and what each 10x of operations
+costs: linear is about 10x time and 10x memory. Then the other limits of issue 12 worth a row: a
 graph of 10,000 inputs and 10,000 outputs, and a 1 GB `.dat` weight loaded (memory-
 mapped) and exported (copied).
 
@@ -154,7 +154,7 @@ def main() -> None:
         model, out, pipeline, traced = args.worker
         print(json.dumps(worker(Path(model), Path(out), pipeline or None, traced == "traced")))
         return
-    sizes = (1_000, 10_000) if args.quick else (10_000, 100_000)
+    sizes = (1_000, 10_000) if args.quick else (1_000, 10_000, 100_000)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         folders, counts = [], []
@@ -166,11 +166,10 @@ def main() -> None:
         print(header_line())
         for count, result in zip(counts, results):
             print(_row(f"{count:,} operations", result))
-        small, big = results
-        growth = counts[1] / counts[0]
-        print(f"{growth:.0f}x operations: " + ", ".join(
-            f"{p} time x{big[p][0] / small[p][0]:.1f} memory x{big[p][1] / max(small[p][1], 1):.1f}"
-            for p in PHASES) + " (linear: about 10)")
+        for (few, small), (many, big) in zip(zip(counts, results), zip(counts[1:], results[1:])):
+            print(f"{many / few:.0f}x operations ({few:,} to {many:,}): " + ", ".join(
+                f"{p} time x{big[p][0] / small[p][0]:.1f} memory x{big[p][1] / max(small[p][1], 1):.1f}"
+                for p in PHASES) + " (linear: about 10)")
         if args.quick:
             return
         print()

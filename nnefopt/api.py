@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 from xdsl.dialects.builtin import Builtin, ModuleOp
 from xdsl.parser import Parser
-from xdsl.printer import Printer
 from xdsl.utils.exceptions import ParseError, VerifyException
 
 from nnefopt.errors import Location, NNEFError
@@ -124,10 +123,11 @@ def to_mlir(module: ModuleOp, *, generic: bool = False, weights: bool = False) -
     --mlir-print-op-generic); with `weights`, the weights' data as a trailing
     dialect_resources section. `parse_mlir` reads all of these."""
     from nnefopt.export.mlir_weights import declare_weights, forget, unique_handles
+    from nnefopt.mlir_text import TextPrinter
 
     unique_handles(module)
     stream = io.StringIO()
-    printer = Printer(stream=stream, print_debuginfo=True, print_generic_format=generic)
+    printer = TextPrinter(stream=stream, print_debuginfo=True, print_generic_format=generic)
     declared = declare_weights(module) if weights else []
     try:
         printer.print_op(module)

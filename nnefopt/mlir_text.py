@@ -1,4 +1,5 @@
-"""Checks of MLIR text made before xDSL's parser sees it.
+"""MLIR text as xDSL's parser reads it back: checks made before the parser sees the
+text, and a printer whose string literals read back as strings.
 
 xDSL lexes a string literal with a regular expression that backtracks exponentially
 when the closing quote is missing: a long weights blob cut short keeps it busy for
@@ -14,11 +15,11 @@ from xdsl.dialects.builtin import (
     BytesAttr,
     DenseResourceAttr,
     DictionaryAttr,
-    FileLineColLoc,
     IntegerAttr,
     StringAttr,
 )
 from xdsl.ir import ParametrizedAttribute
+from xdsl.printer import Printer
 
 from nnefopt.errors import Location, NNEFError
 
@@ -35,6 +36,23 @@ def check_string_literals(text: str, name: str) -> None:
             column = start - (text.rfind("\n", 0, start) + 1) + 1
             raise NNEFError("string literal not closed on its line (or with an invalid escape)",
                             Location(name, line, column))
+
+
+class TextPrinter(Printer):
+    """xDSL's printer, its string literals read back as the same strings. xDSL writes each
+    non-ASCII byte as an escape (`mod\\C3\\A8le`, as MLIR does), but its lexer takes a
+    literal holding an escape and a non-ASCII byte for a bytes literal, which neither a
+    location nor a string attribute accepts: a model loaded from /tmp/modèle/ printed
+    locations nnefopt could not read. Printable characters are valid in an MLIR string
+    literal as they are, so a string of printable characters is written as itself; one
+    that needs an escape as well (a quote, a control character) stays escaped, and a
+    location of that kind is refused on reading, at its place."""
+
+    def print_string_literal(self, string: str):
+        if string.isascii() or not all(c.isprintable() and c not in '"\\' for c in string):
+            super().print_string_literal(string)
+        else:
+            self.print_string(f'"{string}"')
 
 
 def _strings(attr) -> bool:
@@ -101,15 +119,10 @@ def strings_as_read(module) -> None:
 
 def check_attributes(module, name: str) -> None:
     """Attributes that could be read but never written faithfully, or that the exporter
-    would trip on: a non-ASCII name or location file name (xDSL prints them as escaped
-    bytes its parser does not read back), an `nnef.` attribute the dialect does not know,
-    or one of another form."""
+    would trip on: a non-ASCII attribute name, an `nnef.` attribute the dialect does not
+    know, or one of another form. (A non-ASCII location file name reads back as it is
+    printed: TextPrinter.)"""
     for op in module.walk():
-        location = op.location
-        if isinstance(location, FileLineColLoc) and not location.filename.data.isascii():
-            # the same holds for a location's file name
-            raise NNEFError(f"the location of '{op.name}' names a file that is not ASCII: "
-                            f"{location.filename.data[:80]!r}", Location(name))
         for key, attr in op.attributes.items():
             if not key.isascii():
                 raise NNEFError(f"attribute name {key!r} of '{op.name}' is not ASCII", Location(name))

@@ -293,3 +293,67 @@ def test_a_one_gigabyte_header_over_a_short_file_names_the_file_and_field(tmp_pa
     message = str(caught.value)
     assert message == (f"{model / 'w.dat'}: data_length: error: header claims {1 << 28} items "
                        f"({1 << 30} bytes) but the file holds {(1 << 30) - 4} bytes")
+
+
+def test_a_constant_of_two_to_the_31_that_an_operation_reads_is_optimized_and_exported_small(tmp_path):
+    # The one value stays one value: a broadcast view when passes read it, a result of
+    # 2^31 items stays an operation (fold-constants' bound), and the export spells the
+    # constant as a one-item weight tiled, not as a file of 2^31 copies.
+    model = write_model(tmp_path / "m", f"""\
+        version 1.0;
+        graph G( x ) -> ( y, z )
+        {{
+            x = external<scalar>(shape = [1]);
+            c = constant<scalar>(shape = [{HUGE}], value = [1.0]);
+            y = add(x, c);
+            z = reshape(c, shape = [2, {HUGE // 2}]);
+        }}
+        """)
+    out = tmp_path / "out"
+    result = in_fresh_process(f"""
+        module = nnefopt.optimize(nnefopt.load({str(model)!r}), "default")
+        nnefopt.save(module, {str(out)!r})
+        again = nnefopt.load({str(out)!r})
+        result['outputs'] = [list(v.type.get_shape()) for v in again.ops.first.body.block.last_op.operands]
+        result['mlir'] = nnefopt.to_mlir(nnefopt.optimize(again, "default"))
+    """)
+    assert result["grown"] < 200 * MiB, result
+    assert result["outputs"] == [[HUGE], [2, HUGE // 2]]
+    assert sum(f.stat().st_size for f in out.iterdir()) < 4096
+    assert "tile<scalar>(" in (out / "graph.nnef").read_text()
+
+
+@pytest.mark.parametrize(("repeats", "folded"), [(10, True), (100_000, False)])
+def test_fold_constants_folds_a_tile_only_while_it_stays_near_its_operands_size(tmp_path, repeats, folded):
+    model = write_model(tmp_path / "m", f"""\
+        version 1.0;
+        graph G( x ) -> ( y )
+        {{
+            x = external<scalar>(shape = [1]);
+            c = constant<scalar>(shape = [2], value = [1.0, 2.0]);
+            y = add(x, tile(c, repeats = [{repeats}]));
+        }}
+        """)
+    module = nnefopt.optimize(nnefopt.load(model), "fold-constants")
+    names = [op.name for op in module.walk()]
+    assert ("nnef.tile" not in names) == folded
+    y = nnefopt.run(module, {"x": np.zeros(1, np.float32)})["y"]
+    assert y.shape == (2 * repeats,) and y[:4].tolist() == [1.0, 2.0, 1.0, 2.0]
+
+
+def test_folding_one_value_broadcast_keeps_one_value(tmp_path):
+    count = 1 << 20  # past the small-result bound: only a view keeps this fold cheap
+    model = write_model(tmp_path / "m", f"""\
+        version 1.0;
+        graph G( x ) -> ( y )
+        {{
+            x = external<scalar>(shape = [{count}]);
+            c = constant<scalar>(shape = [{count}], value = [3.0]);
+            y = add(x, neg(c));
+        }}
+        """)
+    module = nnefopt.optimize(nnefopt.load(model), "fold-constants")
+    constants = [op for op in module.walk() if op.name == "nnef.constant"]
+    assert [op.properties["value"].data[0].value.data for op in constants] == [-3.0]
+    assert not [op for op in module.walk() if op.name in ("nnef.neg", "nnef.variable")]
+    assert nnefopt.run(module, {"x": np.ones(count, np.float32)})["y"][:2].tolist() == [-2.0, -2.0]

@@ -157,8 +157,9 @@ def test_passes_leave_a_variable_without_data_for_the_error_at_export(tmp_path):
 
 
 def test_strings_that_are_not_ascii_read_back_from_mlir(tmp_path):
-    # found by fuzzing: xDSL prints such a string as escaped bytes and reads those back
-    # as bytes, which no string field of the dialect accepts
+    # found by fuzzing: printed as xDSL's printer does, as escaped bytes, such a string
+    # reads back as bytes, which no string field of the dialect accepts; nnefopt prints
+    # it as it is and reads the escaped form as the string it was
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "graph.nnef").write_text(
@@ -168,8 +169,6 @@ def test_strings_that_are_not_ascii_read_back_from_mlir(tmp_path):
         '    w = variable<scalar>(shape = [1, 2], label = "poids_é_重み");\n'
         '    i"sortie_ü" = add(input, w);\n'
         '    output = mul(i"sortie_ü", 2.0);\n}\n', encoding="utf-8")
-    from nnefopt.frontend.tensor_file import write_tensor
-
     write_tensor(folder / "poids_é_重み.dat", np.ones((1, 2), np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -180,8 +179,34 @@ def test_strings_that_are_not_ascii_read_back_from_mlir(tmp_path):
         assert nnefopt.to_mlir(again, weights=True, generic=generic) == text
         labels = [op.properties["label"].data for op in again.walk() if "label" in op.properties]
         assert labels == ["poids_é_重み"]
+        escaped = text.replace("poids_é_重み", "".join(f"\\{b:02X}" if b > 127 else chr(b)
+                                                       for b in "poids_é_重み".encode()))
+        assert escaped != text and nnefopt.to_mlir(nnefopt.parse_mlir(escaped), weights=True, generic=generic) == text
         x = np.array([[1.0, 2.0]], np.float32)
         np.testing.assert_array_equal(nnefopt.run(again, {"input": x})["output"], (x + 1) * 2)
     nnefopt.save(again, tmp_path / "out")
     written = (tmp_path / "out" / "graph.nnef").read_text(encoding="utf-8")
     assert 'i"sortie_ü"' in written and "label = 'poids_é_重み'" in written
+
+
+def test_a_model_in_a_non_ascii_folder_prints_locations_that_read_back(tmp_path):
+    # xDSL would escape the file name's bytes and then lex the literal as bytes, which no
+    # location holds: nnefopt prints printable characters as they are.
+    folder = tmp_path / "modèle_模型"
+    folder.mkdir()
+    (folder / "graph.nnef").write_text("version 1.0;\ngraph G( x ) -> ( y )\n{\n"
+                                       "    x = external<scalar>(shape = [2]);\n"
+                                       "    w = variable<scalar>(shape = [2], label = 'poids_é');\n"
+                                       "    y = add(x, w);\n}\n", encoding="utf-8")
+    write_tensor(folder / "poids_é.dat", np.array([1.0, 2.0], np.float32))
+    text = nnefopt.to_mlir(nnefopt.load(folder), weights=True)
+    assert f'loc("{folder / "graph.nnef"}":6:9)' in text
+    module = nnefopt.parse_mlir(text)
+    locations = {op.location.filename.data for op in module.walk() if hasattr(op.location, "filename")}
+    assert locations == {str(folder / "graph.nnef")}
+    assert nnefopt.to_mlir(module, weights=True) == text
+    assert nnef_opt(folder, "-o", tmp_path / "out.mlir").returncode == 0
+    assert nnef_opt(tmp_path / "out.mlir", "-o", tmp_path / "out2").returncode == 0
+    assert "label = 'poids_é'" in (tmp_path / "out2" / "graph.nnef").read_text(encoding="utf-8")
+    again = nnefopt.run(nnefopt.load(tmp_path / "out2"), {"x": np.zeros(2, np.float32)})["y"]
+    assert again.tolist() == [1.0, 2.0]

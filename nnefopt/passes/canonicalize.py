@@ -39,6 +39,7 @@ from nnefopt.passes.rewriting import (
     is_op,
     is_quantized,
     known_value,
+    stored,
     op_named,
     producer_with,
     replace_op,
@@ -85,7 +86,7 @@ class RemoveNeutralArithmetic(RewritePattern):
         candidates = [(x, y), (y, x)] if commutes else [(x, y)]
         for kept, other in candidates:
             known = known_value(other)
-            if known is not None and _same_type(op, kept) and np.all(known == value):
+            if known is not None and _same_type(op, kept) and np.all(stored(known) == value):
                 replace_op(rewriter, op, kept)
                 return
 
@@ -178,7 +179,8 @@ class SubtractAsAdd(RewritePattern):
         value = known_value(c)
         if value is None or known_value(x) is not None or value.dtype.kind != "f":
             return
-        negated = self.weights.insert(rewriter, -value, self.weights.hint(c, "neg"), op)
+        negated = np.broadcast_to(-stored(value), value.shape)  # a broadcast constant stays one
+        negated = self.weights.insert(rewriter, negated, self.weights.hint(c, "neg"), op)
         new = create("add", [x, negated], result_types=[op.results[0].type], like=op)
         replace_op(rewriter, op, new.results[0], [new])
 

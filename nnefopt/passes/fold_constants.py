@@ -1,14 +1,18 @@
 """fold-constants: an operation whose tensor operands are all known (constants, variables
 with data) is computed now, by the reference interpreter, and replaced by its value.
 
-A value of rank 0 becomes a literal, anything else a new variable, which the exporter
-writes as a `.dat` file of its own. A result of more than `max-elements` items stays an
-operation: folding a `tile` of a small tensor, say, would trade one line of the graph
-for a large file. Quantized tensors are never folded: graph.quant rounds their values.
+A value of rank 0 becomes a literal, one value broadcast a constant, anything else a
+new variable, which the exporter writes as a `.dat` file of its own. What may be folded
+is bounded (rewriting.affordable): an operand or result of more than `max-elements`
+items stays, so does a result more than a few times larger than what its operands store
+(a `tile`, `pad` or broadcast of a small tensor, a one-value constant declared with 2^31
+items): folding it would trade one line of the graph for a large file and as much
+memory. Quantized tensors are never folded: graph.quant rounds their values.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,25 +33,31 @@ from nnefopt.interp.interpreter import ArrayDomain
 from nnefopt.interp.ir_binding import bind_operation
 from nnefopt.passes import register_pass
 from nnefopt.passes.rewriting import (
+    MAX_ELEMENTS,
     Weights,
+    affordable,
     erase_with_dead_producers,
     is_known,
+    is_one_value,
     is_quantized,
     known_value,
     replace_value,
     static_shape,
+    stored,
 )
-from nnefopt.traits import NotFoldable
+from nnefopt.traits import ElementWise, NotFoldable
 
 
-def evaluate(op: Operation, domain: ArrayDomain) -> list[np.ndarray] | None:
-    """The results of a table operation whose tensor operands are known; None when the
-    interpreter cannot compute it (no kernel, or the kernel refuses the values). It is
-    computed by the IR interpreter's binding of the operation, as a plan would run it."""
+def evaluate(op: Operation, domain: ArrayDomain, operands: list[np.ndarray] | None = None) -> list[np.ndarray] | None:
+    """The results of a table operation whose tensor operands are known (or the arrays
+    `operands`); None when the interpreter cannot compute it (no kernel, or the kernel
+    refuses the values). It is computed by the IR interpreter's binding of the
+    operation, as a plan would run it."""
     if getattr(op, "OP_DEF", None) is None:
         return None
     slot_of = {v: i for i, v in enumerate([*op.operands, *op.results])}
-    values = [known_value(v) for v in op.operands] + [None] * len(op.results)
+    operands = [known_value(v) for v in op.operands] if operands is None else operands
+    values = list(operands) + [None] * len(op.results)
     try:
         bind_operation(op, slot_of, domain)(values)
     except (NNEFError, NoMeaning):
@@ -77,9 +87,16 @@ class FoldKnownOperation(RewritePattern):
                 rewriter.erase(op)
             return
         shapes = [static_shape(r) for r in op.results]
-        if None in shapes or sum(int(np.prod(s)) for s in shapes) > self.max_elements:
+        if None in shapes:
             return
-        values = self.evaluate(op)
+        if entry.has_trait(ElementWise) and all(is_one_value(known_value(v)) for v in op.operands):
+            if sum(math.prod(s) for s in shapes) > self.max_elements:
+                return
+            values = self.evaluate_one_value(op, shapes)  # one value in, one value out, as a constant
+        elif self.affordable(op, sum(math.prod(s) for s in shapes)):
+            values = self.evaluate(op)
+        else:
+            return
         if values is None:
             return
         for result, value in zip(op.results, values):
@@ -94,9 +111,25 @@ class FoldKnownOperation(RewritePattern):
         if all(not r.uses for r in op.results):
             erase_with_dead_producers(rewriter, op)
 
-    def evaluate(self, op: Operation) -> list[np.ndarray] | None:
+    def affordable(self, op: Operation, elements: int) -> bool:
+        # a kernel may copy an operand (a cast, a padded border): a declared-only
+        # operand of 2^31 items stays unread however small the result
+        operands = [static_shape(v) for v in op.operands]
+        if any(s is None or math.prod(s) > self.max_elements for s in operands):
+            return False
+        return affordable(elements, op.operands, self.max_elements)
+
+    def evaluate(self, op: Operation, operands: list[np.ndarray] | None = None) -> list[np.ndarray] | None:
         with np.errstate(all="ignore"):
-            return evaluate(op, self.domain)
+            return evaluate(op, self.domain, operands)
+
+    def evaluate_one_value(self, op: Operation, shapes: list[tuple[int, ...]]) -> list[np.ndarray] | None:
+        """An element-wise operation of one-value operands, computed on the one value of
+        each and broadcast to the result: a view, which becomes a one-value constant."""
+        values = self.evaluate(op, [stored(known_value(v)).reshape(()) for v in op.operands])
+        if values is None or any(v.size != 1 for v in values):
+            return None
+        return [np.broadcast_to(v.reshape(()), shape) for v, shape in zip(values, shapes)]
 
     def label_hint(self, op: Operation) -> str:
         """The label of the weight the value derives from, so the file keeps its origin."""
@@ -113,7 +146,7 @@ class FoldConstants(ModulePass):
     """compute operations on constants and weights now, as new weights"""
 
     name = "fold-constants"
-    max_elements: int = 1 << 22
+    max_elements: int = MAX_ELEMENTS
 
     def apply(self, ctx, op: ModuleOp) -> None:
         domain = ArrayDomain(known_operations(module_extensions(op)))

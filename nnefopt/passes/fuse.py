@@ -31,6 +31,7 @@ from nnefopt.passes.expand import discard, expand_call
 from nnefopt.passes.idioms import LayerNorm, match_affine_layer_norm, match_gelu, match_layer_norm, used_only_inside
 from nnefopt.passes.rewriting import (
     Weights,
+    affordable,
     aligned,
     attribute,
     attributes,
@@ -97,9 +98,10 @@ def _refold(rewriter: PatternRewriter, weights: Weights, op: Operation, user: Op
     same operation, its weights changed in place (one operation fewer to build)."""
     channels = _channels(op)
     bias = _bias_vector(op, channels)
-    if bias is None:
+    filter_ = known_value(op.filter)
+    if bias is None or not affordable(filter_.size, [op.filter]):  # not a one-value filter of 2^31 items
         return
-    filter_ = known_value(op.filter).astype(np.float64)
+    filter_ = filter_.astype(np.float64)
     if scale is not None:
         filter_, bias = _scaled_filter(op, filter_, scale), bias * scale
     # before the operation they now feed, which stays where it is
@@ -180,7 +182,8 @@ class MatmulBiasAsLinear(RewritePattern):
             if matmul is None or bias is None or shape is None or len(shape) != 2 or not single_use(product):
                 continue
             filter_ = known_value(matmul.B)
-            if filter_ is None or filter_.ndim != 2 or attribute(matmul, "transposeA") or is_quantized(product):
+            if filter_ is None or filter_.ndim != 2 or attribute(matmul, "transposeA") or is_quantized(product) \
+                    or not affordable(filter_.size, [matmul.B]):
                 continue
             if aligned(bias, 2).shape not in ((1, shape[1]), (1, 1)) or unquantized(op.results[0].type) != product.type:
                 continue

@@ -58,6 +58,7 @@ from nnefopt.passes.rewriting import (
     attribute,
     erase_if_dead,
     is_graph_output,
+    is_one_value,
     is_op,
     known_value,
     op_named,
@@ -194,7 +195,9 @@ class _Rewrites:
         owner = value.owner
         if is_op(owner, "constant"):
             flat = array.reshape(-1)
-            values = [flat[0].item()] if flat.size and np.all(flat == flat[0]) else flat.tolist()
+            # one value broadcast is known so from its strides: no comparison of 2^31 items
+            uniform = flat.size and (is_one_value(flat) or np.all(flat == flat[0]))
+            values = [flat[0].item()] if uniform else flat.tolist()
             new = OPERATIONS["constant"](properties={"shape": to_attribute(list(array.shape)),
                                                     "value": to_attribute(values)},
                                          result_types=[TensorType(value.type.element_type, list(array.shape))])

@@ -17,7 +17,9 @@ a pass of its own so that its effect can be seen and tested in the IR.
 
 - constant, named, of rank 0 → copy(literal): every engine reads a literal. An unnamed
   one *is* a literal and stays.
-- constant of any other shape → variable, its values in a `.dat` file of its own.
+- constant of any other shape → variable, its values in a `.dat` file of its own; one
+  value filling more than rewriting.SMALL_ELEMENTS items → tile(variable of that one
+  item), not a file of as many copies (a constant declared with 2^31 items).
 - deconv with a known filter (a weight, or a transpose of one), static shapes, not
   quantized:
   - kernel == stride, no padding, dilation 1 (the usual learned upsampling): a 1x1
@@ -68,15 +70,18 @@ from nnefopt.frontend.model import EXPLICIT_TYPE
 from nnefopt.frontend.printer import format_fragment
 from nnefopt.passes import register_pass
 from nnefopt.passes.rewriting import (
+    SMALL_ELEMENTS,
     Weights,
     attribute,
     constant_value,
     create,
     erase_if_dead,
+    is_one_value,
     is_op,
     is_quantized,
     known_value,
     static_shape,
+    stored,
     take_place,
 )
 from nnefopt.traits import DataMovement
@@ -92,7 +97,7 @@ class _Names(Weights):
     def variable(self, data: np.ndarray, base: str, like: Operation, named: bool = True) -> Operation:
         """A new weight labelled after `base`, written `variable<scalar>` as exporters write
         it; its tensor named after `base` too, or, not `named`, left for its user to name."""
-        op = self.new(data, base, like=like)
+        op = self.new(np.ascontiguousarray(data), base, like=like)  # a variable, even of one value
         op.attributes["nnef.explicit"] = to_attribute([EXPLICIT_TYPE])
         set_tensor_name(op.results[0], self.tensor(base) if named else None)
         return op
@@ -158,6 +163,12 @@ class ConstantAsVariable(RewritePattern):
             literal.location = op.location
             new = OPERATIONS["copy"](operands=[literal.results[0]], result_types=[op.results[0].type])
             new_ops = [literal, new]
+        elif is_one_value(data) and data.size > SMALL_ELEMENTS:
+            # a file of 2^31 copies of one value is no spelling: one item, tiled
+            item = self.names.variable(stored(data).reshape((1,) * data.ndim), hint or "constant", op, named=False)
+            new = create("tile", [item.results[0]], {"repeats": list(data.shape)},
+                         result_types=[op.results[0].type], like=op)
+            new_ops = [item, new]
         else:
             new = self.names.variable(data, hint or "constant", op, named=False)
             new_ops = [new]

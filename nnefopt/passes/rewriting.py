@@ -1,7 +1,10 @@
 """What the nnef passes' patterns share.
 
 - `known_value`: the array an SSA value is known to hold (a variable's data, a constant);
-  `constant_value`: the array of a `constant` operation, quantized or not;
+  `constant_value`: the array of a `constant` operation, quantized or not (one value
+  filling its shape is a read-only broadcast view: nothing is allocated for it);
+- `stored(array)`: the items such a view is made of; `affordable`: whether a pass may
+  make an array of so many items from operands that store so few;
 - `create`: a new operation of the op table, its result types from the shape rule;
 - `Weights`: new variables with labels no other tensor file of the model uses
   (`fresh_name`, from `tensor_names`: a name not yet taken);
@@ -116,9 +119,51 @@ def constant_value(op: Operation) -> np.ndarray | None:
     shape, values = _constant_parts(op)
     if values is None:
         return None
-    if values.size == 1:
-        return np.full(shape, values.reshape(()), values.dtype)
+    if values.size == 1:  # a view: a constant of 2^31 items declared costs one
+        return np.broadcast_to(values.reshape(()), shape)
     return values.reshape(shape) if values.size == math.prod(shape) else None
+
+
+def stored(array: np.ndarray) -> np.ndarray:
+    """The part of `array` its memory holds: each broadcast axis (stride 0) cut to one
+    item, so that np.broadcast_to(stored(a), a.shape) is `a` again. A view, never a copy:
+    what an element-wise computation on a broadcast constant should work on."""
+    return array[tuple(slice(0, 1) if stride == 0 and size > 1 else slice(None)
+                       for stride, size in zip(array.strides, array.shape))]
+
+
+def is_one_value(array: np.ndarray) -> bool:
+    """Whether `array` is one value broadcast (or has one item): known from its strides,
+    without reading it."""
+    return array.size <= 1 or all(stride == 0 for stride in array.strides)
+
+
+# How much a pass may materialize from known operands (fold-constants' results, fused
+# filters, new weights): anything up to SMALL_ELEMENTS items, above that at most GROWTH
+# times the items the operands store, and (fold-constants) never more than MAX_ELEMENTS. Element-wise
+# work, transposes, reshapes and the conv fusions stay within GROWTH; a tile, a pad or a
+# broadcast of a small tensor (a one-value constant declared with 2^31 items) would turn
+# a line of the graph into a large file and as much memory, so it stays an operation.
+# XLA's constant folding refuses broadcasts and results past a size for the same reason.
+SMALL_ELEMENTS = 1 << 16
+GROWTH = 4
+MAX_ELEMENTS = 1 << 22
+
+
+def stored_elements(value: SSAValue) -> int:
+    """The items a known value keeps in memory or on disk (one for a one-value constant,
+    whatever its shape); 0 for a value that is not known."""
+    array = known_value(value)
+    return 0 if array is None else stored(array).size
+
+
+def affordable(elements: int, operands: Iterable[SSAValue], max_elements: float = math.inf) -> bool:
+    """Whether making an array of `elements` items from `operands` stays within the bounds
+    above (SMALL_ELEMENTS, GROWTH; `max_elements` is fold-constants' MAX_ELEMENTS: a
+    fused filter is as large as the model's own)."""
+    if elements > max_elements:
+        return False
+    return elements <= SMALL_ELEMENTS or elements <= GROWTH * sum(stored_elements(v) for v in operands)
 
 
 def static_shape(value: SSAValue) -> tuple[int, ...] | None:
@@ -201,8 +246,11 @@ class Weights:
         dtype = dtype_of_array(array)
         array = array.astype(NUMPY_TYPES[dtype], copy=False)
         type_ = tensor_type(dtype, array.shape)
-        if array.ndim == 0:
-            op = OPERATIONS["constant"](properties={"shape": to_attribute([]), "value": to_attribute([array.item()])},
+        if array.ndim == 0 or (array.size > 1 and is_one_value(array)):
+            # one value, even broadcast to a large shape, is a constant: no file of copies
+            value = stored(array).reshape(-1)[0].item()
+            op = OPERATIONS["constant"](properties={"shape": to_attribute(list(array.shape)),
+                                                    "value": to_attribute([value])},
                                         result_types=[type_])
         else:
             label = self.label(hint)
@@ -330,6 +378,7 @@ def single_use(value: SSAValue) -> bool:
 
 
 __all__ = ["is_op", "op_named", "producer_with",
-           "is_quantized", "is_known", "known_value", "constant_value", "static_shape", "attribute",
+           "is_quantized", "is_known", "known_value", "constant_value", "stored", "is_one_value",
+           "affordable", "stored_elements", "static_shape", "attribute",
            "attributes", "create", "fresh_name", "Weights", "replace_value", "take_place", "replace_op", "rename", "single_use",
            "is_graph_output"]
