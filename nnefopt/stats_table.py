@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from xdsl.dialects.builtin import ArrayAttr, IntegerAttr, ModuleOp, TensorType
 
 from nnefopt.dtypes import item_dtype
-from nnefopt.traits import Declaration, GraphInput, TensorSource
+from nnefopt.passes.stats import operation_histogram
+from nnefopt.traits import GraphInput, TensorSource
 
 ITEM = "nnef.item"  # a weight's stored item type: [code, bits]
 
@@ -23,24 +24,19 @@ class ModelStats:
 
 
 def model_stats(module: ModuleOp) -> ModelStats:
-    stats = ModelStats()
+    stats = ModelStats(operations=operation_histogram(module))
     labels = set()  # a variable declared twice with one label is one weight (one file)
     for op in module.walk():
-        if op.name in ("nnef.graph", "nnef.return", "nnef.fragment", "builtin.module"):
+        if not op.has_trait(TensorSource) or op.has_trait(GraphInput):
             continue
-        if op.has_trait(TensorSource):
-            label = op.properties.get("label")
-            if not op.has_trait(GraphInput) and (label is None or label not in labels):
-                if label is not None:
-                    labels.add(label)
-                for result in op.results:
-                    items, width = _items_and_bits(op, result.type)
-                    stats.parameters += items
-                    stats.parameter_bytes += (items * width + 7) // 8
+        label = op.properties.get("label")
+        if label is not None and label in labels:
             continue
-        if op.has_trait(Declaration):
-            continue
-        stats.operations[op.name.removeprefix("nnef.")] += 1
+        labels.add(label)
+        for result in op.results:
+            items, width = _items_and_bits(op, result.type)
+            stats.parameters += items
+            stats.parameter_bytes += (items * width + 7) // 8
     return stats
 
 
