@@ -210,3 +210,31 @@ def test_a_model_in_a_non_ascii_folder_prints_locations_that_read_back(tmp_path)
     assert "label = 'poids_é'" in (tmp_path / "out2" / "graph.nnef").read_text(encoding="utf-8")
     again = nnefopt.run(nnefopt.load(tmp_path / "out2"), {"x": np.zeros(2, np.float32)})["y"]
     assert again.tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("field", ["label", "explicit", "extensions"])
+@pytest.mark.parametrize("spelling", ["raw", "escaped"])
+def test_a_string_field_with_a_replacement_character_and_a_nul_reads_back(field, spelling):
+    # found by fuzzing (seed 2, inputs 8964, 39337, 42802): a label, an nnef.explicit item
+    # and an extension holding U+FFFD (and a NUL) printed as bytes that did not read back
+    value = "s\ufffd\x00e" if spelling == "raw" else "s\\EF\\BF\\BD\\00e"
+    label, explicit, extension = "w", '"label"', '"tract_registry tract_core"'
+    if field == "label":
+        label = value
+    elif field == "explicit":
+        explicit = f'"{value}"'
+    else:
+        extension = f'"{value}"'
+    text = (f'builtin.module attributes {{nnef.version = [1 : i64, 0 : i64], nnef.extensions = [{extension}]}} {{\n'
+            '  nnef.graph @G inputs [] outputs ["w"] {\n'
+            f'    %w = nnef.variable <{{shape = [2], label = "{label}"}}> {{nnef.explicit = [{explicit}]}} : tensor<2xf32>\n'
+            '    nnef.return %w : tensor<2xf32>\n  }\n}\n')
+    if spelling == "raw":
+        text = text.replace("\x00", "\\00")  # a NUL is never raw in MLIR text
+    module = nnefopt.parse_mlir(text, "m.mlir")
+    printed = nnefopt.to_mlir(module)
+    assert nnefopt.to_mlir(nnefopt.parse_mlir(printed, "again.mlir")) == printed
+    strings = [a.data for op in module.walk() for attr in [*op.properties.values(), *op.attributes.values()]
+               for a in getattr(attr, "data", ()) if hasattr(a, "data") and isinstance(a.data, str)]
+    strings += [op.properties["label"].data for op in module.walk() if "label" in op.properties]
+    assert "s\ufffd\x00e" in strings
