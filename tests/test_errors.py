@@ -259,8 +259,16 @@ def test_not_utf8(tmp_path):
          "graph.quant:1:52", "does not fit in 64 bits"),
         ('"output": linear_quantize(min = 0.0, max = 1.0, bits = ' + "9" * 5000 + ");", "graph.quant:1:56",
          "(5000 digits) does not fit in 64 bits"),
+        # found by fuzzing (seed 2, input 57653): lower-tract computed with the string
+        ('"output": zero_point_linear_quantize(zero_point = 0, scale = "nnef.relu", bits = 8, signed = false, '
+         'symmetric = false);', "graph.quant:1:62", "'scale' of the quantization of tensor 'output' must be of type scalar"),
+        ('"output": linear_quantize(min = 0.0, max = [1.0, true], bits = 8);', "graph.quant:1:44",
+         "'max' of the quantization of tensor 'output' must be of type scalar, found"),
+        ('"output": linear_quantize(min = 0.0, max = 1.0, bits = 8.5);', "graph.quant:1:56",
+         "'bits' of the quantization of tensor 'output' must be of type integer"),
     ],
-    ids=["syntax", "unknown-tensor", "duplicate", "integer-beyond-i64", "5000-digit-integer"],
+    ids=["syntax", "unknown-tensor", "duplicate", "integer-beyond-i64", "5000-digit-integer", "string-scale",
+         "logical-in-a-scale-array", "real-bits"],
 )
 def test_broken_quant_file(tmp_path, quant, location, words):
     model = make_model(tmp_path / "model", GOOD)

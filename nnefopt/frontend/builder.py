@@ -398,7 +398,26 @@ class GraphBuilder:
             if tensor is None:
                 raise NNEFError(f"quantization entry for unknown tensor '{entry.tensor}'", entry.loc)
             attributes = {name: self.quant_value(entry, name, expr) for name, expr in entry.attributes.items()}
+            self.check_quant_arguments(entry, attributes)
             tensor.quant = Quantization(entry.algorithm, attributes, entry.loc)
+
+    def check_quant_arguments(self, entry: ast.QuantEntry, attributes: dict) -> None:
+        """An argument of a known quantization fragment has the type its parameter says
+        (a tensor parameter takes a literal of its item type, or an array of them): the
+        passes and the interpreter compute with it."""
+        fragment = self.signatures.get(entry.algorithm) or self.fragments.get(entry.algorithm)
+        params = {p.name: p.type for p in fragment.params} if fragment is not None else {}
+        for name, value in attributes.items():
+            type_ = params.get(name)
+            if type_ is None:
+                continue
+            what = f"'{name}' of the quantization of tensor '{entry.tensor}'"
+            if isinstance(type_, ast.TensorType):
+                items = value if isinstance(value, list) and value else [value]
+                for item in items:
+                    check_attribute(item, type_.item, what, entry.attributes[name].loc)
+            else:
+                check_attribute(value, type_, what, entry.attributes[name].loc)
 
     def quant_value(self, entry: ast.QuantEntry, name: str, expr: ast.Expr) -> object:
         # A torch-to-nnef writer bug: `NamedTensor(0.0039, nnef_name='...')` instead of a number.
