@@ -39,7 +39,7 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
     """A module from MLIR text, in the custom format `to_mlir` prints, the generic one,
     or both mixed."""
     from nnefopt.export.mlir_weights import adopt_weights
-    from nnefopt.mlir_text import check_attributes, check_string_literals, strings_as_read
+    from nnefopt.mlir_text import check_attributes, check_registries, check_string_literals, strings_as_read
 
     check_string_literals(text, name)
     parser = None
@@ -54,6 +54,7 @@ def parse_mlir(text: str, name: str = "<string>") -> ModuleOp:
         strings_as_read(module)
         module.verify()
         check_attributes(module, name)
+        check_registries(module, name)
         adopt_weights(module)
     except ParseError as exc:
         # The place where xDSL's parser stopped, and its message alone (its text adds the

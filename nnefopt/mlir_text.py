@@ -135,3 +135,19 @@ def check_attributes(module, name: str) -> None:
             if not check(attr):
                 raise NNEFError(f"attribute '{key}' of '{op.name}' has the wrong form: {str(attr)[:80]}",
                                 Location(name))
+
+
+def check_registries(module, name: str) -> None:
+    """A tract operation only in a module that declares a tract registry, as in NNEF text
+    (`extension tract_registry tract_core;`): written without one, no reader takes it."""
+    from nnefopt.export.from_ir import module_extensions
+    from nnefopt.frontend.stdlib import is_tract_dialect, tract_operations
+
+    if is_tract_dialect(module_extensions(module)):
+        return
+    tract = tract_operations()
+    for op in module.walk():
+        nnef_name = op.name.removeprefix("nnef.")
+        if op.name.startswith("nnef.") and nnef_name in tract:
+            raise NNEFError(f"'{op.name}' is a tract operation, but the module declares no tract registry "
+                            "(nnef.extensions = [\"tract_registry tract_core\"])", Location(name))

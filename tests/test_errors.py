@@ -346,11 +346,15 @@ def test_real_process_prints_no_traceback(tmp_path):
         ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["x"] {\n'
          '    %x = nnef.external <{shape = [2]}> : tensor<2xf32> loc("m\\C3\\A9.nnef":1:1)\n'
          '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir:3:60", "Unexpected location syntax"),
+        # found by fuzzing (seed 2, input 54821): written without the registry, no reader took it
+        ('builtin.module attributes {nnef.extensions = []} {\n  nnef.graph @G inputs ["x"] outputs ["x"] {\n'
+         '    %x = nnef.tract_core_external <{shape = [2], datum_type = "f32"}> : tensor<2xf32>\n'
+         '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir", "declares no tract registry"),
     ],
     ids=["unregistered-op", "syntax", "fails-verification", "custom-unknown-property", "custom-not-a-tensor",
          "custom-syntax", "unclosed-string-literal", "use-before-definition", "use-from-outside-the-graph",
          "non-ascii-attribute-name", "malformed-dialect-attribute", "unknown-dialect-attribute", "bad-first-token",
-         "non-ascii-location"],
+         "non-ascii-location", "tract-operation-without-registry"],
 )
 def test_broken_mlir(tmp_path, text, location, words):
     (tmp_path / "m.mlir").write_text(text)

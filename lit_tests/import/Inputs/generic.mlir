@@ -6,4 +6,4 @@
     %m = "nnef.tract_core_resize"(%x, %0) <{interpolator = "linear", operandSegmentSizes = array<i32: 1, 1, 0>}> : (tensor<2x3xf32>, tensor<f32>) -> tensor<2x3xf32> loc("g.nnef":6:5)
     "nnef.return"(%y, %m) : (tensor<3x2xf32>, tensor<2x3xf32>) -> ()
   }) : () -> ()
-}) : () -> ()
+}) {nnef.extensions = ["tract_registry tract_core"]} : () -> ()
