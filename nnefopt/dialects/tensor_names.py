@@ -56,13 +56,18 @@ def module_tensor_names(module: ModuleOp) -> set[str]:
     return {name for op in module.walk() for r in op.results if (name := tensor_name(r))}
 
 
-def fresh_name(base: str, taken: set[str], separator: str = "_") -> str:
-    """`base`, or else the first of `base_1`, `base_2`, ... not in `taken`; now taken."""
-    name, n = base, 0
+def fresh_name(base: str, taken: set[str], separator: str = "_", tried: dict[str, int] | None = None) -> str:
+    """`base`, or else the first of `base_1`, `base_2`, ... not in `taken`; now taken.
+    `tried` remembers, per base, the suffixes already found taken: a pass naming 10,000
+    tensors after one base would otherwise try 1, 2, ... again for each (quadratic)."""
+    n = 0 if tried is None else tried.get(base, 0)
+    name = base if n == 0 else f"{base}{separator}{n}"
     while name in taken:
         n += 1
         name = f"{base}{separator}{n}"
     taken.add(name)
+    if tried is not None:
+        tried[base] = n
     return name
 
 
@@ -71,10 +76,11 @@ class FreshNames:
 
     def __init__(self, taken: Iterable[str] = ()):
         self.taken = set(taken)
+        self.tried: dict[str, int] = {}
 
     @classmethod
     def of_module(cls, module: ModuleOp) -> FreshNames:
         return cls(module_tensor_names(module))
 
     def __call__(self, base: str) -> str:
-        return fresh_name(base, self.taken)
+        return fresh_name(base, self.taken, tried=self.tried)

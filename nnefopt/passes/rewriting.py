@@ -226,6 +226,7 @@ class Weights:
     def __init__(self, module: ModuleOp):
         self.module = module
         self.origins: dict[str, str] = {}  # label of a new weight -> the weight it derives from
+        self.tried: dict[str, int] = {}  # fresh_name's suffixes per hint
 
     @cached_property
     def labels(self) -> set[str]:
@@ -239,7 +240,7 @@ class Weights:
     def label(self, hint: str) -> str:
         # A hint is a tensor's name or a label, and may be 10,000 characters: a label
         # names a file, so keep it well inside a file name's 255 bytes.
-        return fresh_name(hint[:MAX_HINT], self.labels)
+        return fresh_name(hint[:MAX_HINT], self.labels, tried=self.tried)
 
     def new(self, array: np.ndarray, hint: str, like: Operation | None = None) -> Operation:
         array = np.asarray(array)
