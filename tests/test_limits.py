@@ -124,16 +124,21 @@ def test_a_tensor_of_two_to_the_31_that_nothing_reads_costs_nothing(tmp_path, de
     assert result["grown"] < 200 * MiB, result
 
 
-def test_a_variable_of_two_to_the_31_with_its_data_missing_is_refused_by_file_and_field(tmp_path):
-    model = write_model(tmp_path / "m", f"""\
+def huge_variable_model(folder, dtype: str):
+    """A graph that declares a variable of 2^31 items, which nothing reads."""
+    return write_model(folder, f"""\
         version 1.0;
         graph G( x ) -> ( y )
         {{
             x = external<scalar>(shape = [1]);
-            w = variable<scalar>(shape = [{HUGE}], label = 'w');
+            w = variable<{dtype}>(shape = [{HUGE}], label = 'w');
             y = add(x, 1.0);
         }}
         """)
+
+
+def test_a_variable_of_two_to_the_31_with_its_data_missing_is_refused_by_file_and_field(tmp_path):
+    model = huge_variable_model(tmp_path / "m", "scalar")
     sparse_tensor_file(model / "w.dat", (HUGE,), payload=1000)
     with pytest.raises(NNEFError) as caught:
         nnefopt.load(model)
@@ -143,15 +148,7 @@ def test_a_variable_of_two_to_the_31_with_its_data_missing_is_refused_by_file_an
 
 
 def test_a_variable_of_two_to_the_31_bytes_is_mapped_not_read(tmp_path):
-    model = write_model(tmp_path / "m", f"""\
-        version 1.0;
-        graph G( x ) -> ( y )
-        {{
-            x = external<scalar>(shape = [1]);
-            w = variable<integer>(shape = [{HUGE}], label = 'w');
-            y = add(x, 1.0);
-        }}
-        """)
+    model = huge_variable_model(tmp_path / "m", "integer")
     sparse_tensor_file(model / "w.dat", (HUGE,), bits=8, item_type=4)  # 2 GiB of signed bytes
     result = in_fresh_process(f"""
         from nnefopt.dialects.weights import weight_of

@@ -36,37 +36,33 @@ MORE = ["conv({x}, {y})", "deconv({x}, {y})", "argmax_reduce({x}, axes = [0])", 
 def _op(rng: random.Random, x: str, y: str, rank: int) -> str:
     if rng.random() < 0.25:
         return rng.choice(MORE).format(x=x, y=y, ones=[1] * rank, rank=rank)
-    kind = rng.randrange(14)
-    if kind == 0:
-        return f"{rng.choice(UNARY)}({x})"
-    if kind == 1:
-        return f"{rng.choice(BINARY)}({x}, {y})"
-    if kind == 2:
-        axes = list(range(rank))
-        rng.shuffle(axes)
-        return f"transpose({x}, axes = {axes})"
-    if kind == 3:
-        return f"reshape({x}, shape = [-1])"
-    if kind == 4:
-        padding = [(rng.randrange(3), rng.randrange(3)) for _ in range(rank)]
-        return f"pad({x}, padding = {padding}, border = '{rng.choice(['constant', 'reflect', 'replicate', 'edge'])}')"
-    if kind == 5:
-        return f"sum_reduce({x}, axes = [{rng.randrange(rank)}])"
-    if kind == 6:
-        return f"concat([{x}, {y}], axis = {rng.randrange(rank)})"
-    if kind == 7:
-        return f"slice({x}, axes = [0], begin = [0], end = [1])"
-    if kind == 8:
-        return f"clamp({x}, 0.0, 1.0)"
-    if kind == 9:
-        return f"select(gt({x}, 0.0), {x}, {y})"
-    if kind == 10:
-        return f"linear({x}, {y})"
-    if kind == 11:
-        return f"max_pool({x}, size = {[1] * rank}, border = 'ignore')"
-    if kind == 12:
-        return f"mul({x}, {rng.choice(['2.0', '-0.5', '1e30', '0.0'])})"
-    return f"squeeze(unsqueeze({x}, axes = [0]), axes = [0])"
+    return _SHAPED[rng.randrange(len(_SHAPED))](rng, x, y, rank)
+
+
+def _transpose(rng: random.Random, x: str, rank: int) -> str:
+    axes = list(range(rank))
+    rng.shuffle(axes)
+    return f"transpose({x}, axes = {axes})"
+
+
+# Operations whose arguments fit the operand's rank, each drawing what it needs from rng.
+_SHAPED = [
+    lambda rng, x, y, rank: f"{rng.choice(UNARY)}({x})",
+    lambda rng, x, y, rank: f"{rng.choice(BINARY)}({x}, {y})",
+    lambda rng, x, y, rank: _transpose(rng, x, rank),
+    lambda rng, x, y, rank: f"reshape({x}, shape = [-1])",
+    lambda rng, x, y, rank: f"pad({x}, padding = {[(rng.randrange(3), rng.randrange(3)) for _ in range(rank)]}, "
+                            f"border = '{rng.choice(['constant', 'reflect', 'replicate', 'edge'])}')",
+    lambda rng, x, y, rank: f"sum_reduce({x}, axes = [{rng.randrange(rank)}])",
+    lambda rng, x, y, rank: f"concat([{x}, {y}], axis = {rng.randrange(rank)})",
+    lambda rng, x, y, rank: f"slice({x}, axes = [0], begin = [0], end = [1])",
+    lambda rng, x, y, rank: f"clamp({x}, 0.0, 1.0)",
+    lambda rng, x, y, rank: f"select(gt({x}, 0.0), {x}, {y})",
+    lambda rng, x, y, rank: f"linear({x}, {y})",
+    lambda rng, x, y, rank: f"max_pool({x}, size = {[1] * rank}, border = 'ignore')",
+    lambda rng, x, y, rank: f"mul({x}, {rng.choice(['2.0', '-0.5', '1e30', '0.0'])})",
+    lambda rng, x, y, rank: f"squeeze(unsqueeze({x}, axes = [0]), axes = [0])",
+]
 
 
 def nnef_graph(rng: random.Random) -> tuple[list[str], list[str]]:
