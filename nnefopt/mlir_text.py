@@ -15,6 +15,7 @@ from xdsl.dialects.builtin import (
     BytesAttr,
     DenseResourceAttr,
     DictionaryAttr,
+    FileLineColLoc,
     IntegerAttr,
     StringAttr,
 )
@@ -49,10 +50,15 @@ class TextPrinter(Printer):
     location of that kind is refused on reading, at its place."""
 
     def print_string_literal(self, string: str):
-        if string.isascii() or not all(c.isprintable() and c not in '"\\' for c in string):
+        if string.isascii() or not _prints_back(string):
             super().print_string_literal(string)
         else:
             self.print_string(f'"{string}"')
+
+
+def _prints_back(string: str) -> bool:
+    """Whether TextPrinter writes `string` as a literal that reads back as a string."""
+    return string.isascii() or all(c.isprintable() and c not in '"\\' for c in string)
 
 
 def _strings(attr) -> bool:
@@ -120,9 +126,14 @@ def strings_as_read(module) -> None:
 def check_attributes(module, name: str) -> None:
     """Attributes that could be read but never written faithfully, or that the exporter
     would trip on: a non-ASCII attribute name, an `nnef.` attribute the dialect does not
-    know, or one of another form. (A non-ASCII location file name reads back as it is
-    printed: TextPrinter.)"""
+    know, or one of another form, a location whose file name mixes non-ASCII characters
+    with ones that need an escape (TextPrinter writes it as a bytes literal, which no
+    location reads)."""
     for op in module.walk():
+        if isinstance(op.location, FileLineColLoc) and not _prints_back(op.location.filename.data):
+            raise NNEFError(f"the location file name {op.location.filename.data!r} of '{op.name}' holds "
+                            "non-ASCII characters and control characters, quotes or backslashes: "
+                            "MLIR cannot write it back", Location(name))
         for key, attr in op.attributes.items():
             if not key.isascii():
                 raise NNEFError(f"attribute name {key!r} of '{op.name}' is not ASCII", Location(name))
