@@ -255,14 +255,14 @@ def nnefopt_rows(data: ModelData, reference: list[np.ndarray], rounds: int, scra
     fp32 = nnefopt_outputs(module, data)
     rows = [Row("nnefopt", f"fp32 ({variant})", sqnr(reference, fp32), accuracy(fp32, data.labels), None)]
     for label, options in configs.items():
-        pipeline = f"fuse,quantize{{calib={calib} samples={len(data.calib)}{' ' + options if options else ''}}}"
+        pipeline = f"fuse,quantize{{calib=\"{calib}\" samples={len(data.calib)}{' ' + options if options else ''}}}"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 quantized, seconds = timed(lambda: nnefopt.optimize(module.clone(), pipeline), rounds)
             outputs = nnefopt_outputs(quantized, data)
         except NNEFError as error:
-            rows.append(Row("nnefopt", label, None, None, None, f"error: {str(error).splitlines()[0][:60]}"))
+            rows.append(Row("nnefopt", label, None, None, None, str(error).splitlines()[0][:70]))
             continue
         rows.append(Row("nnefopt", label, sqnr(reference, outputs), accuracy(outputs, data.labels), seconds))
     return rows

@@ -244,9 +244,7 @@ def _write_weights(layer: Layer, weights: Weights) -> None:
     for new in (filter_, bias):
         Rewriter.insert_op(new, InsertPoint.before(op))
     old = [op.filter, op.bias]
-    operands = list(op.operands)
-    operands[1], operands[2] = filter_.results[0], bias.results[0]
-    op.operands = operands
+    op.operands = [op.operands[0], filter_.results[0], bias.results[0]]  # a bias of its own now, if it had none
     erase_dead_producers(old, Rewriter.erase_op)
 
 
