@@ -45,6 +45,7 @@ from nnefopt.traits import (
     GraphInput,
     NotFoldable,
     PadFoldable,
+    PositivelyHomogeneous,
     Reshaping,
     SlidingWindow,
     TensorSource,
@@ -52,7 +53,7 @@ from nnefopt.traits import (
 
 _INPUT = (Declaration, GraphInput, TensorSource, Effectful, NotFoldable)
 _SPATIAL = (ChannelLastCapable,)
-_POOL = (ChannelLastCapable, SlidingWindow)
+_POOL = (ChannelLastCapable, SlidingWindow, PositivelyHomogeneous)
 
 # The categories the signatures do not say. Element-wise operations are not listed:
 # their shape rule says it (see `derived_traits`); activations are element-wise too.
@@ -64,7 +65,8 @@ CATEGORIES: dict[str, tuple[type[OpTrait], ...]] = {
     "update": (Effectful, NotFoldable),
     "tract_core_properties": (Declaration, NotFoldable),
     "prelu": (ElementWise,),  # its rule is its own (alpha broadcasts to x, not both ways)
-    **{name: (Activation,) for name in ("relu", "clamp", "leaky_relu", "sigmoid", "tanh", "elu", "gelu")},
+    **{name: (Activation,) for name in ("clamp", "sigmoid", "tanh", "elu", "gelu")},
+    **{name: (Activation, PositivelyHomogeneous) for name in ("relu", "leaky_relu")},
     "conv": (ChannelLastCapable, Biased, PadFoldable),
     "deconv": (ChannelLastCapable, Biased),
     "linear": (Biased,),

@@ -93,7 +93,15 @@ class DataMovement(OpTrait):
     (transposes and reshapes)."""
 
 
+@dataclass(frozen=True)
+class PositivelyHomogeneous(OpTrait):
+    """Scaling its tensor input by a positive factor scales its result by the same
+    factor, f(s * x) = s * f(x) for s > 0 (relu, leaky relu, pools): a per-channel
+    scale passes through it where it keeps channels apart (cross-layer equalization)."""
+
+
 ALL_TRAITS = (ElementWise, Activation, Declaration, GraphInput, TensorSource, Effectful, NotFoldable,
-              ChannelLastCapable, SlidingWindow, AxesReduction, Biased, PadFoldable, Reshaping, DataMovement)
+              ChannelLastCapable, SlidingWindow, AxesReduction, Biased, PadFoldable, Reshaping, DataMovement,
+              PositivelyHomogeneous)
 
 __all__ = [t.__name__ for t in ALL_TRAITS] + ["ALL_TRAITS"]
