@@ -51,11 +51,13 @@ class Codes:
         return self.scale.size == 1 and self.zero.size == 1
 
     def of(self, real: np.ndarray) -> np.ndarray:
-        """The codes of real values: round(x / scale) + zero point, clamped (exact for
-        values on the grid, which every quantized value of the interpreter is)."""
-        real = np.asarray(real, np.float64)
+        """The codes of real values as tract quantizes a float tensor: x / scale divided
+        in float32, rounded half to even, plus the zero point, clamped (exact for values
+        on the grid)."""
+        real = np.asarray(real)
         scale, zero = self._along(self.scale, real.ndim), self._along(self.zero, real.ndim)
-        codes = round_real(real / scale.astype(np.float64)) + zero
+        quotient = real.astype(np.float32, copy=False) / scale
+        codes = round_real(quotient) + zero
         return np.clip(codes, self.low, self.high).astype(self.dtype)
 
     def real(self, codes: np.ndarray) -> np.ndarray:
@@ -87,6 +89,22 @@ def codes_of(quant: Quantization | None) -> Codes | None:
     width = next(w for w in (8, 16, 32) if bits <= w)
     dtype = np.dtype(f"{'int' if signed else 'uint'}{width}")
     return Codes(scale, zero.astype(np.int64), low, high, dtype)
+
+
+def integer_quantizer(quant: Quantization) -> Callable[[np.ndarray], np.ndarray] | None:
+    """How integer arithmetic applies a per-tensor entry to a computed real tensor:
+    quantized as the engine quantizes it (`Codes.of`), its real value kept; None for
+    an entry it does not know (the float simulation applies it)."""
+    codes = codes_of(quant)
+    if codes is None or not codes.per_tensor():
+        return None
+
+    def settled(array):
+        if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+            return array
+        return codes.real(codes.of(array)).astype(array.dtype, copy=False)
+
+    return settled
 
 
 def int8_kernel_of(op: Operation) -> Int8Kernel | None:

@@ -28,7 +28,7 @@ from xdsl.ir import Operation, SSAValue
 from nnefopt.dialects.nnef import ReturnOp, dtype_of, from_attribute
 from nnefopt.errors import NNEFError
 from nnefopt.export.from_ir import fragment_signatures, graph_of, location_of, tensor_names
-from nnefopt.interp.integer_binding import ARITHMETICS, Codes, bind_integer, codes_of
+from nnefopt.interp.integer_binding import ARITHMETICS, Codes, bind_integer, codes_of, integer_quantizer
 from nnefopt.interp.interpreter import ArrayDomain, check_declared, random_declared
 from nnefopt.interp.ir_binding import (
     bias_in_accumulator_scale,
@@ -51,6 +51,7 @@ class Plan:
         if arithmetic not in ARITHMETICS:
             raise NNEFError(f"unknown arithmetic '{arithmetic}'; expected one of {', '.join(ARITHMETICS)}")
         self.arithmetic = arithmetic
+        quantizer = integer_quantizer if arithmetic == "integer" else None
         graph = graph_of(module)
         self.domain = ArrayDomain(fragment_signatures(module))
         self.names: dict[SSAValue, str] = tensor_names(module)
@@ -82,7 +83,7 @@ class Plan:
                 bias_in_accumulator_scale(op, weights)
                 step = bind_integer(op, slot_of) if arithmetic == "integer" else None
                 if step is None:
-                    step = bind_operation(op, slot_of, self.domain, weights)
+                    step = bind_operation(op, slot_of, self.domain, weights, quantizer=quantizer)
                 if op.operands or not _computed_now(step, self.template):
                     self.steps.append(step)
                 else:
@@ -100,7 +101,8 @@ class Plan:
             result = op.results[0]
             self.inputs[name] = (_declared_shape(result), dtype_of(result.type), location_of(op))
             quant = quant_entry(result)
-            settle = bind_settle(quant, self.domain, self.domain.signatures) if quant is not None else None
+            settle = None if quant is None else \
+                (quantizer and quantizer(quant)) or bind_settle(quant, self.domain, self.domain.signatures)
             self._input_slots.append((name, slot_of[result], settle))
 
     def random_inputs(self, seed: int) -> dict[str, np.ndarray]:
