@@ -30,7 +30,7 @@ from nnefopt.export.from_ir import is_literal, location_of
 from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.frontend.model import Quantization
 from nnefopt.interp.ir_binding import quant_entry
-from nnefopt.quant.integer import Int8Kernel, combined_scale, requantize, round_real
+from nnefopt.quant.integer import Int8Kernel, combined_scale, requantizer, round_real
 
 ARITHMETICS = ("integer", "float")
 
@@ -147,12 +147,13 @@ def bind_integer(op: Operation, slot_of: dict[SSAValue, int]) -> Step | None:
     accumulate, axis = kernel.accumulate, kernel.output_axis
     multiplier = multiplier if multiplier.size > 1 else multiplier.reshape(())
     result, loc, name = slot_of[op.results[0]], location_of(op), entry.name
-    wide = np.int32 if out.dtype.itemsize < 4 else np.int64
+    wide = np.int32 if out.dtype.itemsize < 4 else np.int64  # saturated to the entry's range below
+    requantized = requantizer(multiplier, out.zero.reshape(()), wide, axis=axis)
 
     def step(values: list) -> None:
         try:
             acc = accumulate(a_read(values), b_read(values), *bias, **attribs)
-            codes = requantize(acc, multiplier, out.zero.reshape(()), wide, axis=axis)
+            codes = requantized(acc)
         except NNEFError as exc:
             raise NNEFError(f"'{name}' failed at run time: {exc.message}", loc) from None
         except (ValueError, TypeError, IndexError) as exc:

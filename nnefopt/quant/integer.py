@@ -140,14 +140,28 @@ def requantize(acc, multiplier_scale, out_zero_point, dtype=np.int8, *, axis: in
     """An int32 accumulator to output codes: acc * multiplier_scale in fixed point (a
     scalar, or per channel along `axis`), rounded, plus the output zero point,
     saturated to `dtype`."""
-    acc = np.asarray(acc)
-    if acc.dtype.kind not in "iu":
-        raise NNEFError(f"requantize takes an integer accumulator, not {acc.dtype}")
+    return requantizer(multiplier_scale, out_zero_point, dtype, axis=axis, rounding=rounding)(acc)
+
+
+def requantizer(multiplier_scale, out_zero_point, dtype=np.int8, *, axis: int | None = 1,
+                rounding: str = "even"):
+    """`requantize` with its fixed-point multiplier made once: a function of the
+    accumulator (what the interpreter's plan keeps per operation)."""
     multiplier, shift = fixed_point(multiplier_scale)
-    multiplier, shift = _along(multiplier, acc.ndim, axis), _along(shift, acc.ndim, axis)
-    scaled = rounding_shift(acc.astype(np.int64) * multiplier, shift, rounding)
+    zero = np.asarray(out_zero_point, np.int64)
     low, high = code_range(dtype)
-    return np.clip(scaled + _along(np.asarray(out_zero_point, np.int64), acc.ndim, axis), low, high).astype(dtype)
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
+
+    def apply(acc) -> np.ndarray:
+        acc = np.asarray(acc)
+        if acc.dtype.kind not in "iu":
+            raise NNEFError(f"requantize takes an integer accumulator, not {acc.dtype}")
+        m, s = _along(multiplier, acc.ndim, axis), _along(shift, acc.ndim, axis)
+        scaled = rounding_shift(acc.astype(np.int64) * m, s, rounding)
+        return np.clip(scaled + _along(zero, acc.ndim, axis), low, high).astype(dtype)
+
+    return apply
 
 
 # ---- integer kernels: int8 x int8 -> int32 --------------------------------------------------
