@@ -56,17 +56,22 @@ def load(folder: Path):
 RNG_SEED = 11
 
 
-def conv_per_channel(folder: Path) -> Path:
+def conv_per_channel(folder: Path, scales: list[float] | float = (0.011, 0.023, 0.0047, 0.017)) -> Path:
     """conv over signed int8 activations with a nonzero zero point, per-channel weight
     scales, an int32 bias and an output zero point; then relu under the same entry."""
     rng = np.random.default_rng(RNG_SEED)
-    scales = [0.011, 0.023, 0.0047, 0.017]
+    scales = list(scales) if isinstance(scales, tuple) else scales
     quant = {"xq": entry(0.031, -3, signed=True), "w": entry(scales, 0, signed=True),
              "c": entry(0.043, 5, signed=True), "r": entry(0.043, 5, signed=True)}
     weights = {"w": rng.integers(-127, 128, (4, 2, 3, 3)).astype(np.int8),
                "b": rng.integers(-3000, 3000, (4,)).astype(np.int32)}
     body = ["xq = copy(x)", "c = conv(xq, w, b, padding = [(1, 1), (1, 1)])", "r = relu(c)"]
     return write_model(folder, {"x": [1, 2, 6, 6]}, body, ["r"], quant, weights)
+
+
+def conv_signed(folder: Path) -> Path:
+    """conv_per_channel with one weight scale (what tract takes)."""
+    return conv_per_channel(folder, 0.017)
 
 
 def linear_no_bias(folder: Path) -> Path:
@@ -94,5 +99,26 @@ def depthwise_no_bias(folder: Path) -> Path:
     return write_model(folder, {"x": [1, 3, 7, 7]}, body, ["c"], quant, weights)
 
 
-SMALL = {"conv_per_channel": conv_per_channel, "linear_no_bias": linear_no_bias,
+def ties_conv(folder: Path) -> Path:
+    """Unit input and filter scales, output scale 2 and an odd output zero point: on
+    integer inputs half the accumulators are exact ties, and where the zero point is
+    added (before or after rounding) decides them."""
+    rng = np.random.default_rng(RNG_SEED + 3)
+    quant = {"xq": entry(1.0, 0, signed=True), "w": entry(1.0, 0, signed=True), "c": entry(2.0, 5, signed=True)}
+    weights = {"w": rng.integers(-3, 4, (4, 2, 3, 3)).astype(np.int8)}
+    return write_model(folder, {"x": [1, 2, 5, 5]}, ["xq = copy(x)", "c = conv(xq, w, padding = [(1, 1), (1, 1)])"],
+                       ["c"], quant, weights)
+
+
+def ties_linear(folder: Path) -> Path:
+    """ties_conv's scales for a linear."""
+    rng = np.random.default_rng(RNG_SEED + 4)
+    quant = {"xq": entry(1.0, 0, signed=True), "w": entry(1.0, 0, signed=True), "y": entry(2.0, 5, signed=True)}
+    weights = {"w": rng.integers(-3, 4, (6, 10)).astype(np.int8)}
+    return write_model(folder, {"x": [4, 10]}, ["xq = copy(x)", "y = linear(xq, w)"], ["y"], quant, weights)
+
+
+TIES = {"ties_conv": ties_conv, "ties_linear": ties_linear}
+
+SMALL = {"conv_per_channel": conv_per_channel, "conv_signed": conv_signed, "linear_no_bias": linear_no_bias,
          "matmul_activations": matmul_activations, "depthwise_no_bias": depthwise_no_bias}

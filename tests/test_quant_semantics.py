@@ -25,7 +25,7 @@ from nnefopt.interp.ir_interpreter import Plan
 from nnefopt.interp.kernels_window import conv
 from nnefopt.run_cli import main as nnef_run
 from tests.models import SHARED
-from tests.quant_modules import SMALL, entry, load, write_model
+from tests.quant_modules import SMALL, TIES, entry, load, write_model
 from tests.tract_integer import output_steps, tract_integer_agreement
 
 DIGITS = SHARED / "cnn_digits_q8"
@@ -115,6 +115,10 @@ def test_input_quantization_ties_go_to_even_in_integer_arithmetic(tmp_path):
     module = load(folder)
     assert nnefopt.run(module, {"x": x}, codes=True)["y"].tolist() == [8, 8, 10, 10, 12, 12]
     assert nnefopt.run(module, {"x": x}, arithmetic="float", codes=True)["y"].tolist() == [8, 9, 10, 11, 12, 13]
+    # a quantized graph input is quantized by its entry the same way (and taken as reals)
+    folder = write_model(tmp_path / "i", {"x": [6]}, ["y = copy(x)"], ["y"], {"x": entry(0.25, 10)}, {})
+    y = nnefopt.run(load(folder), {"x": x})["y"]
+    assert y.dtype == np.float32 and (y / 0.25).tolist() == [-2, -2, 0, 0, 2, 2]
 
 
 # ---- the integer result against a float64 reference ----------------------------------------------
@@ -259,6 +263,38 @@ def test_tract_agrees_on_ties_of_the_input_quantization(digits_export):
     apart = [steps_apart(integer.run({"input": x[None]})["output"], floating.run({"input": x[None]})["output"], step).max()
              for x in ties[:50]]
     assert max(apart) > 0.5
+
+
+@pytest.mark.parametrize("name", ["conv_signed", "linear_no_bias", "depthwise_no_bias"])
+def test_tract_agrees_bit_for_bit_on_small_quantized_modules(name, tmp_path):
+    """Signed int8 activations, zero points on inputs and outputs, with and without a
+    bias, depthwise and strided: tract's integer results are ours."""
+    module = load(SMALL[name](tmp_path / name))
+    nnefopt.save(module, tmp_path / "out")
+    plan = Plan(module)
+    ((input_name, (shape, _, _)),) = plan.inputs.items()
+    samples = np.random.default_rng(8).normal(0, 2.5, (40 * shape[0], *shape[1:])).astype(np.float32)
+    agreement = tract_integer_agreement(tmp_path / "out", samples)
+    assert agreement.tract_types[0].split(",")[-1].startswith(("qi8", "qu8"))
+    assert agreement.total == 40 * int(np.prod(next(iter(plan.run({input_name: samples[:shape[0]]}).values())).shape))
+    assert (agreement.max_steps, agreement.n_diff) == (0.0, 0)
+
+
+@pytest.mark.parametrize("name", sorted(TIES))
+def test_tract_agrees_on_exact_ties_of_the_requantization(name, tmp_path):
+    """Half the accumulators are exact ties and the output zero point is odd: tract's
+    conv requantizes in fixed point (ties to even, then the zero point), its linear in
+    float32 (the zero point added before rounding to even); ours does each the same."""
+    module = load(TIES[name](tmp_path / name))
+    nnefopt.save(module, tmp_path / "out")
+    ((input_name, (shape, _, _)),) = Plan(module).inputs.items()
+    samples = np.random.default_rng(6).integers(-4, 5, (50 * shape[0], *shape[1:])).astype(np.float32)
+    assert tract_integer_agreement(tmp_path / "out", samples)[:2] == (0.0, 0)
+    # the specification's float simulation rounds those ties up: it differs
+    integer, floating = Plan(module), Plan(module, arithmetic="float")
+    differ = sum(int(np.count_nonzero(integer.run({input_name: x})[k] != floating.run({input_name: x})[k]))
+                 for x in samples.reshape(50, *shape) for k in [integer.outputs[0][0]])
+    assert differ > 0
 
 
 def test_the_khronos_parser_loads_the_quantized_export(digits_export):

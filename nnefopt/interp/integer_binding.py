@@ -30,7 +30,7 @@ from nnefopt.export.from_ir import is_literal, location_of
 from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.frontend.model import Quantization
 from nnefopt.interp.ir_binding import quant_entry
-from nnefopt.quant.integer import Int8Kernel, combined_scale, requantizer, round_real
+from nnefopt.quant.integer import Int8Kernel, combined_scale, float_requantizer, requantizer, round_real
 
 ARITHMETICS = ("integer", "float")
 
@@ -51,14 +51,13 @@ class Codes:
         return self.scale.size == 1 and self.zero.size == 1
 
     def of(self, real: np.ndarray) -> np.ndarray:
-        """The codes of real values as tract quantizes a float tensor: x / scale divided
-        in float32, rounded half to even, plus the zero point, clamped (exact for values
-        on the grid)."""
+        """The codes of real values as tract quantizes a float tensor: x / scale + zero
+        point in float32 (the zero point added before rounding), rounded half to even,
+        clamped (exact for values on the grid)."""
         real = np.asarray(real)
         scale, zero = self._along(self.scale, real.ndim), self._along(self.zero, real.ndim)
-        quotient = real.astype(np.float32, copy=False) / scale
-        codes = round_real(quotient) + zero
-        return np.clip(codes, self.low, self.high).astype(self.dtype)
+        shifted = real.astype(np.float32, copy=False) / scale + zero.astype(np.float32)
+        return np.clip(round_real(shifted), self.low, self.high).astype(self.dtype)
 
     def real(self, codes: np.ndarray) -> np.ndarray:
         """The codes' real values, (code - zero point) * scale in float32."""
@@ -148,7 +147,12 @@ def bind_integer(op: Operation, slot_of: dict[SSAValue, int]) -> Step | None:
     multiplier = multiplier if multiplier.size > 1 else multiplier.reshape(())
     result, loc, name = slot_of[op.results[0]], location_of(op), entry.name
     wide = np.int32 if out.dtype.itemsize < 4 else np.int64  # saturated to the entry's range below
-    requantized = requantizer(multiplier, out.zero.reshape(()), wide, axis=axis)
+    if kernel.rescale == "float":
+        accumulator_scale = (a_codes.scale * b_codes.scale).astype(np.float32)
+        requantized = float_requantizer(accumulator_scale if accumulator_scale.size > 1 else accumulator_scale.reshape(()),
+                                        out.scale.reshape(()), out.zero.reshape(()), wide, axis=axis)
+    else:
+        requantized = requantizer(multiplier, out.zero.reshape(()), wide, axis=axis)
 
     def step(values: list) -> None:
         try:
