@@ -76,15 +76,19 @@ def codes_of(quant: Quantization | None) -> Codes | None:
         return None
     params = quant.attributes
     try:
-        scale = np.asarray(params["scale"], np.float32).reshape(-1)
-        zero = np.asarray(params["zero_point"], np.float64).reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):  # out of range: not finite, refused below
+            scale = np.asarray(params["scale"], np.float32).reshape(-1)
+            zero = np.asarray(params["zero_point"], np.float64).reshape(-1)
         bits, signed, symmetric = int(params["bits"]), bool(params["signed"]), bool(params.get("symmetric", False))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
-    if not (1 <= bits <= 32) or not np.all(np.isfinite(scale)) or np.any(scale <= 0) or np.any(zero != np.round(zero)):
+    if not (1 <= bits <= 32) or not np.all(np.isfinite(scale)) or np.any(scale <= 0) or not np.all(np.isfinite(zero)) \
+            or np.any(zero != np.round(zero)):
         return None
     high = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
     low = (-high if symmetric else -high - 1) if signed else 0
+    if np.any(zero < low) or np.any(zero > high):
+        return None  # a zero point no code can hold
     width = next(w for w in (8, 16, 32) if bits <= w)
     dtype = np.dtype(f"{'int' if signed else 'uint'}{width}")
     return Codes(scale, zero.astype(np.int64), low, high, dtype)
