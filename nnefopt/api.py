@@ -109,13 +109,20 @@ def optimize(module: ModuleOp, pipeline: str, *, verify_each: bool = True, callb
     return module
 
 
-def run(module: ModuleOp, inputs: dict[str, np.ndarray], *, record: bool = False) -> dict[str, np.ndarray]:
+def run(module: ModuleOp, inputs: dict[str, np.ndarray], *, record: bool = False, arithmetic: str = "integer",
+        codes: bool = False) -> dict[str, np.ndarray]:
     """The module's outputs for `inputs` (by graph input name), by the reference interpreter;
     with `record`, every intermediate tensor too, by tensor name. The module is run as it
-    is (channel-last operations as tagged), neither copied nor exported."""
+    is (channel-last operations as tagged), neither copied nor exported.
+
+    Inputs are reals (a quantized input is quantized by its entry). A quantized
+    conv/linear/matmul computes, with `arithmetic="integer"` (the default), what an int8
+    engine computes (int32 accumulation, fixed-point requantization); with "float", the
+    specification's simulation of graph.quant. With `codes`, outputs that carry a
+    quantization entry are returned as their integer codes instead of reals."""
     from nnefopt.interp.ir_interpreter import run as run_module
 
-    return run_module(module, inputs, record=record)
+    return run_module(module, inputs, record=record, arithmetic=arithmetic, codes=codes)
 
 
 def to_mlir(module: ModuleOp, *, generic: bool = False, weights: bool = False) -> str:

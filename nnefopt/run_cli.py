@@ -20,6 +20,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--random-inputs", type=int, metavar="SEED", help="seeded random inputs instead")
     parser.add_argument("-o", "--output", metavar="OUT_DIR", help="folder to write each output as NAME.npy")
     parser.add_argument("--stats", action="store_true", help="print min/max/mean/std of every tensor computed")
+    parser.add_argument("--arithmetic", choices=("integer", "float"), default="integer",
+                        help="quantized conv/linear/matmul: as an int8 engine computes them (default), or the "
+                             "specification's float simulation of graph.quant")
+    parser.add_argument("--codes", action="store_true",
+                        help="write outputs that carry a quantization entry as their integer codes, not reals")
     return parser
 
 
@@ -56,7 +61,7 @@ def _run(args: argparse.Namespace) -> None:
     from nnefopt.api import load
     from nnefopt.interp.ir_interpreter import Plan
 
-    plan = Plan(load(args.model))
+    plan = Plan(load(args.model), arithmetic=args.arithmetic)
     if args.random_inputs is not None:
         inputs = plan.random_inputs(args.random_inputs)
     else:
@@ -64,7 +69,7 @@ def _run(args: argparse.Namespace) -> None:
     listeners = [_Stats(plan.names)] if args.stats else []
     if args.stats:
         print(f"{'tensor':<40} {'shape':<18} {'min':>11} {'max':>11} {'mean':>11} {'std':>11}")
-    outputs = plan.run(inputs, listeners)
+    outputs = plan.run(inputs, listeners, codes=args.codes)
     if args.output:
         folder = Path(args.output)
         folder.mkdir(parents=True, exist_ok=True)

@@ -103,12 +103,15 @@ class _Literal:
 
 
 def bind_operation(op: Operation, slot_of: dict[SSAValue, int], domain: ArrayDomain,
-                   constants: dict[SSAValue, np.ndarray] | None = None) -> Step:
+                   constants: dict[SSAValue, np.ndarray] | None = None, *,
+                   quantizer: Callable[[Quantization], Callable | None] | None = None) -> Step:
     """`op` as a step over the flat list of values; `slot_of` gives each operand's and
     result's index. Signatures come from the domain (the module's own fragments win
     over the standard ones, as NNEF says). With `constants` (the values known before
     any run: weights, constants), a kernel that can prepare itself for known operands
-    and static shapes (`kernel.prepare`) does so once."""
+    and static shapes (`kernel.prepare`) does so once. A result's quantization entry
+    is applied by `quantizer(entry)` where it gives a function (the integer
+    arithmetic's rounding), else by the entry's quantize operation."""
     loc = location_of(op)
     if isinstance(op, OpaqueOp) and op.op_name.data == "tract_core_scan":
         shapes = _static_shapes(op, slot_of)
@@ -177,8 +180,8 @@ def bind_operation(op: Operation, slot_of: dict[SSAValue, int], domain: ArrayDom
     if back is not None:
         inner = compute
         compute = lambda values: back(inner(values))  # noqa: E731
-    settles = [(slot_of[r], bind_settle(q, domain, domain.signatures)) for r in op.results
-               if (q := quant_entry(r)) is not None]
+    settles = [(slot_of[r], (quantizer and quantizer(q)) or bind_settle(q, domain, domain.signatures))
+               for r in op.results if (q := quant_entry(r)) is not None]
     return _step(compute, outputs, several, len(signature.results) > 1, settles, domain, name, loc)
 
 

@@ -7,6 +7,11 @@ weight once (integer codes scaled back); `plan.run(inputs)` then only calls the 
 steps. Values are keyed by SSA value; names appear only at the edges (the graph's
 inputs and outputs, and what a listener asks for via `plan.names`).
 
+`arithmetic` says what a quantized conv/linear/matmul computes: "integer" (the default)
+what an int8 engine computes, int8 x int8 -> int32 and requantized (integer_binding);
+"float" the specification's simulation of graph.quant, reals rounded by each entry's
+quantize operation (quantized). Every other operation is the same in both.
+
 A listener is a callable, or an object with an `on_value` method, called as
 `listener(value, array, op)` for every SSA value of the graph, in program order,
 as it is computed: graph inputs, weights and literals included.
@@ -23,6 +28,7 @@ from xdsl.ir import Operation, SSAValue
 from nnefopt.dialects.nnef import ReturnOp, dtype_of, from_attribute
 from nnefopt.errors import NNEFError
 from nnefopt.export.from_ir import fragment_signatures, graph_of, location_of, tensor_names
+from nnefopt.interp.integer_binding import ARITHMETICS, Codes, bind_integer, codes_of, integer_quantizer
 from nnefopt.interp.interpreter import ArrayDomain, check_declared, random_declared
 from nnefopt.interp.ir_binding import (
     bias_in_accumulator_scale,
@@ -41,7 +47,11 @@ class Plan:
     """A module's graph bound once, to be run many times. The module is only read: it
     must not change while the plan is used (build a new plan after a pass)."""
 
-    def __init__(self, module: ModuleOp):
+    def __init__(self, module: ModuleOp, *, arithmetic: str = "integer"):
+        if arithmetic not in ARITHMETICS:
+            raise NNEFError(f"unknown arithmetic '{arithmetic}'; expected one of {', '.join(ARITHMETICS)}")
+        self.arithmetic = arithmetic
+        quantizer = integer_quantizer if arithmetic == "integer" else None
         graph = graph_of(module)
         self.domain = ArrayDomain(fragment_signatures(module))
         self.names: dict[SSAValue, str] = tensor_names(module)
@@ -54,12 +64,14 @@ class Plan:
         self.template: list = [None] * len(slot_of)  # what every run starts from
         externals: dict[str, Operation] = {}
         self.outputs: list[tuple[str, int]] = []
+        self._output_codes: list[Codes | None] = []  # each output's entry as codes, if any
         self.steps: list[Callable[[list], None]] = []
         # Every operation in order, with its step (None: its value is there before the run) and results.
         self.trace: list[tuple[Operation, Callable | None, list[tuple[SSAValue, int]]]] = []
         for op in block_ops:
             if isinstance(op, ReturnOp):
                 self.outputs = [(self.names[v], slot_of[v]) for v in op.operands]
+                self._output_codes = [codes_of(quant_entry(v)) for v in op.operands]
                 continue
             step = None
             if is_declaration(op):
@@ -69,7 +81,9 @@ class Plan:
                     externals[self.names[op.results[0]]] = op
             else:
                 bias_in_accumulator_scale(op, weights)
-                step = bind_operation(op, slot_of, self.domain, weights)
+                step = bind_integer(op, slot_of) if arithmetic == "integer" else None
+                if step is None:
+                    step = bind_operation(op, slot_of, self.domain, weights, quantizer=quantizer)
                 if op.operands or not _computed_now(step, self.template):
                     self.steps.append(step)
                 else:
@@ -87,15 +101,19 @@ class Plan:
             result = op.results[0]
             self.inputs[name] = (_declared_shape(result), dtype_of(result.type), location_of(op))
             quant = quant_entry(result)
-            settle = bind_settle(quant, self.domain, self.domain.signatures) if quant is not None else None
+            settle = None if quant is None else \
+                (quantizer and quantizer(quant)) or bind_settle(quant, self.domain, self.domain.signatures)
             self._input_slots.append((name, slot_of[result], settle))
 
     def random_inputs(self, seed: int) -> dict[str, np.ndarray]:
         """Seeded inputs of the declared shapes: normal floats, small integers, coin flips."""
         return random_declared(self.inputs, seed)
 
-    def run(self, inputs: dict[str, np.ndarray], listeners: Iterable[Listener | object] = ()) -> dict[str, np.ndarray]:
-        """The graph's outputs by name for `inputs` by graph input name."""
+    def run(self, inputs: dict[str, np.ndarray], listeners: Iterable[Listener | object] = (), *,
+            codes: bool = False) -> dict[str, np.ndarray]:
+        """The graph's outputs by name for `inputs` by graph input name (reals: a
+        quantized input is quantized by its entry). With `codes`, an output carrying a
+        quantization entry is given as its integer codes (dtype from its bits/signed)."""
         checked = check_declared(self.inputs, inputs)
         values = self.template.copy()
         for name, slot, settle in self._input_slots:
@@ -105,6 +123,9 @@ class Plan:
         # here, prepared kernels need not set it per call.
         with np.errstate(**QUIET_FLOATS):
             self._run_steps(values, hooks)
+        if codes:
+            return {name: values[slot] if entry is None or not isinstance(values[slot], np.ndarray) else entry.of(values[slot])
+                    for (name, slot), entry in zip(self.outputs, self._output_codes)}
         return {name: values[slot] for name, slot in self.outputs}
 
     def _run_steps(self, values: list, hooks: list) -> None:
@@ -130,8 +151,8 @@ def _computed_now(step: Callable[[list], None], template: list) -> bool:
     return True
 
 
-def compile_plan(module: ModuleOp) -> Plan:
-    return Plan(module)
+def compile_plan(module: ModuleOp, *, arithmetic: str = "integer") -> Plan:
+    return Plan(module, arithmetic=arithmetic)
 
 
 def _declared_shape(value: SSAValue) -> tuple | None:
@@ -141,12 +162,13 @@ def _declared_shape(value: SSAValue) -> tuple | None:
     return tuple(None if d == DYNAMIC_INDEX else d for d in type_.get_shape())
 
 
-def run(module: ModuleOp, inputs: dict[str, np.ndarray], *, record: bool = False) -> dict[str, np.ndarray]:
+def run(module: ModuleOp, inputs: dict[str, np.ndarray], *, record: bool = False, arithmetic: str = "integer",
+        codes: bool = False) -> dict[str, np.ndarray]:
     """The module's outputs for `inputs`; with `record`, every tensor the run computed, by
-    its tensor name (literals are not tensors)."""
-    plan = Plan(module)
+    its tensor name (literals are not tensors). `arithmetic` and `codes`: see Plan."""
+    plan = Plan(module, arithmetic=arithmetic)
     if not record:
-        return plan.run(inputs)
+        return plan.run(inputs, codes=codes)
     recorded: dict[str, np.ndarray] = {}
     names = plan.names
 
@@ -155,5 +177,7 @@ def run(module: ModuleOp, inputs: dict[str, np.ndarray], *, record: bool = False
         if name is not None and isinstance(array, np.ndarray):
             recorded[name] = array
 
-    plan.run(inputs, [keep])
+    outputs = plan.run(inputs, [keep], codes=codes)
+    if codes:
+        recorded.update(outputs)
     return recorded

@@ -38,8 +38,13 @@ def real_codes(quant: Quantization | None, data: np.ndarray) -> np.ndarray:
     """Stored values under a quantization entry: integer codes become real numbers."""
     if quant is None or data.dtype.kind == "f":
         return data
-    scale, zero = _scale_and_zero(quant)
+    scale, zero = (_left_aligned(p, data.ndim) for p in _scale_and_zero(quant))
     return ((data.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+def _left_aligned(param: np.ndarray, ndim: int) -> np.ndarray:
+    """A per-channel list along axis 0, as NNEF's (left-aligned) broadcasting puts it."""
+    return param if param.size <= 1 or param.ndim != 1 else param.reshape((-1,) + (1,) * (ndim - 1))
 
 
 def real_bias(model: Model, op: Operation, values: dict) -> None:
@@ -62,7 +67,11 @@ def has_accumulator_bias(name: str) -> bool:
 
 def accumulator_bias(codes: np.ndarray, operand_quants: list[Quantization]) -> np.ndarray:
     """An integer bias in the accumulator's scale: the product of its operands' scales."""
-    scale = np.prod([_scale_and_zero(quant)[0] for quant in operand_quants])
+    # Element-wise: a per-channel filter scale gives one accumulator scale per channel.
+    scale = np.ones(1, np.float32)
+    for quant in operand_quants:
+        scale = scale * _scale_and_zero(quant)[0].reshape(-1)
+    scale = scale.reshape(()) if scale.size == 1 else scale
     return (np.asarray(codes, np.float32) * scale).astype(np.float32)
 
 

@@ -15,6 +15,10 @@ by the quantized matmul/conv lowering and by its `scale` op on i32):
     magnitude (sign restored afterwards): ties go to even. gemmlowp's
     RoundingDivideByPOT rounds ties away from zero; "away" is offered for it.
 So the integer result is round_half_even(acc * float32(scale)), computed exactly.
+That is tract's conv. Its einsum (which computes linear and matmul) requantizes in
+float32 instead, the zero point added before rounding (`float_requantizer`), and a
+float tensor is quantized as float32 x / scale + zero point, rounded to even: both
+measured bit-exact against tract 0.23 on exact ties (tests/test_quant_semantics.py).
 The specification's float simulation (`zero_point_linear_quantize`, `floor(x + 0.5)`)
 rounds ties up instead: the two differ only on exact ties, by one step.
 """
@@ -140,14 +144,28 @@ def requantize(acc, multiplier_scale, out_zero_point, dtype=np.int8, *, axis: in
     """An int32 accumulator to output codes: acc * multiplier_scale in fixed point (a
     scalar, or per channel along `axis`), rounded, plus the output zero point,
     saturated to `dtype`."""
-    acc = np.asarray(acc)
-    if acc.dtype.kind not in "iu":
-        raise NNEFError(f"requantize takes an integer accumulator, not {acc.dtype}")
+    return requantizer(multiplier_scale, out_zero_point, dtype, axis=axis, rounding=rounding)(acc)
+
+
+def requantizer(multiplier_scale, out_zero_point, dtype=np.int8, *, axis: int | None = 1,
+                rounding: str = "even"):
+    """`requantize` with its fixed-point multiplier made once: a function of the
+    accumulator (what the interpreter's plan keeps per operation)."""
     multiplier, shift = fixed_point(multiplier_scale)
-    multiplier, shift = _along(multiplier, acc.ndim, axis), _along(shift, acc.ndim, axis)
-    scaled = rounding_shift(acc.astype(np.int64) * multiplier, shift, rounding)
+    zero = np.asarray(out_zero_point, np.int64)
     low, high = code_range(dtype)
-    return np.clip(scaled + _along(np.asarray(out_zero_point, np.int64), acc.ndim, axis), low, high).astype(dtype)
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"unknown rounding {rounding!r}; expected one of {ROUNDINGS}")
+
+    def apply(acc) -> np.ndarray:
+        acc = np.asarray(acc)
+        if acc.dtype.kind not in "iu":
+            raise NNEFError(f"requantize takes an integer accumulator, not {acc.dtype}")
+        m, s = _along(multiplier, acc.ndim, axis), _along(shift, acc.ndim, axis)
+        scaled = rounding_shift(acc.astype(np.int64) * m, s, rounding)
+        return np.clip(scaled + _along(zero, acc.ndim, axis), low, high).astype(dtype)
+
+    return apply
 
 
 # ---- integer kernels: int8 x int8 -> int32 --------------------------------------------------
@@ -201,20 +219,42 @@ def matmul_int8(A, B, *, a_zero_point=0, b_zero_point=0, transposeA: bool = Fals
     return _accumulator(np.matmul(a, b), None, -1)
 
 
+def float_requantizer(accumulator_scale, output_scale, out_zero_point, dtype=np.int8, *, axis: int | None = -1):
+    """The requantization of tract's einsum lowering (linear, matmul), in float32:
+    round_half_even(acc * (input_scale x filter_scale) / output_scale + zero point),
+    each step rounded to float32, the zero point added before rounding. Measured
+    against tract 0.23 (bit-exact where the fixed-point form differs on exact ties)."""
+    acc_scale = np.asarray(accumulator_scale, np.float32)
+    out_scale, zero = np.float32(output_scale), np.asarray(out_zero_point, np.float32)
+    low, high = code_range(dtype)
+
+    def apply(acc) -> np.ndarray:
+        acc = np.asarray(acc)
+        if acc.dtype.kind not in "iu":
+            raise NNEFError(f"requantize takes an integer accumulator, not {acc.dtype}")
+        scaled = acc.astype(np.float32) * _along(acc_scale, acc.ndim, axis) / out_scale + _along(zero, acc.ndim, axis)
+        return np.clip(np.rint(scaled), low, high).astype(dtype)
+
+    return apply
+
+
 class Int8Kernel(NamedTuple):
     """An operation's integer kernel and where its channels are: per-channel filter
     parameters along `filter_axis` of the weight operand, per-channel requantization
-    along `output_axis` of the result."""
+    along `output_axis` of the result. `rescale` says how the engine requantizes its
+    accumulator: "fixed" (`requantizer`: tract's conv) or "float" (`float_requantizer`:
+    tract's einsum, which computes linear and matmul)."""
 
     accumulate: object
     filter_axis: int
     output_axis: int
+    rescale: str = "fixed"
 
 
 INT8_KERNELS = {
     "conv": Int8Kernel(conv_int8, 0, 1),
-    "linear": Int8Kernel(linear_int8, 0, -1),
-    "matmul": Int8Kernel(matmul_int8, -1, -1),
+    "linear": Int8Kernel(linear_int8, 0, -1, "float"),
+    "matmul": Int8Kernel(matmul_int8, -1, -1, "float"),
 }
 
 for _name, _entry in INT8_KERNELS.items():
