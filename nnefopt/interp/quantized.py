@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnefopt.broadcasting import aligned
 from nnefopt.errors import NNEFError
 from nnefopt.frontend.model import Model, Operation, Quantization, TensorRef
 from nnefopt.ops import has_trait
@@ -39,6 +40,8 @@ def real_codes(quant: Quantization | None, data: np.ndarray) -> np.ndarray:
     if quant is None or data.dtype.kind == "f":
         return data
     scale, zero = _scale_and_zero(quant)
+    # Per-channel (tensor-valued) scales broadcast as NNEF does, from the left: along axis 0.
+    scale, zero = aligned(scale, data.ndim), aligned(zero, data.ndim)
     return ((data.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
@@ -62,7 +65,9 @@ def has_accumulator_bias(name: str) -> bool:
 
 def accumulator_bias(codes: np.ndarray, operand_quants: list[Quantization]) -> np.ndarray:
     """An integer bias in the accumulator's scale: the product of its operands' scales."""
-    scale = np.prod([_scale_and_zero(quant)[0] for quant in operand_quants])
+    scale = np.float32(1)
+    for quant in operand_quants:  # a per-channel filter scale lies along the bias's channels
+        scale = scale * _scale_and_zero(quant)[0]
     return (np.asarray(codes, np.float32) * scale).astype(np.float32)
 
 

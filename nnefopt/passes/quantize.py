@@ -4,7 +4,8 @@
 bits=8 keep-float=NAMES report="out.json" profile=portable|generic equalize=true
 bias-correction=true}`
 
-1. fused `conv_<activation>` operations are split (each of the two gets its entry);
+1. the graph is prepared as `fold-constants,fuse` makes it (known weights, batch norms
+   folded), then fused `conv_<activation>` operations are split (each gets its entry);
 2. cross-layer equalization (`equalize`) evens out the channels' weight ranges;
 3. the IR interpreter runs the calibration inputs, streaming each value's statistics;
 4. `assign` decides, from the op table's traits, which values are quantized and which
@@ -95,6 +96,7 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
     from nnefopt.quant.unfuse import unfuse
 
     batches = list(calibration_batches(module, options.calib, options.samples))
+    prepare(module)
     unfuse(module)
     reference = module.clone()  # the float model, for bias correction and the report
     if options.equalize:
@@ -116,6 +118,15 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
 
     write(report, options.report)
     return report
+
+
+def prepare(module: ModuleOp) -> None:
+    """The graph as `fold-constants,fuse` makes it: a layer is quantized only when its
+    weights are known (torch-to-nnef's `unsqueeze(variable)` folded) and a batch norm
+    after it is folded into them."""
+    from nnefopt.api import optimize
+
+    optimize(module, "fold-constants,fuse", verify_each=False)
 
 
 def choose_entries(plan, stats, method: str, bits: int) -> dict[int, QuantAttr]:

@@ -3,9 +3,11 @@ channel (rounding its weights is biased for the inputs it meets, and errors upst
 shift its inputs); on the calibration inputs, that mean is measured against the float
 model and taken out of the layer's int32 bias.
 
-The error is measured before the layer's own entry rounds and clips its output: a
-copy of the quantized module without those entries is run (its activations downstream
-keep theirs), next to the float module, and every layer is corrected at once.
+The error is measured before the layer's own entry rounds and clips its output (a relu
+folded into it would count as error): a copy of the quantized module without those
+entries is run (its activations downstream keep theirs), next to the float module, and
+every layer is corrected at once. An output that another layer reads keeps its entry:
+that layer's bias is in its scale.
 """
 
 from __future__ import annotations
@@ -50,7 +52,10 @@ def correct_biases(reference: ModuleOp, module: ModuleOp, batches: list[dict[str
     wanted = [names[op.results[0]] for op in layers]
     probe = module.clone()
     for op in quantized_layers(probe):
-        set_quantization(op.results[0], None)
+        # A layer reading this output needs its entry (its int32 bias is in that scale):
+        # there the error is measured after the output's rounding.
+        if not any(use.operation.has_trait(Biased) for use in op.results[0].uses):
+            set_quantization(op.results[0], None)
     sums: dict[str, np.ndarray] = {}
     counts: dict[str, int] = {}
     for batch in batches:
