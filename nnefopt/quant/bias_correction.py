@@ -20,7 +20,7 @@ from nnefopt.dialects.layout import is_channel_last
 from nnefopt.dialects.nnef import from_attribute, weight_attribute, weight_of
 from nnefopt.dialects.quantization import quantization_of, set_quantization
 from nnefopt.export.from_ir import graph_of, tensor_names
-from nnefopt.traits import Biased
+from nnefopt.traits import Biased, ChannelLastCapable
 
 INT32 = (-(2**31 - 1), 2**31 - 1)
 
@@ -38,6 +38,12 @@ def quantized_layers(module: ModuleOp) -> list[Operation]:
         if getattr(bias.owner, "name", "") == "nnef.variable" and quantization_of(bias) is None:
             layers.append(op)
     return layers
+
+
+def channel_axis(op: Operation, rank: int) -> int:
+    """Where a layer's output channels are: axis 1 of a convolution's NCHW output (last
+    when the layout pass made it channel-last), the last axis of a linear's."""
+    return 1 if op.has_trait(ChannelLastCapable) and not is_channel_last(op) else rank - 1
 
 
 def correct_biases(reference: ModuleOp, module: ModuleOp, batches: list[dict[str, np.ndarray]]) -> int:
@@ -63,7 +69,7 @@ def correct_biases(reference: ModuleOp, module: ModuleOp, batches: list[dict[str
         for op, name in zip(layers, wanted):
             if name not in ref or name not in got or ref[name].shape != got[name].shape:
                 continue
-            axis = ref[name].ndim - 1 if is_channel_last(op) else 1
+            axis = channel_axis(op, ref[name].ndim)
             error = np.asarray(got[name], np.float64) - np.asarray(ref[name], np.float64)
             others = tuple(i for i in range(error.ndim) if i != axis)
             sums[name] = sums.get(name, 0.0) + error.sum(axis=others)

@@ -24,12 +24,12 @@ from nnefopt.dialects.quantization import (
     unquantized,
     with_quantization,
 )
-from nnefopt.dialects.layout import is_channel_last
 from nnefopt.dialects.tensor_names import fresh_name, set_tensor_name
 from nnefopt.export.from_ir import tensor_names
 from nnefopt.frontend.tensor_file import INT, QINT
 from nnefopt.passes.rewriting import Weights, erase_dead_producers, known_value
 from nnefopt.quant.assign import Assignment
+from nnefopt.quant.bias_correction import channel_axis
 from nnefopt.quant.weights import quantize_layer
 
 ALGORITHM = "zero_point_linear_quantize"
@@ -94,11 +94,12 @@ def quantize_weights(module, layers: list[Operation], *, bits: int, per_channel:
         real_filter = np.asarray(known_value(filter_), np.float64)
         real_bias = np.asarray(known_value(bias), np.float64)
         out_shape = op.results[0].type.get_shape()
-        channels = out_shape[-1] if is_channel_last(op) else out_shape[1]
-        axis = op.OP_DEF.slot("output_channel_axis", 0)
-        by_channel = per_channel and axis == 0 and real_filter.shape[0] == channels
+        channels = out_shape[channel_axis(op, len(out_shape))]
+        by_channel = per_channel and op.OP_DEF.slot("output_channel_axis", 0) == 0 and real_filter.shape[0] == channels
         input_scale = float(quantization_of(input_).params()["scale"])
         codes = quantize_layer(real_filter, real_bias, input_scale, channels, bits=bits, per_channel=by_channel)
+        if real_bias.size == channels:  # the bias's own shape (a batched linear's is [1, 1, C])
+            codes = codes._replace(bias_codes=codes.bias_codes.reshape(real_bias.shape))
         base = names.get(op.results[0], "layer")
         new_filter = _variable(weights, codes.filter_codes, weights.hint(filter_, "q8") if _is_variable(filter_)
                                else f"{base}_weight_q8", filter_entry(codes.filter_scale, bits), QINT, op)
