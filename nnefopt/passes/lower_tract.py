@@ -7,7 +7,8 @@ it is a pass of its own so that its effect can be seen and tested in the IR.
 - tract_core_cast(x) → copy(x) when the target is a real type or comes from graph.quant
   (a quantized tensor's values are real numbers: graph.quant says how they are
   rounded), cast<type>(x) otherwise; a cast to f16 stays, as no standard operation
-  rounds to half precision (a copy would lose that rounding)
+  rounds to half precision (a copy would lose that rounding); a cast dequantizing a
+  quantized tensor stays too: tract has no other spelling of it
 - tract_core_erf(x) → erf(x), which nnefopt declares in what it writes; square(x) → sqr(x)
 - tract_core_resize(x, scales = [1, 1, k, ...]) with the nearest interpolator and the
   'asymmetric' coordinates (floor) → nearest_upsample(x, factor = [k, ...])
@@ -36,7 +37,7 @@ from nnefopt.frontend import ast
 from nnefopt.frontend.printer import format_fragment
 from nnefopt.frontend.stdlib import is_tract_dialect
 from nnefopt.passes import register_pass
-from nnefopt.passes.rewriting import is_op, known_value
+from nnefopt.passes.rewriting import is_op, is_quantized, known_value
 from nnefopt.traits import Biased
 
 _REAL_TYPES = ("", "f32", "f64")
@@ -66,6 +67,8 @@ class LowerCast(RewritePattern):
         source = op.operands[0]
         if to in _ROUNDING_TYPES:
             return
+        if is_quantized(source) and not is_quantized(op.results[0]):
+            return  # a dequantization (quantize's profile=portable): in tract a copy stays quantized
         if to not in _REAL_TYPES and dtype_of(op.results[0].type) != "scalar":
             _replace(rewriter, op, "cast", [source], {})
         elif dtype_of(source.type) in ("scalar", "?"):

@@ -92,7 +92,7 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
     from nnefopt.quant.assign import assign
     from nnefopt.quant.bias_correction import correct_biases
     from nnefopt.quant.observe import calibrate, calibration_batches
-    from nnefopt.quant.rewrite import insert_copies, quantize_weights, set_entries
+    from nnefopt.quant.rewrite import dequantize_for_float_ops, insert_copies, quantize_weights, set_entries
     from nnefopt.quant.unfuse import unfuse
 
     batches = list(calibration_batches(module, options.calib, options.samples))
@@ -110,6 +110,8 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
     insert_copies(module, plan, entries)
     set_entries(plan, entries)
     layers = quantize_weights(module, plan.layers, bits=options.bits, per_channel=options.per_channel)
+    if options.profile == "portable":
+        dequantize_for_float_ops(module)
     corrected = 0
     if options.bias_correction:
         corrected = correct_biases(reference, module, batches[:CHECK_BATCHES])
