@@ -3,6 +3,8 @@
 Decided from the op table's traits (nnefopt.traits), never from operation names:
 - a `Biased` operation (conv, linear, deconv) with known weights is a quantized layer:
   its input must be quantized, its output gets an entry of its own;
+  (for the portable profile, only one whose filter has its output channels on axis 0:
+  tract reads a quantized deconv's filter in another layout);
 - a `Contraction` (matmul) likewise, except for the portable profile: tract refuses
   an entry directly on a matmul output, so there it stays float;
 - a `KeepsQuantization` operation (reshape, transpose, max_pool, pad, relu, ...) of a
@@ -135,7 +137,7 @@ def assign(module: ModuleOp, *, keep_float: frozenset[str] = frozenset(), portab
             plan.floats.append((op, "keep-float"))
             continue
         if op.has_trait(Biased):
-            reason = _layer_problem(op)
+            reason = _layer_problem(op, portable)
             if reason:
                 plan.floats.append((op, reason))
                 continue
@@ -173,7 +175,9 @@ def assign(module: ModuleOp, *, keep_float: frozenset[str] = frozenset(), portab
     return plan
 
 
-def _layer_problem(op: Operation) -> str | None:
+def _layer_problem(op: Operation, portable: bool) -> str | None:
+    if portable and op.OP_DEF.slot("output_channel_axis", 0) != 0:
+        return "profile=portable: tract reads a quantized deconv's filter in another layout"
     filter_, bias = op.operands[1], op.operands[2] if len(op.operands) > 2 else None
     if known_value(filter_) is None or (bias is not None and known_value(bias) is None):
         return "weights not known (fold-constants first?)"
