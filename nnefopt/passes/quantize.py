@@ -31,7 +31,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from nnefopt.dialects.quantization import QuantAttr, quantization_of
-from nnefopt.errors import NNEFError
+from nnefopt.errors import NNEFError, warn
 from nnefopt.export.from_ir import graph_of, tensor_names
 from nnefopt.passes import register_pass
 
@@ -98,6 +98,9 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
     batches = list(calibration_batches(module, options.calib, options.samples))
     prepare(module)
     unfuse(module)
+    unknown = sorted(options.keep_float_names - set(tensor_names(module).values()))
+    if unknown:
+        warn(f"quantize: keep-float names no tensor of the graph (after fuse): {', '.join(unknown)}")
     reference = module.clone()  # the float model, for bias correction and the report
     if options.equalize:
         equalize_for_quantization(module)
