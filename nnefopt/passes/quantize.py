@@ -95,6 +95,8 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
     from nnefopt.quant.rewrite import dequantize_for_float_ops, insert_copies, quantize_weights, set_entries
     from nnefopt.quant.unfuse import unfuse
 
+    if any(quantization_of(r) is not None for o in graph_of(module).body.block.ops for r in o.results):
+        raise NNEFError("quantize: the model is quantized already (it has graph.quant entries)")
     batches = list(calibration_batches(module, options.calib, options.samples))
     prepare(module)
     unfuse(module)
