@@ -208,15 +208,22 @@ def test_statistics_merge_a_narrower_histogram():
     assert merged.count == 200 and merged.counts.sum() == 200 and (merged.min, merged.max) == (0.0, 3.0)
 
 
-@pytest.mark.parametrize("model", ["cnn_digits", "mlp_digits"])
+def _output_step(module) -> float:
+    """The quantization step of the output, or of the last quantized value before it
+    (a float softmax or tanh after the last layer): what one step of disagreement is."""
+    value = graph_of(module).body.block.last_op.operands[0]
+    while quantization_of(value) is None and value.owner.operands:
+        value = value.owner.operands[0]
+    entry = quantization_of(value)
+    return entry.params()["scale"] if entry is not None else 0.0
+
+
+# tiny_unet is left out: tract 0.23 returns zeros for its quantized max_pool (its input agrees).
+@pytest.mark.parametrize("model", ["cnn_digits", "mlp_digits", "resnet8", "mobilenetv2_035"])
 def test_tract_runs_the_portable_export_within_one_output_step(model, tmp_path):
-    module = _quantized(SHARED / model / "kt", model)
+    module = _quantized(SHARED / model / "kt", model, samples=2)
     x = np.load(SHARED / model / "input.npy")
     ours = next(iter(nnefopt.run(module, {_input_name(module): x}).values()))
     nnefopt.save(module, tmp_path / "q")
     theirs = run_tract(tmp_path / "q", [x])[0]
-    graph = graph_of(module)
-    out = graph.body.block.last_op.operands[0]
-    entry = quantization_of(out) or quantization_of(out.owner.operands[0])
-    step = entry.params()["scale"] if entry is not None else 1e-6
-    assert np.abs(theirs - ours).max() <= step * 1.001 + 1e-6
+    assert np.abs(theirs - ours).max() <= _output_step(module) * 1.001 + 1e-6

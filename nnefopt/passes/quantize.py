@@ -4,8 +4,8 @@
 bits=8 keep-float=NAMES report="out.json" profile=portable|generic equalize=true
 bias-correction=true}`
 
-1. the graph is prepared as `fold-constants,fuse` makes it (known weights, batch norms
-   folded), then fused `conv_<activation>` operations are split (each gets its entry);
+1. the graph is prepared as `fold-constants,canonicalize,fuse` makes it (known weights,
+   batch norms folded), then fused `conv_<activation>` operations are split (each gets its entry);
 2. cross-layer equalization (`equalize`) evens out the channels' weight ranges;
 3. the IR interpreter runs the calibration inputs, streaming each value's statistics;
 4. `assign` decides, from the op table's traits, which values are quantized and which
@@ -92,7 +92,13 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
     from nnefopt.quant.assign import assign
     from nnefopt.quant.bias_correction import correct_biases
     from nnefopt.quant.observe import calibrate, calibration_batches
-    from nnefopt.quant.rewrite import dequantize_for_float_ops, insert_copies, quantize_weights, set_entries
+    from nnefopt.quant.rewrite import (
+        dequantize_for_float_ops,
+        insert_copies,
+        mean_as_sum_for_tract,
+        quantize_weights,
+        set_entries,
+    )
     from nnefopt.quant.unfuse import unfuse
 
     if any(quantization_of(r) is not None for o in graph_of(module).body.block.ops for r in o.results):
@@ -117,6 +123,7 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
     layers = quantize_weights(module, plan.layers, bits=options.bits, per_channel=options.per_channel)
     if options.profile == "portable":
         dequantize_for_float_ops(module)
+        mean_as_sum_for_tract(module)
     corrected = 0
     if options.bias_correction:
         corrected = correct_biases(reference, module, batches[:CHECK_BATCHES])
@@ -128,12 +135,12 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
 
 
 def prepare(module: ModuleOp) -> None:
-    """The graph as `fold-constants,fuse` makes it: a layer is quantized only when its
-    weights are known (torch-to-nnef's `unsqueeze(variable)` folded) and a batch norm
-    after it is folded into them."""
+    """The graph as the default pipeline makes it: a layer is quantized only when its
+    weights are known (torch-to-nnef's `unsqueeze(variable)` folded), a batch norm after
+    it is folded into them, and a relu6 spelled as a fragment (`hard_tanh`) is a clamp."""
     from nnefopt.api import optimize
 
-    optimize(module, "fold-constants,fuse", verify_each=False)
+    optimize(module, "fold-constants,canonicalize,fuse", verify_each=False)
 
 
 def choose_entries(plan, stats, method: str, bits: int) -> dict[int, QuantAttr]:
@@ -170,12 +177,15 @@ def build_report(reference: ModuleOp, module: ModuleOp, batches, options: Quanti
         if op.name in ("nnef.variable",) or not hasattr(op, "OP_DEF"):
             continue
         entry = quantization_of(op.results[0]).params()
-        rows.append({"tensor": names[op.results[0]], "operation": op.OP_DEF.name, "int8": True,
-                     "scale": entry["scale"], "zero_point": entry["zero_point"]})
+        row = {"tensor": names[op.results[0]], "operation": op.OP_DEF.name, "int8": True,
+               "scale": entry["scale"], "zero_point": entry["zero_point"]}
+        if _clipped_by_its_activation(op.results[0]):
+            row["clipped"] = True  # its relu/clamp's row says its error (against fp32 it includes the clipping)
+        rows.append(row)
     rows += [{"tensor": tensor, "operation": kind, "int8": False, "reason": reason} for tensor, kind, reason in floats]
     sqnr = sqnr_by_name(reference, module, batches, [r["tensor"] for r in rows] + outputs)
     for row in rows:
-        row["sqnr_db"] = sqnr.get(row["tensor"])
+        row["sqnr_db"] = None if row.get("clipped") else sqnr.get(row["tensor"])
     by_name = {layer.name: layer for layer in layers}
     for row in rows:
         layer = by_name.get(row["tensor"])
@@ -188,3 +198,13 @@ def build_report(reference: ModuleOp, module: ModuleOp, batches, options: Quanti
             "equalize": options.equalize, "bias_correction": options.bias_correction, "biases_corrected": corrected,
             "layers": rows, "float": [r["tensor"] for r in rows if not r["int8"]],
             "outputs": {name: sqnr.get(name, float("nan")) for name in outputs}}
+
+
+def _clipped_by_its_activation(value) -> bool:
+    """Whether only a relu/clamp sharing its entry reads `value` (the int8 value is the
+    clipped one: comparing it with the unclipped float value says nothing)."""
+    from nnefopt.traits import Clipping
+
+    uses = list(value.uses)
+    return bool(uses) and all(use.operation.has_trait(Clipping) and quantization_of(use.operation.results[0])
+                              == quantization_of(value) for use in uses)

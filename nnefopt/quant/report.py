@@ -64,7 +64,8 @@ def table(report: dict) -> str:
              f"  {'tensor':<36} {'operation':<14} {'int8':<6} {'SQNR dB':>8}"]
     for row in report["layers"]:
         sqnr = row.get("sqnr_db")
-        shown = "" if sqnr is None else "inf" if sqnr == math.inf else f"{sqnr:.1f}"
+        shown = "(relu)" if row.get("clipped") else "" if sqnr is None else "inf" if sqnr == math.inf \
+            else f"{sqnr:.1f}"
         lines.append(f"  {row['tensor'][:36]:<36} {row['operation'][:14]:<14} {'yes' if row['int8'] else 'float':<6} "
                      f"{shown:>8}" + (f"  ({row['reason']})" if row.get("reason") else ""))
     for name, sqnr in report["outputs"].items():
@@ -76,7 +77,7 @@ def write(report: dict, path: str | None, stream=None) -> None:
     """The table on stderr; the JSON at `path` when given."""
     (stream or sys.stderr).write(table(report) + "\n")
     if path:
-        text = json.dumps(report, indent=1, default=_number)
+        text = json.dumps(_finite(report), indent=1, default=_number)
         try:
             Path(path).write_text(text + "\n", encoding="utf-8")
         except OSError as error:
@@ -85,3 +86,14 @@ def write(report: dict, path: str | None, stream=None) -> None:
 
 def _number(value):
     return float(value)
+
+
+def _finite(value):
+    """JSON has no infinity: an exact tensor (no error at all) is written as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value

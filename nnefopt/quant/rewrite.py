@@ -27,7 +27,16 @@ from nnefopt.dialects.quantization import (
 from nnefopt.dialects.tensor_names import fresh_name, set_tensor_name
 from nnefopt.export.from_ir import graph_of, tensor_names
 from nnefopt.frontend.tensor_file import INT, QINT
-from nnefopt.passes.rewriting import Weights, erase_dead_producers, known_value
+from nnefopt.passes.rewriting import (
+    Weights,
+    attribute,
+    create,
+    erase_dead_producers,
+    is_op,
+    known_value,
+    static_shape,
+    take_place,
+)
 from nnefopt.quant.assign import Assignment
 from nnefopt.quant.bias_correction import channel_axis
 from nnefopt.quant.weights import quantize_layer
@@ -174,3 +183,29 @@ def dequantize_for_float_ops(module: ModuleOp) -> int:
 
 def _is_weight(value: SSAValue) -> bool:
     return _is_variable(value)
+
+
+def mean_as_sum_for_tract(module: ModuleOp) -> int:
+    """profile=portable: tract moves a dequantizing cast forward past a float
+    `mean_reduce` (and the element-wise operations before it) and then averages in the
+    quantized type: wrong by half the range on resnet8, or refused. `sum_reduce` and a
+    multiplication by 1/count, which it computes in float, say the same mean."""
+    weights = Weights(module)
+    made = 0
+    for op in list(graph_of(module).body.block.ops):
+        if not is_op(op, "mean_reduce") or quantization_of(op.results[0]) is not None:
+            continue
+        shape, axes = static_shape(op.operands[0]), attribute(op, "axes")
+        if shape is None:
+            continue
+        count = int(np.prod([shape[a] for a in axes]))
+        total = create("sum_reduce", [op.operands[0]], {"axes": axes}, like=op)
+        factor = weights.new(np.float32(1.0 / count), "mean_factor", like=op)
+        mean = create("mul", [total.results[0], factor.results[0]], result_types=[op.results[0].type], like=op)
+        for new in (total, factor, mean):
+            Rewriter.insert_op(new, InsertPoint.before(op))
+        value = take_place(op.results[0], mean.results[0])
+        op.results[0].replace_all_uses_with(value)
+        Rewriter.erase_op(op)
+        made += 1
+    return made
