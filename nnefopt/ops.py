@@ -38,15 +38,20 @@ from nnefopt.traits import (
     AxesReduction,
     Biased,
     ChannelLastCapable,
+    Clipping,
+    Contraction,
     DataMovement,
     Declaration,
     Effectful,
     ElementWise,
+    Fused,
     GraphInput,
+    KeepsQuantization,
     NotFoldable,
     PadFoldable,
     PositivelyHomogeneous,
     Reshaping,
+    SharedQuantization,
     SlidingWindow,
     TensorSource,
 )
@@ -65,19 +70,27 @@ CATEGORIES: dict[str, tuple[type[OpTrait], ...]] = {
     "update": (Effectful, NotFoldable),
     "tract_core_properties": (Declaration, NotFoldable),
     "prelu": (ElementWise,),  # its rule is its own (alpha broadcasts to x, not both ways)
-    **{name: (Activation,) for name in ("clamp", "sigmoid", "tanh", "elu", "gelu")},
-    **{name: (Activation, PositivelyHomogeneous) for name in ("relu", "leaky_relu")},
+    **{name: (Activation,) for name in ("sigmoid", "tanh", "elu", "gelu")},
+    "leaky_relu": (Activation, PositivelyHomogeneous),
+    "relu": (Activation, PositivelyHomogeneous, Clipping, KeepsQuantization),
+    "clamp": (Activation, Clipping, KeepsQuantization),
     "conv": (ChannelLastCapable, Biased, PadFoldable),
     "deconv": (ChannelLastCapable, Biased),
     "linear": (Biased,),
     **{name: _SPATIAL for name in ("batch_normalization", "nearest_upsample", "nearest_downsample",
                                    "area_downsample", "multilinear_upsample")},
-    **{name: (*_POOL, PadFoldable) for name in ("box", "max_pool", "avg_pool")},
+    **{name: (*_POOL, PadFoldable) for name in ("box", "avg_pool")},
+    "max_pool": (*_POOL, PadFoldable, KeepsQuantization),
     "rms_pool": _POOL,
     **{name: (AxesReduction,) for name in ("sum_reduce", "mean_reduce", "max_reduce", "min_reduce", "any_reduce",
                                            "all_reduce")},
-    **{name: (Reshaping, DataMovement) for name in ("reshape", "squeeze", "unsqueeze")},
-    "transpose": (DataMovement,),
+    **{name: (Reshaping, DataMovement, KeepsQuantization) for name in ("reshape", "squeeze", "unsqueeze")},
+    "transpose": (DataMovement, KeepsQuantization),
+    **{name: (KeepsQuantization,) for name in ("pad", "slice", "tile")},
+    **{name: (*_SPATIAL, KeepsQuantization) for name in ("nearest_upsample", "nearest_downsample")},
+    "add": (SharedQuantization,),
+    "concat": (SharedQuantization, KeepsQuantization),
+    "matmul": (Contraction,),
     "copy": (DataMovement,),
 }
 
@@ -166,8 +179,9 @@ def _fused_entries(bases: dict[str, OpDef], activations: list[OpDef]) -> dict[st
     for base in bases.values():
         for act in activations:
             name = fused_name(base.name, act.name)
-            traits = (ChannelLastCapable,) if base.has_trait(ChannelLastCapable) else ()
+            traits = ((ChannelLastCapable,) if base.has_trait(ChannelLastCapable) else ()) + (Fused,)
             entries[name] = _entry(name, fragments[name], cost_rule=_fused_cost(base, act), traits=traits)
+            entries[name].slots["fused"] = (base.name, act.name)
     return entries
 
 

@@ -100,8 +100,40 @@ class PositivelyHomogeneous(OpTrait):
     scale passes through it where it keeps channels apart (cross-layer equalization)."""
 
 
+@dataclass(frozen=True)
+class KeepsQuantization(OpTrait):
+    """Its result's items are items of its first operand (moved, selected, or clipped to
+    a bound that operand's range holds): an int8 engine moves the codes, so the result
+    keeps the operand's quantization entry (quantize pass)."""
+
+
+@dataclass(frozen=True)
+class Clipping(OpTrait):
+    """An activation that only clips (relu, clamp): an int8 engine folds it into the
+    requantization of its producer, so the two share one entry, chosen from the clipped
+    values (quantize pass)."""
+
+
+@dataclass(frozen=True)
+class SharedQuantization(OpTrait):
+    """An int8 engine computes it on codes of one scale: all its tensor operands share
+    one quantization entry (add, concat; quantize pass)."""
+
+
+@dataclass(frozen=True)
+class Contraction(OpTrait):
+    """Multiplies two activations and sums in an accumulator (matmul): an int8 engine
+    computes it in int32 from quantized operands."""
+
+
+@dataclass(frozen=True)
+class Fused(OpTrait):
+    """A fused `<base>_<activation>` operation (nnefopt.frontend.fused); its entry's
+    slot "fused" holds the two operations' names, to split it again."""
+
+
 ALL_TRAITS = (ElementWise, Activation, Declaration, GraphInput, TensorSource, Effectful, NotFoldable,
               ChannelLastCapable, SlidingWindow, AxesReduction, Biased, PadFoldable, Reshaping, DataMovement,
-              PositivelyHomogeneous)
+              PositivelyHomogeneous, KeepsQuantization, Clipping, SharedQuantization, Contraction, Fused)
 
 __all__ = [t.__name__ for t in ALL_TRAITS] + ["ALL_TRAITS"]

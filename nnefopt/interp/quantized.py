@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnefopt.broadcasting import aligned
 from nnefopt.errors import NNEFError
 from nnefopt.frontend.model import Model, Operation, Quantization, TensorRef
 from nnefopt.ops import has_trait
@@ -38,13 +39,9 @@ def real_codes(quant: Quantization | None, data: np.ndarray) -> np.ndarray:
     """Stored values under a quantization entry: integer codes become real numbers."""
     if quant is None or data.dtype.kind == "f":
         return data
-    scale, zero = (_left_aligned(p, data.ndim) for p in _scale_and_zero(quant))
+    # Per-channel (tensor-valued) scales broadcast as NNEF does, from the left: along axis 0.
+    scale, zero = (aligned(p, data.ndim) for p in _scale_and_zero(quant))
     return ((data.astype(np.float32) - zero) * scale).astype(np.float32)
-
-
-def _left_aligned(param: np.ndarray, ndim: int) -> np.ndarray:
-    """A per-channel list along axis 0, as NNEF's (left-aligned) broadcasting puts it."""
-    return param if param.size <= 1 or param.ndim != 1 else param.reshape((-1,) + (1,) * (ndim - 1))
 
 
 def real_bias(model: Model, op: Operation, values: dict) -> None:

@@ -103,7 +103,7 @@ def describe_passes() -> list[str]:
 
 def _register_own_passes() -> None:
     # Imported here, after the registry exists: each pass module registers itself.
-    from nnefopt.passes import canonicalize, fold_constants, fuse, layout, lower_tract, portable  # noqa: F401
+    from nnefopt.passes import canonicalize, fold_constants, fuse, layout, lower_tract, portable, quantize  # noqa: F401
     from nnefopt.passes import equalize  # noqa: F401
 
 

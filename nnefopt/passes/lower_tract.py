@@ -7,7 +7,8 @@ it is a pass of its own so that its effect can be seen and tested in the IR.
 - tract_core_cast(x) → copy(x) when the target is a real type or comes from graph.quant
   (a quantized tensor's values are real numbers: graph.quant says how they are
   rounded), cast<type>(x) otherwise; a cast to f16 stays, as no standard operation
-  rounds to half precision (a copy would lose that rounding)
+  rounds to half precision (a copy would lose that rounding); a cast dequantizing a
+  quantized tensor for a float operation stays too: tract has no other spelling of it
 - tract_core_erf(x) → erf(x), which nnefopt declares in what it writes; square(x) → sqr(x)
 - tract_core_resize(x, scales = [1, 1, k, ...]) with the nearest interpolator and the
   'asymmetric' coordinates (floor) → nearest_upsample(x, factor = [k, ...])
@@ -27,7 +28,7 @@ from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, PatternRewriteWalker, RewritePattern
 from xdsl.rewriter import InsertPoint
 
-from nnefopt.dialects.nnef import OPERATIONS, FragmentOp, OpaqueOp, dtype_of, from_attribute, to_attribute
+from nnefopt.dialects.nnef import OPERATIONS, FragmentOp, OpaqueOp, ReturnOp, dtype_of, from_attribute, to_attribute
 from nnefopt.dialects.quantization import quantization, quantization_of, with_quantization
 from nnefopt.dialects.tensor_names import set_tensor_name, tensor_name
 from nnefopt.export.from_ir import is_literal as _is_literal
@@ -36,7 +37,7 @@ from nnefopt.frontend import ast
 from nnefopt.frontend.printer import format_fragment
 from nnefopt.frontend.stdlib import is_tract_dialect
 from nnefopt.passes import register_pass
-from nnefopt.passes.rewriting import is_op, known_value
+from nnefopt.passes.rewriting import is_op, is_quantized, known_value
 from nnefopt.traits import Biased
 
 _REAL_TYPES = ("", "f32", "f64")
@@ -66,6 +67,9 @@ class LowerCast(RewritePattern):
         source = op.operands[0]
         if to in _ROUNDING_TYPES:
             return
+        if is_quantized(source) and not is_quantized(op.results[0]) \
+                and any(not isinstance(use.operation, ReturnOp) for use in op.results[0].uses):
+            return  # a float operation reads it dequantized: in tract a copy would stay quantized
         if to not in _REAL_TYPES and dtype_of(op.results[0].type) != "scalar":
             _replace(rewriter, op, "cast", [source], {})
         elif dtype_of(source.type) in ("scalar", "?"):

@@ -96,7 +96,8 @@ class Statistics:
         exponent = self._fitting_exponent(max(self.exponent, other.exponent))
         self._regrid(exponent)
         grid = other._grid_indices() >> (exponent - other.exponent)
-        np.add.at(self.counts, grid - self.start, other.counts)
+        used = other.counts != 0  # its empty bins past its maximum may lie past this grid's end
+        np.add.at(self.counts, grid[used] - self.start, other.counts[used])
 
     # ---- the grid ----
 

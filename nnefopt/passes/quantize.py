@@ -1,0 +1,210 @@
+"""quantize: int8 post-training quantization.
+
+`quantize{calib="calib.npy" samples=N method=auto|minmax|percentile|entropy|mse per-channel=false
+bits=8 keep-float=NAMES report="out.json" profile=portable|generic equalize=true
+bias-correction=true}`
+
+1. the graph is prepared as `fold-constants,canonicalize,fuse` makes it (known weights,
+   batch norms folded), then fused `conv_<activation>` operations are split (each gets its entry);
+2. cross-layer equalization (`equalize`) evens out the channels' weight ranges;
+3. the IR interpreter runs the calibration inputs, streaming each value's statistics;
+4. `assign` decides, from the op table's traits, which values are quantized and which
+   share one entry (nnefopt/quant/assign.py); each group's range is chosen by `method`
+   (auto: MSE-optimal) on its statistics;
+5. `copy` operations quantize float values that quantized ones read, and requantize into
+   a shared scale; every quantized value gets its entry; filters become int8 codes and
+   biases int32 in the accumulator's scale (nnefopt/quant/rewrite.py, weights.py);
+6. bias correction (`bias-correction`) subtracts each layer's mean output error on the
+   calibration inputs from its bias;
+7. the report: each layer's SQNR against the float model, and what stayed float.
+
+profile=portable writes what tract runs in integer arithmetic (no entry on a matmul
+output, one scale per tensor); profile=generic also quantizes matmul and allows
+per-channel scales (the specification's tensor-valued scales).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+
+from nnefopt.dialects.quantization import QuantAttr, quantization_of
+from nnefopt.errors import NNEFError, warn
+from nnefopt.export.from_ir import graph_of, tensor_names
+from nnefopt.passes import register_pass
+
+METHODS = ("auto", "minmax", "percentile", "entropy", "mse")
+PROFILES = ("portable", "generic")
+ACTIVATION_METHOD = {"auto": "mse"}  # what `auto` picks for activations
+CHECK_BATCHES = 64  # calibration batches that bias correction and the report run (float and int8)
+
+
+def equalize_for_quantization(module: ModuleOp) -> None:
+    """Cross-layer equalization of conv -> activation -> conv chains before quantizing."""
+    # TODO: nnefopt/quant/equalize.py (another slice) provides it; wired at merge.
+
+
+@register_pass
+@dataclass(frozen=True)
+class Quantize(ModulePass):
+    """int8 post-training quantization: calibrate, choose ranges, integer weights"""
+
+    name = "quantize"
+
+    calib: str | None = None
+    samples: int | None = None
+    method: str = "auto"
+    per_channel: bool = False
+    bits: int = 8
+    keep_float: tuple[str, ...] = ()
+    report: str | None = None
+    profile: str = "portable"
+    equalize: bool = True
+    bias_correction: bool = True
+
+    def apply(self, ctx, op: ModuleOp) -> None:
+        self.check_options()
+        quantize_module(op, self)
+
+    def check_options(self) -> None:
+        if self.method not in METHODS:
+            raise NNEFError(f"quantize: unknown method '{self.method}'; expected one of {', '.join(METHODS)}")
+        if self.profile not in PROFILES:
+            raise NNEFError(f"quantize: unknown profile '{self.profile}'; expected portable or generic")
+        if self.per_channel and self.profile == "portable":
+            raise NNEFError("quantize: per-channel=true writes tensor-valued scales, which tract does not read; "
+                            "add profile=generic")
+        if not 2 <= self.bits <= 8:
+            raise NNEFError(f"quantize: bits={self.bits}; int8 codes hold 2 to 8 bits")
+        if self.samples is not None and self.samples < 1:
+            raise NNEFError(f"quantize: samples={self.samples}; give at least 1")
+
+    @property
+    def keep_float_names(self) -> frozenset[str]:
+        return frozenset(n.strip() for item in self.keep_float for n in str(item).split(",") if n.strip())
+
+
+def quantize_module(module: ModuleOp, options: Quantize) -> dict:
+    """Quantize `module` in place as `options` say; returns the report."""
+    from nnefopt.progress import progress
+    from nnefopt.quant.assign import assign
+    from nnefopt.quant.bias_correction import correct_biases
+    from nnefopt.quant.observe import calibrate, calibration_batches
+    from nnefopt.quant.rewrite import (
+        dequantize_for_float_ops,
+        insert_copies,
+        mean_as_sum_for_tract,
+        quantize_weights,
+        set_entries,
+    )
+    from nnefopt.quant.unfuse import unfuse
+
+    if any(quantization_of(r) is not None for o in graph_of(module).body.block.ops for r in o.results):
+        raise NNEFError("quantize: the model is quantized already (it has graph.quant entries)")
+    batches = list(calibration_batches(module, options.calib, options.samples))
+    prepare(module)
+    unfuse(module)
+    unknown = sorted(options.keep_float_names - set(tensor_names(module).values()))
+    if unknown:
+        warn(f"quantize: keep-float names no tensor of the graph (after fuse): {', '.join(unknown)}")
+    reference = module.clone()  # the float model, for bias correction and the report
+    if options.equalize:
+        equalize_for_quantization(module)
+    stats = calibrate(module, progress(batches, what="calibrating"))
+    plan = assign(module, keep_float=options.keep_float_names, portable=options.profile == "portable")
+    method = ACTIVATION_METHOD.get(options.method, options.method)
+    entries = choose_entries(plan, stats, method, options.bits)
+    floats = [(tensor_names(module).get(op.results[0], "?"), op.OP_DEF.name if hasattr(op, "OP_DEF") else op.name,
+               reason) for op, reason in plan.floats]
+    insert_copies(module, plan, entries)
+    set_entries(plan, entries)
+    layers = quantize_weights(module, plan.layers, bits=options.bits, per_channel=options.per_channel)
+    if options.profile == "portable":
+        dequantize_for_float_ops(module)
+        mean_as_sum_for_tract(module)
+    corrected = 0
+    if options.bias_correction:
+        corrected = correct_biases(reference, module, batches[:CHECK_BATCHES])
+    report = build_report(reference, module, batches[:CHECK_BATCHES], options, method, layers, floats, corrected)
+    from nnefopt.quant.report import write
+
+    write(report, options.report)
+    return report
+
+
+def prepare(module: ModuleOp) -> None:
+    """The graph as the default pipeline makes it: a layer is quantized only when its
+    weights are known (torch-to-nnef's `unsqueeze(variable)` folded), a batch norm after
+    it is folded into them, and a relu6 spelled as a fragment (`hard_tanh`) is a clamp."""
+    from nnefopt.api import optimize
+
+    optimize(module, "fold-constants,canonicalize,fuse", verify_each=False)
+
+
+def choose_entries(plan, stats, method: str, bits: int) -> dict[int, QuantAttr]:
+    """Each group's entry: the range `method` gives on the merged statistics of its values."""
+    from nnefopt.quant.observe import Statistics
+    from nnefopt.quant.ranges import choose, scale_zero_point
+    from nnefopt.quant.rewrite import activation_entry
+
+    observed = plan.groups()
+    roots = {plan.find(g) for g in range(len(plan.parent))}
+    entries = {}
+    for root in roots:
+        parts = [stats[v] for v in observed.get(root, []) if v in stats]
+        merged = Statistics(parts[0].bins) if parts else Statistics()
+        for part in parts:
+            merged.merge(part)
+        low, high = choose(merged, method, bits=bits) if merged.count else (0.0, 0.0)
+        scale, zero = scale_zero_point(low, high, bits, symmetric=False, signed=False)
+        entries[root] = activation_entry(scale, zero, bits)
+    return entries
+
+
+def build_report(reference: ModuleOp, module: ModuleOp, batches, options: Quantize, method: str, layers,
+                 floats, corrected: int) -> dict:
+    from nnefopt.quant.report import sqnr_by_name
+
+    names = tensor_names(module)
+    graph = graph_of(module)
+    outputs = [names[v] for v in graph.body.block.last_op.operands]
+    rows = []
+    for op in graph.body.block.ops:
+        if not op.results or op.results[0] not in names or quantization_of(op.results[0]) is None:
+            continue
+        if op.name in ("nnef.variable",) or not hasattr(op, "OP_DEF"):
+            continue
+        entry = quantization_of(op.results[0]).params()
+        row = {"tensor": names[op.results[0]], "operation": op.OP_DEF.name, "int8": True,
+               "scale": entry["scale"], "zero_point": entry["zero_point"]}
+        if _clipped_by_its_activation(op.results[0]):
+            row["clipped"] = True  # its relu/clamp's row says its error (against fp32 it includes the clipping)
+        rows.append(row)
+    rows += [{"tensor": tensor, "operation": kind, "int8": False, "reason": reason} for tensor, kind, reason in floats]
+    sqnr = sqnr_by_name(reference, module, batches, [r["tensor"] for r in rows] + outputs)
+    for row in rows:
+        row["sqnr_db"] = None if row.get("clipped") else sqnr.get(row["tensor"])
+    by_name = {layer.name: layer for layer in layers}
+    for row in rows:
+        layer = by_name.get(row["tensor"])
+        if layer is not None:
+            row["per_channel"] = layer.per_channel
+            row["filter_scale_raised_for_bias"] = layer.raised
+    return {"method": method, "weights": "per-channel" if options.per_channel else "per-tensor",
+            "profile": options.profile, "bits": options.bits, "batches": len(batches),
+            "calibration": options.calib or "seeded standard-normal inputs",
+            "equalize": options.equalize, "bias_correction": options.bias_correction, "biases_corrected": corrected,
+            "layers": rows, "float": [r["tensor"] for r in rows if not r["int8"]],
+            "outputs": {name: sqnr.get(name, float("nan")) for name in outputs}}
+
+
+def _clipped_by_its_activation(value) -> bool:
+    """Whether only a relu/clamp sharing its entry reads `value` (the int8 value is the
+    clipped one: comparing it with the unclipped float value says nothing)."""
+    from nnefopt.traits import Clipping
+
+    uses = list(value.uses)
+    return bool(uses) and all(use.operation.has_trait(Clipping) and quantization_of(use.operation.results[0])
+                              == quantization_of(value) for use in uses)
