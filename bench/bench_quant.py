@@ -47,7 +47,7 @@ NNEFOPT_CONFIGS = {
     "method=entropy": "method=entropy",
     "method=mse": "method=mse",
     "per-channel": "per-channel=true profile=generic",
-    "equalize=false": "equalize=false",
+    "equalize=true": "equalize=true",
     "bias-correction=false": "bias-correction=false",
 }
 
