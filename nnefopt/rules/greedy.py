@@ -115,7 +115,7 @@ class RulePattern(RewritePattern):
         place = _place(op)
         for created in new_ops:
             created.location = op.location
-        rewriter.insert_op(new_ops, InsertPoint.before(op))
+            rewriter.insert(created, InsertPoint.before(op))
         if not replace_value(rewriter, old, new):
             for created in reversed(new_ops):
                 rewriter.erase_op(created)
@@ -135,7 +135,7 @@ def apply_greedy(module: ModuleOp, rules: list[Rule]) -> list[Firing]:
     log: list[Firing] = []
     patterns = [RulePattern(rule, log) for rule in rules]
     if patterns:
-        PatternRewriteWalker(GreedyRewritePatternApplier(patterns), apply_recursively=True).rewrite_module(module)
+        PatternRewriteWalker(GreedyRewritePatternApplier(patterns, dce_enabled=False), apply_recursively=True).rewrite_module(module)
     return log
 
 

@@ -252,8 +252,8 @@ class _Converter:
             except NNEFError:
                 pass
         if side == "left":
-            raise NNEFError("on the left-hand side, an attribute is a literal or a parameter of the rule",
-                            _loc_of(expr))
+            raise NNEFError("the left-hand side matches literals and parameters; a value computed from "
+                            "parameters belongs on the right-hand side or in a guard", _loc_of(expr))
         for node in identifiers:
             if node.name not in self.variables:
                 raise NNEFError(f"undefined identifier '{node.name}' (not a parameter of the rule)", node.loc)

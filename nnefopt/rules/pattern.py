@@ -114,6 +114,13 @@ class Rule:
     loc: Location = NOWHERE
     origin: str = ""  # where it came from: a file, `stdlib`, `python`
 
+    @classmethod
+    def from_functions(cls, lhs: Callable, rhs: Callable, **options) -> "Rule":
+        """A rule from two Python functions of its variables (see python_api)."""
+        from nnefopt.rules.python_api import from_functions
+
+        return from_functions(lhs, rhs, **options)
+
     def with_exactness(self, exact: bool) -> "Rule":
         return replace(self, exact=exact)
 
@@ -309,7 +316,7 @@ def _match(pattern: Pattern, value: SSAValue, rule: Rule, found: Match) -> bool:
         return one is not None and _bind_attribute(pattern.name, one, found)
     if isinstance(pattern, Lit):
         one = _one_value(value)
-        if one is None or one != pattern.value:
+        if one is None or not _same_literal(one, pattern.value):
             return False
         found.ops.append(value.owner)
         return True
@@ -348,7 +355,7 @@ def _match_operand(sub, operand, name: str, owner: Operation, rule: Rule, found:
             return True
         default = owner.OP_DEF.signature.param(name).default
         one = _one_value(operand)
-        return default is not None and one is not None and isinstance(default, ast.Literal) and one == default.value
+        return isinstance(default, ast.Literal) and one is not None and _same_literal(one, default.value)
     return operand is not None and _match(sub, operand, rule, found)
 
 
@@ -363,6 +370,16 @@ def _one_value(value: SSAValue) -> object:
     if array.dtype == np.float32:  # 0.1 as written, not float32's 0.10000000149011612
         return float(str(first))
     return first.item()
+
+
+def _same_literal(value: object, literal: object) -> bool:
+    """A constant's value against a pattern's literal, as float32 holds both (1.702 is not
+    exactly float32's 1.702, and a float32 constant is what the model stores)."""
+    if isinstance(value, float) or isinstance(literal, float):
+        if isinstance(value, bool) or isinstance(literal, bool) or isinstance(literal, (str, list, tuple)):
+            return False
+        return bool(np.float32(value) == np.float32(literal))
+    return _same(value, literal)
 
 
 def _same(a: object, b: object) -> bool:

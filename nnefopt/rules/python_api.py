@@ -35,6 +35,9 @@ _ANNOTATIONS = {float: VarType("scalar"), int: VarType("integer"), bool: VarType
                 str: VarType("string"), list[int]: VarType("integer", True), list[float]: VarType("scalar", True),
                 list[bool]: VarType("logical", True)}
 
+_BY_TEXT = {"float": float, "int": int, "bool": bool, "str": str, "list[int]": list[int], "list[float]": list[float],
+            "list[bool]": list[bool]}
+
 
 class Term:
     """An NNEF expression under construction."""
@@ -98,6 +101,8 @@ def _variables(function: Callable) -> dict[str, VarType]:
     variables = {}
     for name, param in inspect.signature(function).parameters.items():
         annotation = param.annotation
+        if isinstance(annotation, str):  # `from __future__ import annotations`: the annotation's text
+            annotation = _BY_TEXT.get(annotation.replace(" ", ""), annotation)
         if annotation in (inspect.Parameter.empty, Tensor, "Tensor"):
             variables[name] = VarType("tensor")
         elif annotation in _ANNOTATIONS:

@@ -40,3 +40,19 @@ def load_rule_set(spec: str) -> list[Rule]:
         else:
             found += read_rules(part)
     return found
+
+
+def describe_rules(spec: str) -> tuple[list[str], list[str]]:
+    """(lines, refusals): each rule of `spec` verified, one line per rule (name, verdict,
+    where it is written, the rule), and the error of each refused one."""
+    from nnefopt.rules.verify import UnsoundRule, verify
+
+    lines, refusals = [], []
+    for rule in load_rule_set(spec):
+        try:
+            verdict = verify(rule).kind
+        except UnsoundRule as error:
+            verdict = "REFUSED"
+            refusals.append(str(error))
+        lines.append(f"{rule.name:<24} {verdict:<14} {rule.loc}  {rule.text}")
+    return lines, refusals
