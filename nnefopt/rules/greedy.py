@@ -31,6 +31,7 @@ from nnefopt.export.from_ir import location_of
 from nnefopt.info import operation_cost
 from nnefopt.passes.rewriting import erase_with_dead_producers, replace_value
 from nnefopt.rules.pattern import CannotBuild, Rule, instantiate, match
+from nnefopt.traits import TensorSource
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def _replaced(found_ops: list[Operation]) -> list[Operation] | None:
         uses = [use.operation for result in op.results for use in result.uses]
         if all(user in inside for user in uses):
             removed.append(op)
-        elif not isinstance(op, OPERATIONS["constant"]):  # a literal read elsewhere too simply stays
+        elif not op.has_trait(TensorSource):  # a constant or weight read elsewhere too simply stays
             return None
     return removed
 

@@ -313,7 +313,10 @@ def _match(pattern: Pattern, value: SSAValue, rule: Rule, found: Match) -> bool:
             bound = found.values.setdefault(pattern.name, value)
             return bound is value
         one = _one_value(value)
-        return one is not None and _bind_attribute(pattern.name, one, found)
+        if one is None or not _bind_attribute(pattern.name, one, found):
+            return False
+        found.ops.append(value.owner)  # the constant: gone with the match when only it reads it
+        return True
     if isinstance(pattern, Lit):
         one = _one_value(value)
         if one is None or not _same_literal(one, pattern.value):
