@@ -234,6 +234,21 @@ def test_a_broadcasting_identity_is_left_alone(tmp_path):
     assert apply_greedy(module, verified(standard_rules())) == []
 
 
+def test_tensor_arrays_match_item_by_item(tmp_path):
+    found = _one("rule r( x: tensor<scalar>, y: tensor<scalar>, a: integer ) "
+                 "{ concat([relu(x), relu(y)], axis = a) => relu(concat([x, y], axis = a)); }")
+    module = _module(tmp_path, "    y = concat([relu(x), relu(z)], axis = 0);\n    w = concat([relu(x)], axis = 0);",
+                     inputs="x, z", outputs="y, w")
+    inputs = _inputs(module)
+    before = nnefopt.run(module, inputs)
+    log = apply_greedy(module, verified([found]))
+    assert [f.rule for f in log] == ["r"]  # the one-item concat is not a two-item pattern
+    assert _ops(module).count("relu") == 2 and _ops(module).count("concat") == 2
+    after = nnefopt.run(module, inputs)
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name])
+
+
 def test_both_directions_terminate_and_pick_the_cheaper(tmp_path):
     module = _module(tmp_path, "    a = max(x, 0.0);\n    y = relu(a);")
     derived = [r for r in derive_stdlib_rules()[0] if r.name in ("fold_relu", "expand_relu")]

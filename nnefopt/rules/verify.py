@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from hypothesis.extra import numpy as hnp
@@ -72,7 +72,9 @@ _VERDICTS: dict[tuple, Verdict] = {}
 def verify(rule: Rule, examples: int = EXAMPLES) -> Verdict:
     """The rule's verdict, or UnsoundRule with its counterexample. Verdicts are kept for
     the process (keyed by the rule's text): a rule set is checked once."""
-    key = (rule.name, rule.text, tuple(sorted((k, str(v)) for k, v in rule.variables.items())), examples)
+    python_guards = tuple(id(g.check) for g in rule.guards if g.expr is None)  # text alone does not say them
+    key = (rule.name, rule.text, tuple(sorted((k, str(v)) for k, v in rule.variables.items())), python_guards,
+           examples)
     if key not in _VERDICTS:
         _VERDICTS[key] = _verify(rule, examples)
     return _VERDICTS[key]
@@ -92,15 +94,18 @@ def _verify(rule: Rule, examples: int) -> Verdict:
     shape_memo: dict = {}
 
     @settings(max_examples=examples, database=None, derandomize=True, deadline=None, print_blob=False, report_multiple_bugs=False,
-              suppress_health_check=list(HealthCheck), phases=(Phase.generate, Phase.shrink))
+              suppress_health_check=list(HealthCheck), phases=(Phase.generate, Phase.shrink),
+              verbosity=Verbosity.quiet)
     @given(st.data())
     def check(data):
         values = {name: data.draw(_attribute_strategy(rule.variables[name].kind, rule.variables[name].array),
                                   label=name) for name in attrs}
         seed = data.draw(st.integers(0, 2**20), label="shape seed")
-        shapes = _valid_shapes(rule, tensors, values, hints, seed, domain, shape_memo)
-        if shapes is None:
+        valid = _valid_shapes(rule, tensors, values, hints, seed, domain, shape_memo)
+        if not valid:
             return
+        # drawn, so that shrinking moves to the smallest shapes that still fail
+        shapes = valid[data.draw(st.integers(0, len(valid) - 1), label="shapes")]
         arrays = {name: data.draw(_array_strategy(rule.variables[name].item, shapes[name]), label=name)
                   for name in tensors}
         env = Env(values, {n: tuple(a.shape) for n, a in arrays.items()})
@@ -264,20 +269,21 @@ def _rank_hints(rule: Rule) -> dict[str, int]:
 
 
 def _valid_shapes(rule: Rule, tensors: list[str], values: dict, hints: dict, seed: int, domain,
-                  memo: dict) -> dict | None:
-    """The smallest of a few candidate shape assignments (related shapes: equal, broadcast,
-    or free) on which the guards hold and the left-hand side runs; None when none does."""
+                  memo: dict) -> list[dict]:
+    """The candidate shape assignments (related shapes: equal, broadcast, or free), smallest
+    first, on which the guards hold and the left-hand side runs."""
     rng = np.random.default_rng(seed)
-    candidates = sorted((_candidate(rng, tensors, hints) for _ in range(SHAPE_TRIES)),
-                        key=lambda c: (sum(int(np.prod(s)) for s in c.values()), sorted(c.items())))
+    candidates = sorted({tuple(sorted(c.items())) for c in (_candidate(rng, tensors, hints) for _ in range(SHAPE_TRIES))},
+                        key=lambda c: (sum(int(np.prod(s)) for _, s in c), c))
     attr_key = repr(sorted(values.items()))
+    valid = []
     for shapes in candidates:
-        key = (attr_key, tuple(sorted(shapes.items())))
+        key = (attr_key, shapes)
         if key not in memo:
-            memo[key] = _applies(rule, shapes, values, domain)
+            memo[key] = _applies(rule, dict(shapes), values, domain)
         if memo[key]:
-            return shapes
-    return None
+            valid.append(dict(shapes))
+    return valid
 
 
 def _candidate(rng, tensors: list[str], hints: dict) -> dict[str, tuple]:
