@@ -94,6 +94,12 @@ def test_an_omitted_attribute_means_its_default():
     ("rule r( x: tensor<scalar> ) {\n  relu(x) => x;\n", "3:1", "expected '}' to close rule 'r'"),
     ("rule r( x: tensor<scalar>, y: tensor<scalar> ) {\n  relu(x) => x;\n}", "1:1",
      "parameter 'y' of rule 'r' does not appear"),
+    ("rule r( x: tensor<scalar> ) {\n  a = b;\n  b = a;\n  relu(a) => x;\n}", "2:7", "'b' is used before it is assigned"),
+    ("rule r( x: tensor<scalar> ) {\n  where foo(x) == 1;\n  relu(x) => x;\n}", "2:9", "a guard cannot call 'foo'"),
+    ("rule r( x: tensor<scalar> ) {\n  where x > 1.0;\n  relu(x) => x;\n}", "2:9",
+     "a guard reads tensor 'x' only through rank()"),
+    ("rule r( a: integer[] ) {\n  relu(a) => a;\n}", "2:8", "'a' is an array attribute"),
+    ("rule r( x: tensor<scalar>[] ) {\n  relu(x) => x;\n}", "1:9", "a rule parameter is a tensor or an attribute"),
 ])
 def test_syntax_errors_say_where(text, place, message):
     with pytest.raises(NNEFError) as caught:

@@ -119,7 +119,7 @@ def parse_rules(text: str, file: str = "<rules>") -> list[Rule]:
                 raise NNEFError(f"parameter '{param.name}' is declared twice", param.loc)
             if param.default is not None:
                 raise NNEFError("a rule parameter has no default: it is a pattern variable", param.loc)
-            variables[param.name] = var_type(param.type)
+            variables[param.name] = var_type(param.type, param.loc)
         rules.append(build_rule(name, variables, lhs, rhs, guards, names, loc, origin=file))
     return rules
 
@@ -128,14 +128,44 @@ def read_rules(path: str | Path) -> list[Rule]:
     return parse_rules(read_text(path), str(path))
 
 
-def var_type(type_: ast.Type) -> VarType:
+def var_type(type_: ast.Type, loc: Location | None = None) -> VarType:
     if isinstance(type_, ast.TensorType):
         return VarType("tensor", item=type_.item.name if type_.item.name in ("logical", "integer") else "scalar")
-    if isinstance(type_, ast.ArrayType) and not isinstance(type_.item, ast.TensorType):
+    if isinstance(type_, ast.ArrayType) and not isinstance(type_.item, ast.TensorType) and str(type_.item) != "?":
         return VarType(str(type_.item), True)
     if isinstance(type_, (ast.PrimitiveType, ast.TupleType)) and str(type_) != "?":
         return VarType(str(type_))
-    raise NNEFError(f"a rule parameter is a tensor or an attribute, not '{type_}'")
+    raise NNEFError(f"a rule parameter is a tensor or an attribute, not '{type_}'", loc)
+
+
+# What a guard or a computed value may call; a tensor variable appears only as the
+# argument of the first three.
+_ON_TENSORS = ("rank", "shape_of", "is_constant")
+_GUARD_CALLS = (*_ON_TENSORS, "length_of", "range_of", "integer", "scalar", "logical", "string")
+
+
+def _check_value_expression(expr: ast.Expr, variables: dict[str, VarType], what: str) -> None:
+    """A guard or computed value only reads attributes and tensors' shapes: refuse, where
+    it stands, a call of anything else or a tensor used as a value."""
+    stack = [(expr, False)]
+    while stack:
+        node, on_tensor = stack.pop()
+        if isinstance(node, ast.Invocation):
+            if node.name not in _GUARD_CALLS:
+                raise NNEFError(f"{what} cannot call '{node.name}' (only {', '.join(_GUARD_CALLS)})", node.loc)
+            stack.extend((a.value, node.name in _ON_TENSORS) for a in node.args)
+        elif isinstance(node, ast.Identifier):
+            var = variables.get(node.name)
+            if var is not None and var.is_tensor and not on_tensor:
+                raise NNEFError(f"{what} reads tensor '{node.name}' only through rank(), shape_of() or "
+                                "is_constant()", node.loc)
+        elif hasattr(node, "__dataclass_fields__"):
+            for value in vars(node).values():
+                items = value if isinstance(value, list) else [value]
+                stack.extend((v, False) for v in items if hasattr(v, "__dataclass_fields__")
+                             and not isinstance(v, Location))
+            if isinstance(node, ast.Comprehension):
+                stack.extend((source, False) for _, source in node.iterators)
 
 
 # ---- from NNEF expressions to patterns ---------------------------------------------------
@@ -145,7 +175,9 @@ def build_rule(name: str, variables: dict[str, VarType], lhs: ast.Expr, rhs: ast
                names: dict[str, ast.Expr] | None = None, loc: Location | None = None, origin: str = "") -> Rule:
     """A rule from NNEF expressions: the two sides, the guards, and named sub-expressions."""
     loc = loc or _loc_of(lhs)
-    convert = _Converter(variables, names or {})
+    names = names or {}
+    _check_names(names, variables)
+    convert = _Converter(variables, names)
     left = convert.tensor(lhs, "left")
     if not isinstance(left, OpPattern):
         raise NNEFError("the left-hand side of a rule must be an operation", _loc_of(lhs))
@@ -160,8 +192,35 @@ def build_rule(name: str, variables: dict[str, VarType], lhs: ast.Expr, rhs: ast
     unused = [v for v in variables if v not in bound]
     if unused:
         raise NNEFError(f"parameter '{unused[0]}' of rule '{name}' does not appear in its left-hand side", loc)
+    for guard in guards:
+        _check_value_expression(convert.expand(guard), variables, "a guard")
+    for computed in _computed(right):
+        _check_value_expression(computed.expr, variables, "a computed value")
     checks = tuple(expression_guard(convert.expand(g), format_expr(g)) for g in guards)
     return Rule(name, left, right, checks, None, dict(variables), loc, origin)
+
+
+def _check_names(names: dict[str, ast.Expr], variables: dict[str, VarType]) -> None:
+    """As in a fragment body: a name is assigned once, before it is used, and does not
+    hide a parameter."""
+    defined: set[str] = set()
+    for name, expr in names.items():
+        if name in variables:
+            raise NNEFError(f"'{name}' is a parameter of the rule; it cannot be assigned", _loc_of(expr))
+        for node in ast.walk(expr):
+            if isinstance(node, ast.Identifier) and node.name in names and node.name not in defined:
+                raise NNEFError(f"'{node.name}' is used before it is assigned", node.loc)
+        defined.add(name)
+
+
+def _computed(pattern) -> list[Computed]:
+    if isinstance(pattern, Computed):
+        return [pattern]
+    if isinstance(pattern, ListPattern):
+        return [c for item in pattern.items for c in _computed(item)]
+    if isinstance(pattern, OpPattern):
+        return [c for _, sub in (*pattern.operands, *pattern.attributes) if sub is not None for c in _computed(sub)]
+    return []
 
 
 def _loc_of(expr: ast.Expr) -> Location:
@@ -189,14 +248,11 @@ class _Converter:
         return expr
 
     def _is_value(self, expr: ast.Expr) -> bool:
-        """Whether an expression involves no tensor (a value computed from attributes)."""
-        for node in ast.walk(self.expand(expr)):
-            if isinstance(node, ast.Identifier) and node.name in self.variables \
-                    and self.variables[node.name].is_tensor:
-                return False
-            if isinstance(node, ast.Invocation) and node.name not in ("shape_of", "length_of", "rank",
-                                                                      "range_of", "scalar", "integer"):
-                return False
+        """Whether an expression computes a value from attributes and shapes (no tensor)."""
+        try:
+            _check_value_expression(self.expand(expr), self.variables, "a value")
+        except NNEFError:
+            return False
         return True
 
     def tensor(self, expr: ast.Expr, side: str):
@@ -212,6 +268,8 @@ class _Converter:
     def _tensor(self, expr: ast.Expr, side: str):
         if isinstance(expr, ast.Identifier):
             if expr.name in self.variables:
+                if self.variables[expr.name].array:
+                    raise NNEFError(f"'{expr.name}' is an array attribute; it cannot stand for a tensor", expr.loc)
                 return Var(expr.name)
             if expr.name in self.names:
                 return self.tensor(self.names[expr.name], side)
