@@ -255,6 +255,29 @@ def test_tensor_arrays_match_item_by_item(tmp_path):
         np.testing.assert_array_equal(after[name], before[name])
 
 
+def test_conv_bias_fold_keeps_the_numbers_and_not_channel_last(tmp_path):
+    from xdsl.dialects.builtin import StringAttr
+
+    from nnefopt.dialects.nnef import LAYOUT
+
+    body = """
+    w = constant<scalar>(shape = [3, 2, 1, 1], value = [0.5, -1.0, 2.0, 0.25, -0.75, 1.5]);
+    b = constant<scalar>(shape = [1, 3, 1, 1], value = [0.5, -1.0, 2.0]);
+    y = add(conv(x, w), b);"""
+    module = _module(tmp_path, body, shape="[1, 2, 4, 4]")
+    fold = [r for r in verified(standard_rules()) if r.name == "fold_conv_bias"]
+    add = next(op for op in module.walk() if op.name == "nnef.add")
+    conv = add.operands[0].owner
+    conv.properties[LAYOUT] = StringAttr("nhwc")
+    assert match(fold[0], add) is None  # a channel-last conv is not what the rule says
+    del conv.properties[LAYOUT]
+    inputs = _inputs(module)
+    before = nnefopt.run(module, inputs)["y"]
+    assert [f.rule for f in apply_greedy(module, fold)] == ["fold_conv_bias"]
+    assert _ops(module) == ["external", "constant", "constant", "reshape", "conv"]
+    np.testing.assert_allclose(nnefopt.run(module, inputs)["y"], before, rtol=1e-6, atol=1e-6)
+
+
 def test_both_directions_terminate_and_pick_the_cheaper(tmp_path):
     module = _module(tmp_path, "    a = max(x, 0.0);\n    y = relu(a);")
     derived = [r for r in derive_stdlib_rules()[0] if r.name in ("fold_relu", "expand_relu")]

@@ -29,7 +29,7 @@ from nnefopt.dialects.nnef import OPERATIONS
 from nnefopt.dialects.tensor_names import tensor_name
 from nnefopt.export.from_ir import location_of
 from nnefopt.info import operation_cost
-from nnefopt.passes.rewriting import erase_with_dead_producers, replace_value
+from nnefopt.passes.rewriting import erase_with_dead_producers, is_quantized, replace_value
 from nnefopt.rules.pattern import CannotBuild, Rule, instantiate, match
 from nnefopt.traits import TensorSource
 
@@ -101,8 +101,8 @@ class RulePattern(RewritePattern):
         if found is None:
             return
         removed = _replaced(found.ops)
-        if removed is None:
-            return
+        if removed is None or any(is_quantized(r) for o in removed for r in o.results):
+            return  # graph.quant rounds a quantized value: the real-number rule does not say what it becomes
         old: SSAValue = op.results[0]
         try:
             new, new_ops = instantiate(self.rule.rhs, found, old.type.element_type)

@@ -27,7 +27,7 @@ import numpy as np
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Attribute, Operation, SSAValue
 
-from nnefopt.dialects.nnef import OPERATIONS, field_name, to_attribute
+from nnefopt.dialects.nnef import LAYOUT, OPERATIONS, field_name, to_attribute
 from nnefopt.errors import Location, NNEFError
 from nnefopt.frontend import ast
 from nnefopt.frontend.evaluate import Evaluator
@@ -327,6 +327,8 @@ def _match(pattern: Pattern, value: SSAValue, rule: Rule, found: Match) -> bool:
         return False
     owner = value.owner
     if not isinstance(owner, OPERATIONS[pattern.op]) or owner.results[0] is not value:
+        return False
+    if LAYOUT in owner.properties:  # channel-last: the rule's NNEF meaning is channel-first
         return False
     found.ops.append(owner)
     for name, sub in pattern.operands:
