@@ -18,12 +18,16 @@ differ (relu's fmax against max's select), are out of the verifier's scope.
 
 from __future__ import annotations
 
+import os
+import tempfile
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.errors import Unsatisfiable
 from hypothesis.extra import numpy as hnp
 
@@ -85,7 +89,16 @@ def verified(rules: list[Rule], examples: int = EXAMPLES) -> list[Rule]:
     return [rule.with_exactness(verify(rule, examples).exact) for rule in rules]
 
 
+def _keep_out_of_the_working_directory() -> None:
+    """hypothesis caches what it reads of local source files under ./.hypothesis; a
+    compiler must not write into its user's directory, so that cache goes to the
+    temporary directory (HYPOTHESIS_STORAGE_DIRECTORY, when set, decides instead)."""
+    if not os.getenv("HYPOTHESIS_STORAGE_DIRECTORY"):
+        set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "nnefopt-hypothesis")
+
+
 def _verify(rule: Rule, examples: int) -> Verdict:
+    _keep_out_of_the_working_directory()
     domain = _domain()
     state = {"valid": 0, "inexact": False}
     tensors = [n for n, t in rule.variables.items() if t.is_tensor]
