@@ -312,7 +312,7 @@ def _match(pattern: Pattern, value: SSAValue, rule: Rule, found: Match) -> bool:
         if rule.variables[pattern.name].is_tensor:
             bound = found.values.setdefault(pattern.name, value)
             return bound is value
-        one = _one_value(value)
+        one = _as_kind(_one_value(value), rule.variables[pattern.name].kind)
         if one is None or not _bind_attribute(pattern.name, one, found):
             return False
         found.ops.append(value.owner)  # the constant: gone with the match when only it reads it
@@ -375,6 +375,17 @@ def _one_value(value: SSAValue) -> object:
     if array.dtype == np.float32:  # 0.1 as written, not float32's 0.10000000149011612
         return float(str(first))
     return first.item()
+
+
+def _as_kind(value: object, kind: str) -> object:
+    """A constant's value as an attribute variable of `kind` holds it (None: it cannot)."""
+    if value is None or isinstance(value, bool) != (kind == "logical"):
+        return None
+    if kind == "scalar":
+        return float(value)
+    if kind == "integer":
+        return int(value) if float(value).is_integer() else None
+    return value if kind == "logical" else None
 
 
 def _same_literal(value: object, literal: object) -> bool:
