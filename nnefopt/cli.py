@@ -26,6 +26,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run the default pipeline (fold-constants, canonicalize, fuse, canonicalize) "
                              "before any --pass")
     parser.add_argument("--list-passes", action="store_true", help="list the passes and exit")
+    parser.add_argument("--list-rules", action="store_true",
+                        help="verify and list the rewrite rules of --rules, each with its verdict, and exit")
+    parser.add_argument("--rules", default="standard",
+                        help="rule set for --list-rules: standard (default), stdlib, registered or a rule file; "
+                             "join several with +")
     parser.add_argument("--print-ir-after-all", action="store_true", help="print the IR to stderr after each pass")
     parser.add_argument("--verify-each", action="store_true", help="verify the IR after each pass")
     parser.add_argument("--timing", action="store_true", help="print the time each pass took to stderr")
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_targets:
         print("\n".join(describe_targets()))
         return 0
+    if args.list_rules:
+        return _list_rules(args.rules)
     if args.input is None:
         parser.error("the input model is required")
     if args.split_input_file and not (args.input == "-" or args.input.endswith(".mlir")):
@@ -83,6 +90,21 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--diff colours a picture: use it with --emit=dot or --emit=svg (or a .dot/.svg output)")
     with reported_warnings(quiet=args.quiet, verbose=args.verbose) as report:
         return _run(args, report)
+
+
+def _list_rules(spec: str) -> int:
+    """Every rule verified and listed; a refused one's counterexample goes to stderr (status 1)."""
+    from nnefopt.rules.rule_sets import describe_rules
+
+    try:
+        lines, refusals = describe_rules(spec)
+    except NNEFError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    for refusal in refusals:
+        print(refusal, file=sys.stderr)
+    return 1 if refusals else 0
 
 
 def _target_or_usage_error(parser: argparse.ArgumentParser, args: argparse.Namespace):

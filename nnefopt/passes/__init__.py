@@ -105,6 +105,7 @@ def _register_own_passes() -> None:
     # Imported here, after the registry exists: each pass module registers itself.
     from nnefopt.passes import canonicalize, fold_constants, fuse, layout, lower_tract, portable, quantize  # noqa: F401
     from nnefopt.passes import equalize  # noqa: F401
+    from nnefopt.passes import rewrite  # noqa: F401
 
 
 _register_own_passes()
