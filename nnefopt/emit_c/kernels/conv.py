@@ -1,0 +1,116 @@
+"""Convolution kernels (NCHW, grouped, strided, dilated, zero padding) with a fused
+epilogue: bias first, then the activation map of `elementwise.UNARY` (`v`, `p0`, `p1`).
+
+Direct loops: per output plane, each filter tap adds a shifted input row to an output
+row (the inner loop is contiguous when the stride is 1, so compilers vectorize it).
+A packed-GEMM variant (NHWC, panels) is a later kernel of the same signature family.
+"""
+
+from __future__ import annotations
+
+from nnefopt.emit_c.kernels.elementwise import UNARY
+
+
+def conv2d_kernel(activation: str) -> tuple[str, str]:
+    name = f"nn_conv2d_{activation}"
+    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y,
+    long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
+    long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1)
+{{
+    const long cg = C / G, og = O / G;
+    long n, o, c, kh, kw, oh, ow, i;
+    (void)p0;
+    (void)p1;
+    for (n = 0; n < N; ++n) {{
+        for (o = 0; o < O; ++o) {{
+            float *yp = y + (n * O + o) * OH * OW;
+            const long g = o / og;
+            for (i = 0; i < OH * OW; ++i)
+                yp[i] = bias[o];
+            for (c = 0; c < cg; ++c) {{
+                const float *xp = x + (n * C + g * cg + c) * H * W;
+                const float *wp = w + (o * cg + c) * KH * KW;
+                for (kh = 0; kh < KH; ++kh) {{
+                    for (kw = 0; kw < KW; ++kw) {{
+                        const float wv = wp[kh * KW + kw];
+                        const long shift = kw * dw - pw;
+                        const long lo = shift >= 0 ? 0 : (-shift + sw - 1) / sw;
+                        const long last = W - 1 - shift;
+                        long hi = last < 0 ? 0 : last / sw + 1;
+                        if (hi > OW)
+                            hi = OW;
+                        for (oh = 0; oh < OH; ++oh) {{
+                            const long ih = oh * sh - ph + kh * dh;
+                            const float *xr;
+                            float *yr;
+                            if (ih < 0 || ih >= H)
+                                continue;
+                            xr = xp + ih * W + shift;
+                            yr = yp + oh * OW;
+                            for (ow = lo; ow < hi; ++ow)
+                                yr[ow] += wv * xr[ow * sw];
+                        }}
+                    }}
+                }}
+            }}
+            for (i = 0; i < OH * OW; ++i) {{
+                const float v = yp[i];
+                yp[i] = {UNARY[activation]};
+            }}
+        }}
+    }}
+}}
+"""
+
+
+def deconv2d_kernel(activation: str) -> tuple[str, str]:
+    """Transposed conv: input item (ih, iw) adds w * x to output (ih*sh - ph + kh*dh, ...).
+    The filter is NNEF's [C, O / G, KH, KW]."""
+    name = f"nn_deconv2d_{activation}"
+    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y,
+    long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
+    long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1)
+{{
+    const long cg = C / G, og = O / G;
+    long n, o, c, kh, kw, ih, iw, i;
+    (void)p0;
+    (void)p1;
+    for (n = 0; n < N; ++n) {{
+        for (o = 0; o < O; ++o) {{
+            float *yp = y + (n * O + o) * OH * OW;
+            for (i = 0; i < OH * OW; ++i)
+                yp[i] = bias[o];
+        }}
+        for (c = 0; c < C; ++c) {{
+            const float *xp = x + (n * C + c) * H * W;
+            const long g = c / cg;
+            for (o = 0; o < og; ++o) {{
+                float *yp = y + (n * O + g * og + o) * OH * OW;
+                const float *wp = w + (c * og + o) * KH * KW;
+                for (kh = 0; kh < KH; ++kh) {{
+                    for (kw = 0; kw < KW; ++kw) {{
+                        const float wv = wp[kh * KW + kw];
+                        for (ih = 0; ih < H; ++ih) {{
+                            const long oh = ih * sh - ph + kh * dh;
+                            if (oh < 0 || oh >= OH)
+                                continue;
+                            for (iw = 0; iw < W; ++iw) {{
+                                const long ow = iw * sw - pw + kw * dw;
+                                if (ow >= 0 && ow < OW)
+                                    yp[oh * OW + ow] += wv * xp[ih * W + iw];
+                            }}
+                        }}
+                    }}
+                }}
+            }}
+        }}
+        for (o = 0; o < O; ++o) {{
+            float *yp = y + (n * O + o) * OH * OW;
+            for (i = 0; i < OH * OW; ++i) {{
+                const float v = yp[i];
+                yp[i] = {UNARY[activation]};
+            }}
+        }}
+    }}
+}}
+"""
