@@ -142,6 +142,8 @@ def _linear(activation: str):
     def lower(op: Operation, ctx: Lowering) -> None:
         x, w, y = ctx.operand(op, "input"), ctx.operand(op, "filter"), op.results[0]
         xs, ws = shape_of(x), shape_of(w)
+        if len(ws) > 2 and items(ws[:-2]) == 1:  # torch-to-nnef's batched linear: one filter for all
+            ws = ws[-2:]
         if len(ws) != 2 or not xs or xs[-1] != ws[1]:
             ctx.refuse("linear of a [..., K] input by a [N, K] filter only")
         p0, p1 = _activation_parameters(op, ctx, activation)
