@@ -123,6 +123,8 @@ class Lowering:
         self.kernels: dict[str, str] = {}
         self.weights: list[Weight] = []
         self.current: Operation | None = None
+        self.index = 0  # the current operation's position, for scratch lifetimes
+        self.scratches: list[Storage] = []
         self._weight_names: set[str] = set()
 
     # ---- the helpers kernels use ----------------------------------------------------
@@ -135,7 +137,11 @@ class Lowering:
         return attribute(op, name)
 
     def read(self, value: SSAValue, offset: int = 0) -> Ref:
-        return Ref(self.root[value], offset)
+        storage = self.root[value]
+        if storage.kind == "weight" and storage.index < 0:  # a weight is compiled in once read
+            self._add_weight(storage, np.asarray(self.known(storage.value), np.float32),
+                             self.names.get(storage.value, "w"))
+        return Ref(storage, offset)
 
     def write(self, value: SSAValue, offset: int = 0) -> Ref:
         return Ref(self.root[value], offset)
@@ -155,10 +161,25 @@ class Lowering:
 
     def pack(self, data: np.ndarray, hint: str) -> Ref:
         """Read-only data a kernel reads (a weight in the layout it wants)."""
-        name = self._weight_name(hint)
-        storage = Storage("weight", len(self.weights), None, int(data.size) * 4)
-        self.weights.append(Weight(name, np.ascontiguousarray(data, np.float32)))
+        storage = Storage("weight", -1, None, int(data.size) * 4)
+        self._add_weight(storage, data, hint)
         return Ref(storage)
+
+    def _add_weight(self, storage: Storage, data: np.ndarray, hint: str) -> None:
+        storage.index = len(self.weights)
+        self.weights.append(Weight(self._weight_name(hint), np.ascontiguousarray(data, np.float32)))
+
+    def scratch(self, count: int) -> Ref:
+        """`count` floats of the arena for the current operation alone (im2col columns)."""
+        storage = Storage("arena", 0, None, count * 4, self.index, self.index)
+        self.scratches.append(storage)
+        return Ref(storage)
+
+    def use(self, kernel: tuple[str, str]) -> str:
+        """A helper kernel another one calls: defined before it in model.c."""
+        name, source = kernel
+        self.kernels.setdefault(name, source)
+        return name
 
     def call(self, kernel: tuple[str, str], *args) -> None:
         name, source = kernel
@@ -237,7 +258,8 @@ class Lowering:
                     self.refuse("quantized tensors have no C kernel (the c target is float32 only)")
                 if data is None:
                     self.refuse("a weight without data cannot be compiled in")
-                self.root[value] = self.pack(np.asarray(data, np.float32), self.names.get(value, "w")).storage
+                # Written out only if a kernel reads it as it is (a packed copy may replace it).
+                self.root[value] = Storage("weight", -1, value, int(data.size) * 4)
                 continue
             taken: set[int] = set()
             for result in op.results:
@@ -263,10 +285,10 @@ class Lowering:
         return None
 
     def _emit(self, body: list[Operation]) -> None:
-        for op in body:
+        for index, op in enumerate(body):
             if op.has_trait(TensorSource):
                 continue
-            self.current = op
+            self.current, self.index = op, index
             kernel = c_kernel_of(op)
             if kernel.alias:
                 source, result = op.operands[0], op.results[0]
@@ -277,10 +299,10 @@ class Lowering:
             kernel.lower(op, self)
 
     def _planned(self, schedule: Schedule) -> Schedule:
-        arena = list({id(s): s for s in self.root.values() if s.kind == "arena"}.values())
-        buffers = [Buffer(s.value, s.size, s.first, s.last) for s in arena]
+        arena = list({id(s): s for s in [*self.root.values(), *self.scratches] if s.kind == "arena"}.values())
+        buffers = [Buffer(s, s.size, s.first, s.last) for s in arena]  # keyed by the storage itself
         plan = place(buffers, ARENA_ALIGNMENT)
-        schedule.offsets = {s: plan.offsets[s.value] for s in arena}
+        schedule.offsets = {s: plan.offsets[s] for s in arena}
         schedule.arena_bytes = plan.peak_bytes
         schedule.lower_bound_bytes = lower_bound(buffers, ARENA_ALIGNMENT)
         schedule.unplanned_bytes = plan.unplanned_bytes

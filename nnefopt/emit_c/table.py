@@ -129,11 +129,22 @@ def _conv(activation: str, transposed: bool = False):
         n, c, h, wd = _as_2d(xs)
         _, o, oh, ow = _as_2d(ys)
         kh, kw = (1, size[0]) if len(size) == 1 else size
-        make = conv.deconv2d_kernel if transposed else conv.conv2d_kernel
         p0, p1 = _activation_parameters(op, ctx, activation)
-        ctx.call(make(activation), ctx.read(x), ctx.read(w), _bias(op, ctx, o), ctx.write(y),
-                 n, c, h, wd, o, kh, kw, oh, ow, stride[0], stride[1], dilation[0], dilation[1],
-                 padding[0][0], padding[1][0], groups, p0, p1)
+        geometry = (n, c, h, wd, o, kh, kw, oh, ow, stride[0], stride[1], dilation[0], dilation[1],
+                    padding[0][0], padding[1][0], groups, p0, p1)
+        operands = (ctx.read(x), ctx.read(w), _bias(op, ctx, o), ctx.write(y))
+        if transposed or (c // groups == 1 and groups > 1):  # deconv, depthwise: direct loops
+            make = conv.deconv2d_kernel if transposed else conv.conv2d_kernel
+            ctx.call(make(activation), *operands, *geometry)
+            return
+        gemm_name = ctx.use(gemm.gemm_kernel(activation, "m"))
+        pointwise = (kh, kw) == (1, 1) and tuple(stride) == (1, 1) and all(p == (0, 0) for p in padding)
+        if pointwise:
+            ctx.call(conv.conv2d_gemm_kernel(activation, gemm_name, True), *operands, None, *geometry)
+            return
+        ctx.use(conv.im2col_kernel())
+        columns = ctx.scratch(c // groups * kh * kw * oh * ow)
+        ctx.call(conv.conv2d_gemm_kernel(activation, gemm_name, False), *operands, columns, *geometry)
 
     return lower
 
@@ -147,8 +158,14 @@ def _linear(activation: str):
         if len(ws) != 2 or not xs or xs[-1] != ws[1]:
             ctx.refuse("linear of a [..., K] input by a [N, K] filter only")
         p0, p1 = _activation_parameters(op, ctx, activation)
-        ctx.call(gemm.linear_kernel(activation), ctx.read(x), ctx.read(w), _bias(op, ctx, ws[0]), ctx.write(y),
-                 items(xs[:-1]), ws[0], xs[-1], p0, p1)
+        filter_data = ctx.known(w)
+        if filter_data is None:
+            ctx.refuse("the filter must be known to be compiled in")
+        # Packed at compile time as [K, N], the GEMM's B: rows of features, contiguous.
+        transposed = ctx.pack(np.asarray(filter_data, np.float32).reshape(ws).T, f"{ctx.names.get(w, 'w')}_t")
+        n_out, k = ws
+        ctx.call(gemm.gemm_kernel(activation, "n"), ctx.read(x), k, transposed, n_out, _bias(op, ctx, n_out),
+                 ctx.write(y), items(xs[:-1]), n_out, k, p0, p1)
 
     return lower
 

@@ -60,6 +60,8 @@ class _Names:
         return f"{base} + {offset}" if offset else base
 
     def arg(self, arg) -> str:
+        if arg is None:
+            return "NULL"
         if isinstance(arg, Ref):
             return self.ref(arg)
         if isinstance(arg, Longs):
