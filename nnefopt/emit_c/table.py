@@ -138,13 +138,8 @@ def _conv(activation: str, transposed: bool = False):
             ctx.call(make(activation), *operands, *geometry)
             return
         gemm_name = ctx.use(gemm.gemm_kernel(activation, "m"))
-        pointwise = (kh, kw) == (1, 1) and tuple(stride) == (1, 1) and all(p == (0, 0) for p in padding)
-        if pointwise:
-            ctx.call(conv.conv2d_gemm_kernel(activation, gemm_name, True), *operands, None, *geometry)
-            return
-        ctx.use(conv.im2col_kernel())
-        columns = ctx.scratch(c // groups * kh * kw * oh * ow)
-        ctx.call(conv.conv2d_gemm_kernel(activation, gemm_name, False), *operands, columns, *geometry)
+        columns = ctx.scratch(gemm.panel_items(c // groups * kh * kw, gemm.NR))
+        ctx.call(conv.conv2d_gemm_kernel(activation, gemm_name), *operands, columns, *geometry)
 
     return lower
 
@@ -161,11 +156,12 @@ def _linear(activation: str):
         filter_data = ctx.known(w)
         if filter_data is None:
             ctx.refuse("the filter must be known to be compiled in")
-        # Packed at compile time as [K, N], the GEMM's B: rows of features, contiguous.
-        transposed = ctx.pack(np.asarray(filter_data, np.float32).reshape(ws).T, f"{ctx.names.get(w, 'w')}_t")
+        # Packed at compile time as the GEMM's b: [K, N] in panels of its register block.
+        transposed = ctx.pack(gemm.panels(np.asarray(filter_data, np.float32).reshape(ws).T),
+                              f"{ctx.names.get(w, 'w')}_t")
         n_out, k = ws
-        ctx.call(gemm.gemm_kernel(activation, "n"), ctx.read(x), k, transposed, n_out, _bias(op, ctx, n_out),
-                 ctx.write(y), items(xs[:-1]), n_out, k, p0, p1)
+        ctx.call(gemm.gemm_kernel(activation, "n"), ctx.read(x), k, transposed, _bias(op, ctx, n_out),
+                 ctx.write(y), n_out, items(xs[:-1]), n_out, k, p0, p1)
 
     return lower
 

@@ -116,58 +116,52 @@ def deconv2d_kernel(activation: str) -> tuple[str, str]:
 """
 
 
-def im2col_kernel() -> tuple[str, str]:
-    """The columns of one image and group: row (c, kh, kw) of `col` holds, for every
-    output position, the input item that tap reads (0 in the padding)."""
-    name = "nn_im2col"
-    return name, f"""static void {name}(const float *x, float *col, long C, long H, long W, long KH, long KW,
-    long OH, long OW, long sh, long sw, long dh, long dw, long ph, long pw)
-{{
-    long c, kh, kw, oh, ow;
-    for (c = 0; c < C; ++c)
-        for (kh = 0; kh < KH; ++kh)
-            for (kw = 0; kw < KW; ++kw) {{
-                float *row = col + ((c * KH + kh) * KW + kw) * OH * OW;
-                const float *xp = x + c * H * W;
-                for (oh = 0; oh < OH; ++oh) {{
-                    const long ih = oh * sh - ph + kh * dh;
-                    float *out = row + oh * OW;
-                    if (ih < 0 || ih >= H) {{
-                        for (ow = 0; ow < OW; ++ow)
-                            out[ow] = 0.0f;
-                        continue;
-                    }}
-                    for (ow = 0; ow < OW; ++ow) {{
-                        const long iw = ow * sw - pw + kw * dw;
-                        out[ow] = iw >= 0 && iw < W ? xp[ih * W + iw] : 0.0f;
-                    }}
-                }}
-            }}
-}}
-"""
-
-
-def conv2d_gemm_kernel(activation: str, gemm: str, direct_columns: bool) -> tuple[str, str]:
-    """conv as GEMM per image and group: filter [O/G, C/G * KH * KW] times the columns
-    (im2col into `col`, the arena's scratch; a 1x1, stride-1, unpadded conv reads its
-    input as the columns themselves)."""
-    name = f"nn_conv2d_{'1x1' if direct_columns else 'im2col'}_{activation}"
-    columns = "xp" if direct_columns else "col"
-    fill = "" if direct_columns else \
-        "\n            nn_im2col(xp, col, cg, H, W, KH, KW, OH, OW, sh, sw, dh, dw, ph, pw);"
+def conv2d_gemm_kernel(activation: str, gemm: str) -> tuple[str, str]:
+    """conv as GEMM per image and group, filter [O/G, C/G * KH * KW] times the columns,
+    built 16 output positions at a time into `col` (K x 16 floats of the arena's
+    scratch, which stays in L1 while every block of filter rows reads it): a whole
+    im2col matrix would go out to memory and back."""
+    name = f"nn_conv2d_gemm_{activation}"
     return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, float *col,
     long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
     long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1)
 {{
-    const long cg = C / G, og = O / G, K = cg * KH * KW;
-    long n, g;
-    (void)col;
-    (void)sh; (void)sw; (void)dh; (void)dw; (void)ph; (void)pw;
+    const long cg = C / G, og = O / G, K = cg * KH * KW, P = OH * OW;
+    const int pointwise = KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
+    long n, g, p0_, j, c, kh, kw;
     for (n = 0; n < N; ++n)
         for (g = 0; g < G; ++g) {{
-            const float *xp = x + (n * C + g * cg) * H * W;{fill}
-            {gemm}(w + g * og * K, K, {columns}, OH * OW, bias + g * og, y + (n * O + g * og) * OH * OW,
-                og, OH * OW, K, p0, p1);
+            const float *xg = x + (n * C + g * cg) * H * W;
+            for (p0_ = 0; p0_ < P; p0_ += 16) {{
+                const long nr = P - p0_ < 16 ? P - p0_ : 16;
+                long ih0[16], iw0[16];
+                for (j = 0; j < 16; ++j) {{
+                    const long p = p0_ + (j < nr ? j : 0);
+                    ih0[j] = (p / OW) * sh - ph;
+                    iw0[j] = (p % OW) * sw - pw;
+                }}
+                if (pointwise) {{
+                    for (c = 0; c < cg; ++c) {{
+                        const float *xr = xg + c * H * W + p0_;
+                        for (j = 0; j < 16; ++j)
+                            col[c * 16 + j] = j < nr ? xr[j] : 0.0f;
+                    }}
+                }} else {{
+                    float *row = col;
+                    for (c = 0; c < cg; ++c) {{
+                        const float *xp = xg + c * H * W;
+                        for (kh = 0; kh < KH; ++kh)
+                            for (kw = 0; kw < KW; ++kw) {{
+                                for (j = 0; j < 16; ++j) {{
+                                    const long ih = ih0[j] + kh * dh, iw = iw0[j] + kw * dw;
+                                    row[j] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xp[ih * W + iw] : 0.0f;
+                                }}
+                                row += 16;
+                            }}
+                    }}
+                }}
+                {gemm}(w + g * og * K, K, col, bias + g * og, y + (n * O + g * og) * P + p0_, P, og, nr, K, p0, p1);
+            }}
         }}
 }}
 """

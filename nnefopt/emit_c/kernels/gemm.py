@@ -57,66 +57,80 @@ def matmul_kernel() -> tuple[str, str]:
 """
 
 
-# The register block of the portable GEMM: MR rows of A by NR columns of B, kept in
-# MR * NR accumulators (4 x 16 floats: eight 8-wide vector registers under AVX2, which
-# compilers find from this C with -O3 -march=native).
-MR, NR = 4, 16
+# The register block of the GEMM: MR rows of A by NR columns of B, kept in MR * NR
+# accumulators (6 x 16 floats: twelve 8-wide registers on the AVX2 path; the portable
+# path keeps them in an array the compiler may vectorize).
+MR, NR = 6, 16
 
 
 def gemm_kernel(activation: str, bias_along: str) -> tuple[str, str]:
-    """y[M, N] = a[M, K] b[K, N] + bias, then the activation (`v`, `p0`, `p1`); a and b
-    row-major with row strides lda and ldb; the bias per row ("m": conv's channels) or
+    """y[M, N] = a[M, K] b[K, N] + bias, then the activation (`v`, `p0`, `p1`); a
+    row-major with row stride lda, y with ldy, b packed in panels of NR columns (`pack_panels`:
+    each panel's K rows of NR items contiguous, so a block streams through memory
+    instead of striding N apart, where rows a power of two apart fight for the same
+    cache sets); the bias per row ("m": conv's channels) or
     per column ("n": linear's features). Rows past M are read from row M - 1 (never
     stored), so the block stays full."""
-    name = f"nn_gemm_{bias_along}_{activation}"
-    bias = "bias[m0 + r]" if bias_along == "m" else "bias[n0 + j]"
     from nnefopt.emit_c.kernels.elementwise import UNARY
 
-    return name, f"""static void {name}(const float *a, long lda, const float *b, long ldb, const float *bias,
-    float *y, long M, long N, long K, float p0, float p1)
+    name = f"nn_gemm_{bias_along}_{activation}"
+    bias = "bias[m0 + r]" if bias_along == "m" else "bias[n0 + j]"
+    rows = "\n".join(f"        const float *a{r} = a + (m0 + (mr > {r} ? {r} : 0)) * lda;" for r in range(MR))
+    loads = ", ".join(f"v{r} = a{r}[k]" for r in range(MR))
+    updates = "\n".join(f"                        acc[{r}][j] += v{r} * bv;" for r in range(MR))
+
+    registers = ", ".join(f"c{r}{h} = _mm256_setzero_ps()" for r in range(MR) for h in range(2))
+    fmas = "\n".join(f"                    a = _mm256_broadcast_ss(a{r} + k);\n"
+                      f"                    c{r}0 = _mm256_fmadd_ps(a, b0, c{r}0);\n"
+                      f"                    c{r}1 = _mm256_fmadd_ps(a, b1, c{r}1);" for r in range(MR))
+    stores = "\n".join(f"                _mm256_storeu_ps(acc[{r}], c{r}0);\n"
+                        f"                _mm256_storeu_ps(acc[{r}] + 8, c{r}1);" for r in range(MR))
+    avx2 = f"""#ifdef NN_AVX2
+            if (nr == {NR}) {{
+                __m256 {registers};
+                for (k = 0; k < K; ++k) {{
+                    const __m256 b0 = _mm256_loadu_ps(bp + k * {NR}), b1 = _mm256_loadu_ps(bp + k * {NR} + 8);
+                    __m256 a;
+{fmas}
+                }}
+{stores}
+            }} else
+#endif"""
+
+    def k_loop(bound: str) -> str:
+        return f"""                for (k = 0; k < K; ++k) {{
+                    const float *br = bp + k * {NR};
+                    const float {loads};
+                    for (j = 0; j < {bound}; ++j) {{
+                        const float bv = br[j];
+{updates}
+                    }}
+                }}"""
+
+    return name, f"""static void {name}(const float *a, long lda, const float *b, const float *bias,
+    float *y, long ldy, long M, long N, long K, float p0, float p1)
 {{
     long m0, n0, k, r, j;
     (void)p0;
     (void)p1;
     for (m0 = 0; m0 < M; m0 += {MR}) {{
         const long mr = M - m0 < {MR} ? M - m0 : {MR};
-        const float *a0 = a + m0 * lda;
-        const float *a1 = a + (m0 + (mr > 1 ? 1 : 0)) * lda;
-        const float *a2 = a + (m0 + (mr > 2 ? 2 : 0)) * lda;
-        const float *a3 = a + (m0 + (mr > 3 ? 3 : 0)) * lda;
+{rows}
         for (n0 = 0; n0 < N; n0 += {NR}) {{
             const long nr = N - n0 < {NR} ? N - n0 : {NR};
+            const float *bp = b + n0 * K;
             float acc[{MR}][{NR}];
             for (r = 0; r < {MR}; ++r)
                 for (j = 0; j < {NR}; ++j)
                     acc[r][j] = 0.0f;
+{avx2}
             if (nr == {NR}) {{
-                for (k = 0; k < K; ++k) {{
-                    const float *br = b + k * ldb + n0;
-                    const float v0 = a0[k], v1 = a1[k], v2 = a2[k], v3 = a3[k];
-                    for (j = 0; j < {NR}; ++j) {{
-                        const float bv = br[j];
-                        acc[0][j] += v0 * bv;
-                        acc[1][j] += v1 * bv;
-                        acc[2][j] += v2 * bv;
-                        acc[3][j] += v3 * bv;
-                    }}
-                }}
+{k_loop(str(NR))}
             }} else {{
-                for (k = 0; k < K; ++k) {{
-                    const float *br = b + k * ldb + n0;
-                    const float v0 = a0[k], v1 = a1[k], v2 = a2[k], v3 = a3[k];
-                    for (j = 0; j < nr; ++j) {{
-                        const float bv = br[j];
-                        acc[0][j] += v0 * bv;
-                        acc[1][j] += v1 * bv;
-                        acc[2][j] += v2 * bv;
-                        acc[3][j] += v3 * bv;
-                    }}
-                }}
+{k_loop("nr")}
             }}
             for (r = 0; r < mr; ++r) {{
-                float *yr = y + (m0 + r) * N + n0;
+                float *yr = y + (m0 + r) * ldy + n0;
                 for (j = 0; j < nr; ++j) {{
                     const float v = acc[r][j] + {bias};
                     yr[j] = {UNARY[activation]};
@@ -126,3 +140,18 @@ def gemm_kernel(activation: str, bias_along: str) -> tuple[str, str]:
     }}
 }}
 """
+
+
+def panels(matrix):
+    """A [K, N] matrix (numpy) as the GEMM's b: panels of NR columns, zero-padded."""
+    import numpy as np
+
+    k, n = matrix.shape
+    count = -(-n // NR)
+    padded = np.zeros((k, count * NR), np.float32)
+    padded[:, :n] = matrix
+    return np.ascontiguousarray(padded.reshape(k, count, NR).transpose(1, 0, 2))
+
+
+def panel_items(k: int, n: int) -> int:
+    return k * -(-n // NR) * NR
