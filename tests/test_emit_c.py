@@ -247,3 +247,14 @@ graph G( x ) -> ( r, r, x )
     np.testing.assert_array_equal(r, np.maximum(x, 0).reshape(16))
     np.testing.assert_array_equal(r2, r)
     np.testing.assert_array_equal(x2, x)
+
+
+def test_lower_bound_is_the_most_bytes_live_at_once_and_place_reaches_it():
+    from nnefopt.memory_plan import Buffer, lower_bound, place
+
+    a, b, c = (Buffer(name, size, first, last) for name, size, first, last in
+               (("a", 100, 0, 1), ("b", 50, 1, 2), ("c", 100, 2, 3)))
+    assert lower_bound([a, b, c], 64) == 128 + 64  # a and b at 1, b and c at 2
+    assert lower_bound([a, b, c]) == 150
+    plan = place([a, b, c], 64)
+    assert plan.peak_bytes == 192 and plan.offsets["a"] == plan.offsets["c"] == 0 and plan.offsets["b"] == 128

@@ -9,7 +9,7 @@ CFLAGS = "-std=c99 -O3 -ffp-contract=fast -Wall -Wextra -Werror -pedantic-errors
 
 
 def makefile(prefix: str, has_blob: bool) -> str:
-    objects = f"{prefix}.o {prefix}_weights.o" + (f" {prefix}_weights_S.o" if has_blob else "")
+    objects = f"{prefix}.o {prefix}_kernels.o {prefix}_weights.o" + (f" {prefix}_weights_S.o" if has_blob else "")
     blob_rule = (f"\n{prefix}_weights_S.o: {prefix}_weights.S {prefix}_weights.bin\n"
                  f"\t$(CC) $(CFLAGS) -c -o $@ {prefix}_weights.S\n") if has_blob else ""
     pic_blob_rule = (f"\n{prefix}_weights_S.pic.o: {prefix}_weights.S {prefix}_weights.bin\n"

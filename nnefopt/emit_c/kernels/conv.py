@@ -1,9 +1,10 @@
 """Convolution kernels (NCHW, grouped, strided, dilated, zero padding) with a fused
 epilogue: bias first, then the activation map of `elementwise.UNARY` (`v`, `p0`, `p1`).
 
-Direct loops: per output plane, each filter tap adds a shifted input row to an output
-row (the inner loop is contiguous when the stride is 1, so compilers vectorize it).
-A packed-GEMM variant (NHWC, panels) is a later kernel of the same signature family.
+Dense convs are a GEMM over columns built per 16 output positions (`conv2d_gemm`);
+depthwise convs and deconvs are direct loops: per output plane, each filter tap adds
+a shifted input row to an output row (contiguous when the stride is 1, so compilers
+vectorize it). An NHWC variant is another kernel of the same signature.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from nnefopt.emit_c.kernels.elementwise import UNARY
 
 def conv2d_kernel(activation: str) -> tuple[str, str]:
     name = f"nn_conv2d_{activation}"
-    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y,
-    long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
+    return name, f"""static void {name}(const float *restrict x, const float *restrict w, const float *restrict bias,
+    float *restrict y, long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
     long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1)
 {{
     const long cg = C / G, og = O / G;
@@ -47,8 +48,12 @@ def conv2d_kernel(activation: str) -> tuple[str, str]:
                                 continue;
                             xr = xp + ih * W + shift;
                             yr = yp + oh * OW;
-                            for (ow = lo; ow < hi; ++ow)
-                                yr[ow] += wv * xr[ow * sw];
+                            if (sw == 1)  /* contiguous: the loop compilers vectorize */
+                                for (ow = lo; ow < hi; ++ow)
+                                    yr[ow] += wv * xr[ow];
+                            else
+                                for (ow = lo; ow < hi; ++ow)
+                                    yr[ow] += wv * xr[ow * sw];
                         }}
                     }}
                 }}
