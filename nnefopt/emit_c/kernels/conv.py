@@ -152,14 +152,27 @@ def conv2d_gemm_kernel(activation: str, gemm: str) -> tuple[str, str]:
                             col[c * 16 + j] = j < nr ? xr[j] : 0.0f;
                     }}
                 }} else {{
+                    /* The 16 positions in one output row at stride 1 read 16 consecutive
+                       input items per tap: copied whole where the tap stays inside. */
+                    const int one_row = sw == 1 && nr == 16 && ih0[0] == ih0[15];
                     float *row = col;
                     for (c = 0; c < cg; ++c) {{
                         const float *xp = xg + c * H * W;
                         for (kh = 0; kh < KH; ++kh)
                             for (kw = 0; kw < KW; ++kw) {{
-                                for (j = 0; j < 16; ++j) {{
-                                    const long ih = ih0[j] + kh * dh, iw = iw0[j] + kw * dw;
-                                    row[j] = ih >= 0 && ih < H && iw >= 0 && iw < W ? xp[ih * W + iw] : 0.0f;
+                                const long ih = ih0[0] + kh * dh, iw = iw0[0] + kw * dw;
+                                if (one_row && (ih < 0 || ih >= H)) {{
+                                    for (j = 0; j < 16; ++j)
+                                        row[j] = 0.0f;
+                                }} else if (one_row && iw >= 0 && iw + 16 <= W) {{
+                                    const float *xr = xp + ih * W + iw;
+                                    for (j = 0; j < 16; ++j)
+                                        row[j] = xr[j];
+                                }} else {{
+                                    for (j = 0; j < 16; ++j) {{
+                                        const long ihj = ih0[j] + kh * dh, iwj = iw0[j] + kw * dw;
+                                        row[j] = ihj >= 0 && ihj < H && iwj >= 0 && iwj < W ? xp[ihj * W + iwj] : 0.0f;
+                                    }}
                                 }}
                                 row += 16;
                             }}
