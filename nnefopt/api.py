@@ -148,10 +148,11 @@ def to_mlir(module: ModuleOp, *, generic: bool = False, weights: bool = False) -
 
 
 def save(module: ModuleOp, path: str | Path, *, emit: str | None = "nnef", keep_spelling: bool = False,
-         generic: bool = False) -> None:
+         generic: bool = False, c_prefix: str = "model") -> None:
     """The module in the output form `emit` names (see `nnefopt.targets`; None: the form
     the path's suffix says), written all or nothing: an NNEF folder or archive, or MLIR
-    text with its weights (in the generic format with `generic`).
+    text with its weights (in the generic format with `generic`), a C library folder
+    (`emit="c"`, its files and symbols named `c_prefix`).
 
     NNEF is written in the spelling every engine reads alike (the portable-spelling
     pass: no `constant` or `deconv` operations); `keep_spelling` writes the operations
@@ -159,7 +160,7 @@ def save(module: ModuleOp, path: str | Path, *, emit: str | None = "nnef", keep_
     from nnefopt.targets import EmitOptions, target_for
 
     target = target_for(emit, None if emit else path)
-    target.save(module, path, EmitOptions(keep_spelling=keep_spelling, generic=generic))
+    target.save(module, path, EmitOptions(keep_spelling=keep_spelling, generic=generic, c_prefix=c_prefix))
 
 
 def standard_model(module: ModuleOp, *, portable: bool = True):

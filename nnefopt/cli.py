@@ -43,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--emit", choices=target_names(),
                         help="form to write; default: MLIR to stdout without -o, else as -o's suffix says "
                              "(.mlir: MLIR; a folder, .tgz or .tar: NNEF); --list-targets lists them")
+    parser.add_argument("--c-prefix", default="model", metavar="NAME",
+                        help="with --emit=c: name the files and symbols NAME (NAME.h, NAME_run) instead of model")
     parser.add_argument("--list-targets", action="store_true", help="list the output forms and exit")
     parser.add_argument("--mlir-print-op-generic", action="store_true",
                         help="print MLIR in the generic operation format instead of the custom one")
@@ -191,7 +193,7 @@ def _run_cases(args: argparse.Namespace, report: WarningReport) -> int:
 def _emit_options(args: argparse.Namespace, before=None) -> EmitOptions:
     # Weights would drown the IR on a terminal; in a file or a pipe they are the model.
     return EmitOptions(keep_spelling=args.keep_spelling, generic=args.mlir_print_op_generic,
-                       weights=not sys.stdout.isatty(), before=before)
+                       weights=not sys.stdout.isatty(), before=before, c_prefix=args.c_prefix)
 
 
 def _emit(module, args: argparse.Namespace, before=None) -> None:

@@ -14,6 +14,7 @@ read the same plan.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from xdsl.dialects.builtin import ModuleOp, TensorType
@@ -83,7 +84,21 @@ def _aligned(size: int, alignment: int) -> int:
 
 def plan(module: ModuleOp, alignment: int = ALIGNMENT) -> Plan:
     """The greedy-by-size plan of the module's activations."""
-    buffers = lifetimes(module)
+    return place(lifetimes(module), alignment)
+
+
+def lower_bound(buffers: Sequence[Buffer], alignment: int = 1) -> int:
+    """No plan of `buffers` takes fewer bytes: the most that is live at once (after any
+    one operation's start), each size rounded up to `alignment`."""
+    events = sorted({b.first for b in buffers})
+    return max((sum(_aligned(b.size, alignment) for b in buffers if b.first <= t <= b.last) for t in events),
+               default=0)
+
+
+def place(buffers: Sequence[Buffer], alignment: int = ALIGNMENT) -> Plan:
+    """Greedy-by-size offsets for `buffers` (their lifetimes given by the caller: a code
+    emitter plans its own, with aliases and in-place results merged into one buffer)."""
+    buffers = list(buffers)
     # Largest first; ties in program order, so the plan is the same every time.
     order = sorted(range(len(buffers)), key=lambda i: (-buffers[i].size, buffers[i].first, i))
     placed: list[tuple[int, int, Buffer]] = []  # offset, aligned size, buffer

@@ -25,6 +25,7 @@ class EmitOptions:
     keep_spelling: bool = False  # write the operations as the IR has them: no spelling passes
     generic: bool = False  # MLIR in the generic operation format
     weights: bool = False  # MLIR text carries the weights (in a file or a pipe, not on a terminal)
+    c_prefix: str = "model"  # the c target's file and symbol names (model.h, model_run)
     # The module before the passes: a picture colours what they changed (--diff).
     before: ModuleOp | None = dataclasses.field(default=None, compare=False)
 
@@ -193,3 +194,15 @@ register_target(Target(
 register_target(Target(
     "svg", "the graph drawn as SVG by Graphviz's dot program (Debian package graphviz)",
     _text_writer(_svg_text), suffixes=(".svg",), text=_svg_text, shows_changes=True))
+
+
+def _write_c(module: ModuleOp, path: Path, options: EmitOptions) -> None:
+    from nnefopt.emit_c import write
+
+    write(module, path, options.c_prefix)
+
+
+# C is channel-first (the graph's own layout) and in standard operations, for now.
+register_target(Target(
+    "c", "a C99 library folder: model.h, model.c, weights, Makefile, main.c (compile every .c and .S)",
+    _write_c, export_pipeline="lower-tract,layout{to=nchw}"))

@@ -1,0 +1,157 @@
+"""Matrix products: `linear` (y = x w^T + b, with a fused activation) and batched
+`matmul` with any transposition (operands addressed by row and column strides)."""
+
+from __future__ import annotations
+
+from nnefopt.emit_c.kernels.elementwise import UNARY
+
+
+def linear_kernel(activation: str) -> tuple[str, str]:
+    name = f"nn_linear_{activation}"
+    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y,
+    long M, long N, long K, float p0, float p1)
+{{
+    long m, n, k;
+    (void)p0;
+    (void)p1;
+    for (m = 0; m < M; ++m) {{
+        const float *xr = x + m * K;
+        for (n = 0; n < N; ++n) {{
+            const float *wr = w + n * K;
+            float v = 0.0f;
+            for (k = 0; k < K; ++k)
+                v += xr[k] * wr[k];
+            v += bias[n];
+            y[m * N + n] = {UNARY[activation]};
+        }}
+    }}
+}}
+"""
+
+
+def matmul_kernel() -> tuple[str, str]:
+    """y[b] = A[b] B[b] with A(m, k) at a[m * ars + k * acs] (a transposed operand is
+    a swap of strides); a batch stride of 0 broadcasts an operand over the batch."""
+    name = "nn_matmul"
+    return name, f"""static void {name}(const float *a, const float *b, float *y, long batch, long M, long N, long K,
+    long abs_, long ars, long acs, long bbs, long brs, long bcs)
+{{
+    long t, m, n, k;
+    for (t = 0; t < batch; ++t) {{
+        const float *ap = a + t * abs_;
+        const float *bp = b + t * bbs;
+        float *yp = y + t * M * N;
+        for (m = 0; m < M; ++m) {{
+            float *yr = yp + m * N;
+            for (n = 0; n < N; ++n)
+                yr[n] = 0.0f;
+            for (k = 0; k < K; ++k) {{
+                const float av = ap[m * ars + k * acs];
+                const float *br = bp + k * brs;
+                for (n = 0; n < N; ++n)
+                    yr[n] += av * br[n * bcs];
+            }}
+        }}
+    }}
+}}
+"""
+
+
+# The register block of the GEMM: MR rows of A by NR columns of B, kept in MR * NR
+# accumulators (6 x 16 floats: twelve 8-wide registers on the AVX2 path; the portable
+# path keeps them in an array the compiler may vectorize).
+MR, NR = 6, 16
+
+
+def gemm_kernel(activation: str, bias_along: str) -> tuple[str, str]:
+    """y[M, N] = a[M, K] b[K, N] + bias, then the activation (`v`, `p0`, `p1`); a
+    row-major with row stride lda, y with ldy, b packed in panels of NR columns (`pack_panels`:
+    each panel's K rows of NR items contiguous, so a block streams through memory
+    instead of striding N apart, where rows a power of two apart fight for the same
+    cache sets); the bias per row ("m": conv's channels) or
+    per column ("n": linear's features). Rows past M are read from row M - 1 (never
+    stored), so the block stays full."""
+    from nnefopt.emit_c.kernels.elementwise import UNARY
+
+    name = f"nn_gemm_{bias_along}_{activation}"
+    bias = "bias[m0 + r]" if bias_along == "m" else "bias[n0 + j]"
+    rows = "\n".join(f"        const float *a{r} = a + (m0 + (mr > {r} ? {r} : 0)) * lda;" for r in range(MR))
+    loads = ", ".join(f"v{r} = a{r}[k]" for r in range(MR))
+    updates = "\n".join(f"                        acc[{r}][j] += v{r} * bv;" for r in range(MR))
+
+    registers = ", ".join(f"c{r}{h} = _mm256_setzero_ps()" for r in range(MR) for h in range(2))
+    fmas = "\n".join(f"                    a = _mm256_broadcast_ss(a{r} + k);\n"
+                      f"                    c{r}0 = _mm256_fmadd_ps(a, b0, c{r}0);\n"
+                      f"                    c{r}1 = _mm256_fmadd_ps(a, b1, c{r}1);" for r in range(MR))
+    stores = "\n".join(f"                _mm256_storeu_ps(acc[{r}], c{r}0);\n"
+                        f"                _mm256_storeu_ps(acc[{r}] + 8, c{r}1);" for r in range(MR))
+    avx2 = f"""#ifdef NN_AVX2
+            if (nr == {NR}) {{
+                __m256 {registers};
+                for (k = 0; k < K; ++k) {{
+                    const __m256 b0 = _mm256_loadu_ps(bp + k * {NR}), b1 = _mm256_loadu_ps(bp + k * {NR} + 8);
+                    __m256 a;
+{fmas}
+                }}
+{stores}
+            }} else
+#endif"""
+
+    def k_loop(bound: str) -> str:
+        return f"""                for (k = 0; k < K; ++k) {{
+                    const float *br = bp + k * {NR};
+                    const float {loads};
+                    for (j = 0; j < {bound}; ++j) {{
+                        const float bv = br[j];
+{updates}
+                    }}
+                }}"""
+
+    return name, f"""static void {name}(const float *a, long lda, const float *b, const float *bias,
+    float *y, long ldy, long M, long N, long K, float p0, float p1)
+{{
+    long m0, n0, k, r, j;
+    (void)p0;
+    (void)p1;
+    for (m0 = 0; m0 < M; m0 += {MR}) {{
+        const long mr = M - m0 < {MR} ? M - m0 : {MR};
+{rows}
+        for (n0 = 0; n0 < N; n0 += {NR}) {{
+            const long nr = N - n0 < {NR} ? N - n0 : {NR};
+            const float *bp = b + n0 * K;
+            float acc[{MR}][{NR}];
+            for (r = 0; r < {MR}; ++r)
+                for (j = 0; j < {NR}; ++j)
+                    acc[r][j] = 0.0f;
+{avx2}
+            if (nr == {NR}) {{
+{k_loop(str(NR))}
+            }} else {{
+{k_loop("nr")}
+            }}
+            for (r = 0; r < mr; ++r) {{
+                float *yr = y + (m0 + r) * ldy + n0;
+                for (j = 0; j < nr; ++j) {{
+                    const float v = acc[r][j] + {bias};
+                    yr[j] = {UNARY[activation]};
+                }}
+            }}
+        }}
+    }}
+}}
+"""
+
+
+def panels(matrix):
+    """A [K, N] matrix (numpy) as the GEMM's b: panels of NR columns, zero-padded."""
+    import numpy as np
+
+    k, n = matrix.shape
+    count = -(-n // NR)
+    padded = np.zeros((k, count * NR), np.float32)
+    padded[:, :n] = matrix
+    return np.ascontiguousarray(padded.reshape(k, count, NR).transpose(1, 0, 2))
+
+
+def panel_items(k: int, n: int) -> int:
+    return k * -(-n // NR) * NR
