@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import inspect
 import statistics
 import sys
 import tempfile
@@ -206,13 +205,11 @@ def onnxruntime_rows(data: ModelData, reference: list[np.ndarray], rounds: int, 
 
 
 def run_quantized(module, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The quantized module's float outputs by the interpreter's integer semantics, where
-    `nnefopt.run` offers them (the integer-semantics slice); the plain run otherwise."""
+    """The quantized module's float outputs by the interpreter's integer semantics: what
+    tract (and an int8 engine) computes."""
     import nnefopt
 
-    if "arithmetic" in inspect.signature(nnefopt.run).parameters:
-        return nnefopt.run(module, inputs, arithmetic="integer")
-    return nnefopt.run(module, inputs)
+    return nnefopt.run(module, inputs, arithmetic="integer")
 
 
 def nnefopt_variant(name: str):
