@@ -185,6 +185,16 @@ def test_bad_options_one_error_line_exit_1_nothing_written(options, expected, tm
     assert not out.exists()
 
 
+def test_a_bare_calibration_path_reads_as_the_quoted_one(tmp_path, monkeypatch):
+    # as the issue writes it, from the model's folder: `default,quantize{calib=calib.npy}`
+    model = SHARED / "mlp_digits"
+    monkeypatch.chdir(model)
+    bare, quoted = tmp_path / "bare", tmp_path / "quoted"
+    assert main(["kt", "-p", "default,quantize{calib=calib.npy samples=20}", "-o", str(bare)]) == 0
+    assert main(["kt", "-p", f'default,quantize{{calib="{model / "calib.npy"}" samples=20}}', "-o", str(quoted)]) == 0
+    assert (bare / "graph.quant").read_text() == (quoted / "graph.quant").read_text()
+
+
 def test_bias_that_would_overflow_int32_raises_the_filter_scale():
     filter_ = np.array([[0.001, -0.002]])
     bias = np.array([1e6])

@@ -8,6 +8,7 @@ dialect as they are, because its operations declare that they have no side effec
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Callable
 
 from xdsl.passes import ModulePass, PassPipeline
@@ -51,12 +52,23 @@ def _top_level_items(spec: str) -> list[str]:
     return [*items, current] if current or items else []
 
 
+# An option value written bare that xDSL's pipeline lexer takes for no token: a path
+# such as `calib=calib.npy` or `report=out/q.json` (a number or a word it reads itself).
+_BARE_PATH = re.compile(r'(?<=[{\s])([A-Za-z_][\w-]*)=(?![-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?[\s},])([^\s"{},]*[./~][^\s"{},]*)')
+
+
+def _quote_bare_paths(spec: str) -> str:
+    """`quantize{calib=calib.npy}` as `quantize{calib="calib.npy"}`: users write paths
+    bare, as on a command line."""
+    return _BARE_PATH.sub(lambda m: f'{m[1]}="{m[2]}"', spec)
+
+
 def parse_pipeline(spec: str, callback=None) -> PassPipeline:
     """xDSL pipeline text, such as `cse,dce` or `fuse{activations=false}`, or a named
-    pipeline (`default`)."""
+    pipeline (`default`); an option's path may be written bare (`calib=data/calib.npy`)."""
     from xdsl.utils.arg_spec import parse_pipeline as parse_specs
 
-    spec = _expand_named(spec)
+    spec = _quote_bare_paths(_expand_named(spec))
 
     try:
         specs = list(parse_specs(spec))
