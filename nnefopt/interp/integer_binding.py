@@ -144,7 +144,7 @@ def bind_integer(op: Operation, slot_of: dict[SSAValue, int]) -> Step | None:
     multiplier = combined_scale(a_codes.scale, b_codes.scale, out.scale).reshape(-1)
     if np.any(multiplier <= 0) or np.any(multiplier >= 2.0**31):
         return None
-    attribs = _attributes(op, entry)
+    attribs = attributes_of(op, entry)
     attribs[f"{params[0].name.lower()}_zero_point"] = a_codes.zero.reshape(())
     attribs[f"{params[1].name.lower()}_zero_point"] = b_codes.zero if b_codes.zero.size > 1 else b_codes.zero.reshape(())
     accumulate, axis = kernel.accumulate, kernel.output_axis
@@ -222,7 +222,7 @@ def _bias_codes(value, a: Codes, b: Codes) -> tuple | None:
     return (np.asarray(stored).reshape(-1).astype(np.int64),)
 
 
-def _attributes(op: Operation, entry) -> dict:
+def attributes_of(op: Operation, entry) -> dict:
     """The operation's attribute values as its kernel takes them (defaults filled in)."""
     attribs = {}
     for param in entry.attribute_params:
