@@ -17,8 +17,9 @@ bias-correction=true}`
 5. `copy` operations quantize float values that quantized ones read, and requantize into
    a shared scale; every quantized value gets its entry; filters become int8 codes and
    biases int32 in the accumulator's scale (nnefopt/quant/rewrite.py, weights.py);
-6. bias correction (`bias-correction`) subtracts each layer's mean output error on the
-   calibration inputs from its bias;
+6. bias correction (`bias-correction`) subtracts from each layer's bias the mean error
+   its rounded weights make on its quantized input over the calibration inputs
+   (nnefopt/quant/bias_correction.py);
 7. the report: each layer's SQNR against the float model, and what stayed float.
 
 profile=portable writes what tract runs in integer arithmetic (no entry on a matmul
