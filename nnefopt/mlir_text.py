@@ -130,6 +130,10 @@ def check_attributes(module, name: str) -> None:
     with ones that need an escape (TextPrinter writes it as a bytes literal, which no
     location reads)."""
     for op in module.walk():
+        for key in ("inputs", "outputs") if op.name == "nnef.graph" else ():
+            if not _strings(op.properties.get(key)):
+                raise NNEFError(f"the {key} of 'nnef.graph' must be an array of tensor names (strings)",
+                                Location(name))
         if isinstance(op.location, FileLineColLoc) and not _prints_back(op.location.filename.data):
             raise NNEFError(f"the location file name {op.location.filename.data!r} of '{op.name}' holds "
                             "non-ASCII characters and control characters, quotes or backslashes: "

@@ -355,11 +355,16 @@ def test_real_process_prints_no_traceback(tmp_path):
         ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["x"] {\n'
          '    %x = nnef.external <{shape = [2]}> : tensor<2xf32> loc("m\u00e9\x08.nnef":1:1)\n'
          '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir", "MLIR cannot write it back"),
+        # found by fuzzing (seed 3, input 91319): the exporter took the number for a name
+        ('builtin.module {\n  nnef.graph @G inputs [1.0] outputs ["x"] {\n'
+         '    %x = nnef.external <{shape = [2]}> : tensor<2xf32>\n'
+         '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir", "must be an array of tensor names"),
     ],
     ids=["unregistered-op", "syntax", "fails-verification", "custom-unknown-property", "custom-not-a-tensor",
          "custom-syntax", "unclosed-string-literal", "use-before-definition", "use-from-outside-the-graph",
          "non-ascii-attribute-name", "malformed-dialect-attribute", "unknown-dialect-attribute", "bad-first-token",
-         "non-ascii-location", "tract-operation-without-registry", "location-needing-escapes"],
+         "non-ascii-location", "tract-operation-without-registry", "location-needing-escapes",
+         "graph-input-not-a-name"],
 )
 def test_broken_mlir(tmp_path, text, location, words):
     (tmp_path / "m.mlir").write_text(text)
