@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nnefopt.errors import Location, NNEFError, NNEFWarning
+from nnefopt.errors import NNEFError, NNEFWarning
+from nnefopt.npy_file import read_npy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,10 +37,7 @@ def read_inputs(specs: list[str], names: list[str]) -> dict[str, np.ndarray]:
             if len(names) != 1:
                 raise NNEFError(f"the graph has inputs {names}; write --input NAME=FILE.npy")
             name = names[0]
-        try:
-            inputs[name] = np.load(file, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise NNEFError(f"cannot read input array: {exc}", Location(file)) from None
+        inputs[name] = read_npy(file, f"input '{name}'")
     return inputs
 
 

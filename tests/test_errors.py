@@ -16,6 +16,7 @@ import pytest
 
 from nnefopt.cli import main
 from nnefopt.frontend.tensor_file import write_tensor
+from tests.models import SHARED
 
 GOOD = """version 1.0;
 
@@ -386,4 +387,43 @@ def test_broken_pipeline(tmp_path, pipeline, location, words):
     """Found by fuzzing: xDSL's pipeline errors are BaseExceptions, and escaped the API."""
     model = make_model(tmp_path / "model", GOOD)
     assert_one_error(*run_cli([str(model), "-p", pipeline, "-o", str(tmp_path / "out")]), location, words)
+    assert not (tmp_path / "out").exists()
+
+
+def _npy(header: bytes, payload: bytes = b"") -> bytes:
+    """An .npy v1 file with `header` padded as numpy pads it."""
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + payload
+
+
+NPY_CASES = [
+    # found by fuzzing (seed 11): numpy's header parser raised tokenize.TokenError
+    ("unclosed-header", _npy(b"{'descr': '<f4', 'fortran_order': False, 'shape': (1, 64"), "header is not a dictionary"),
+    # found by fuzzing (seed 11, input 82): the length field made numpy read 660 MB
+    ("header-beyond-file", b"\x93NUMPY\x01\x00\xff\xff{'descr'", "beyond the file"),
+    ("shape-beyond-file", _npy(b"{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000,), }", b"\0" * 8),
+     "greater than file size"),
+    ("strings", _npy(b"{'descr': '<U2', 'fortran_order': False, 'shape': (1,), }", b"\0" * 8), "not a number"),
+    ("objects", _npy(b"{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", b"\0" * 8), "Python objects"),
+    ("not-npy", b"PK\x03\x04 not an array", "magic"),
+]
+
+
+@pytest.mark.parametrize("data,words", [c[1:] for c in NPY_CASES], ids=[c[0] for c in NPY_CASES])
+@pytest.mark.parametrize("reader", ["nnef-run", "calibration"])
+def test_broken_npy(tmp_path, data, words, reader):
+    """The .npy readers (nnef-run's inputs, quantize's calibration set): one error line
+    naming the file, never numpy's own exception or its allocation."""
+    from nnefopt.run_cli import main as run_main
+
+    array = tmp_path / "x.npy"
+    array.write_bytes(data)
+    model = SHARED / "mlp_digits" / "kt"
+    stderr = io.StringIO()
+    with redirect_stderr(stderr):
+        if reader == "nnef-run":
+            status = run_main([str(model), "--input", str(array)])
+        else:
+            status = main([str(model), "-q", "-p", f'quantize{{calib="{array}"}}', "-o", str(tmp_path / "out")])
+    assert_one_error(status, stderr.getvalue(), "x.npy", words)
     assert not (tmp_path / "out").exists()

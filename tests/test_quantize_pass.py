@@ -112,6 +112,24 @@ def test_conv_and_relu_share_one_entry_and_biases_are_in_the_accumulator_scale()
     assert first.name == "nnef.copy" and quantization_of(first.results[0]) is not None
 
 
+def test_quantize_after_layout_gives_the_same_model():
+    # Found by fuzzing (seed 12): bias correction ran a channel-last conv's kernel on
+    # NHWC data, and a `layout,quantize` pipeline raised ValueError.
+    path, x = SHARED / "cnn_digits" / "kt", np.load(SHARED / "cnn_digits" / "input.npy")
+    plain = _quantized(path, "cnn_digits")
+    nhwc = nnefopt.load(path)
+    with warnings.catch_warnings(), redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        nnefopt.optimize(nhwc, f"fuse,layout{{to=nhwc}},quantize{{{_options('cnn_digits')}}}")
+    biases = [[nnefopt.dialects.nnef.weight_of(op.operands[2].owner.attributes["nnef.data"]) for op in graph_of(m)
+               .body.block.ops if op.name.startswith("nnef.conv")] for m in (plain, nhwc)]
+    assert len(biases[0]) == len(biases[1]) == 2
+    for a, b in zip(*biases):
+        np.testing.assert_array_equal(a, b)
+    outputs = [next(iter(nnefopt.run(m, {_input_name(m): x}).values())) for m in (plain, nhwc)]
+    np.testing.assert_array_equal(*outputs)
+
+
 def test_resnet_add_operands_share_one_entry():
     module = _quantized(SHARED / "resnet8" / "kt", "resnet8", samples=2)
     adds = [op for op in graph_of(module).body.block.ops if op.name == "nnef.add"]

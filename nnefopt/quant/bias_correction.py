@@ -111,12 +111,16 @@ def _real_filter(op: Operation) -> np.ndarray:
 
 def _apply(op: Operation, input: np.ndarray, filter: np.ndarray) -> np.ndarray:
     """The layer's float kernel on `input` and `filter`, no bias, its attributes as
-    the op has them."""
+    the op has them (a channel-last one through its channel-first definition)."""
     from nnefopt.interp.integer_binding import attributes_of
     from nnefopt.interp.kernels import KERNELS
+    from nnefopt.passes.layout import to_first, to_last
 
-    return np.asarray(KERNELS[op.OP_DEF.name](input, filter, np.float32(0), **attributes_of(op, op.OP_DEF)),
-                      np.float64)
+    last = is_channel_last(op)
+    if last:
+        input = np.transpose(input, to_first(input.ndim))
+    result = KERNELS[op.OP_DEF.name](input, filter, np.float32(0), **attributes_of(op, op.OP_DEF))
+    return np.asarray(np.transpose(result, to_last(result.ndim)) if last else result, np.float64)
 
 
 def _subtract_from_bias(op: Operation, mean: np.ndarray) -> None:

@@ -27,6 +27,7 @@ from nnefopt.errors import Location, NNEFError, warn
 from nnefopt.export.from_ir import graph_of, location_of, tensor_names
 from nnefopt.interp.ir_binding import is_declaration
 from nnefopt.interp.ir_interpreter import Plan
+from nnefopt.npy_file import read_npy
 
 DEFAULT_BINS = 2048
 RANDOM_BATCHES = 16  # batches of seeded inputs when no calibration data is given
@@ -235,13 +236,7 @@ def _calibration_arrays(calib: Path, declared: dict) -> dict[str, tuple[np.ndarr
 
 
 def _load(path: Path, expected: str) -> np.ndarray:
-    if not path.is_file():
-        raise NNEFError(f"calibration file is missing (expected an array of shape {expected})", Location(str(path)))
-    try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise NNEFError(f"cannot read the calibration array ({error}); expected an array of shape {expected}",
-                        Location(str(path))) from None
+    return read_npy(path, "calibration", f"an array of shape {expected}")
 
 
 def _batch_size(shape: tuple | None) -> int:

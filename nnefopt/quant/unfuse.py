@@ -19,7 +19,7 @@ from nnefopt.export.from_ir import graph_of, tensor_names
 from nnefopt.frontend.binder import is_tensor_type
 from nnefopt.ops import entry_of
 from nnefopt.passes.rewriting import Weights, attribute, create, take_place
-from nnefopt.traits import Fused
+from nnefopt.traits import ChannelLastCapable, Fused
 
 
 def unfuse(module: ModuleOp) -> int:
@@ -42,7 +42,7 @@ def _split(op: Operation, weights: Weights, taken: set[str]) -> None:
     base_attribs = {p.name: attribute(op, p.name) for p in base_entry.attribute_params}
     operands = [getattr(op, p.name) for p in base_entry.tensor_params]
     base = create(base_name, operands, base_attribs, result_types=[unquantized(result.type)], like=op)
-    set_channel_last(base, is_channel_last(op))
+    _keep_layout(base, op)
     name = tensor_name(result) or base_name
     set_tensor_name(base.results[0], fresh_name(f"{name}_{base_name}", taken))
     new_ops: list[Operation] = [base]
@@ -56,10 +56,17 @@ def _split(op: Operation, weights: Weights, taken: set[str]) -> None:
         else:
             act_attribs[param.name] = attribute(op, param.name)
     act = create(act_name, act_operands, act_attribs, result_types=[result.type], like=op)
-    set_channel_last(act, is_channel_last(op))
+    _keep_layout(act, op)
     new_ops.append(act)
     for new in new_ops:
         Rewriter.insert_op(new, InsertPoint.before(op))
     value = take_place(result, act.results[0])
     result.replace_all_uses_with(value)
     Rewriter.erase_op(op)
+
+
+def _keep_layout(new: Operation, fused: Operation) -> None:
+    """The fused operation's layout on a part that has one (an element-wise activation
+    is the same in any layout, and has no layout property)."""
+    if new.has_trait(ChannelLastCapable):
+        set_channel_last(new, is_channel_last(fused))

@@ -135,21 +135,44 @@ def nnef_text(rng: random.Random) -> str:
 
 
 PASS_NAMES = ["default", "export-nnef", "canonicalize", "cse", "dce", "fold-constants", "fuse", "layout",
-              "lower-tract", "portable-spelling"]
-OPTIONS = {"fold-constants": ["max-elements"], "fuse": ["activations", "pads"], "layout": ["to"]}
+              "lower-tract", "portable-spelling", "quantize", "equalize", "rewrite"]
+# Option values per pass: plausible ones, then the generic bad ones below. Calibration
+# reads only files that do not exist (the npy target fuzzes real ones), and no option
+# names a file to write: a pipeline writes nothing outside the output.
+OPTIONS = {
+    "fold-constants": {"max-elements": ["0", "16", "-1"]},
+    "fuse": {"activations": ["true", "false"], "pads": ["true", "false"]},
+    "layout": {"to": ["nhwc", "nchw"]},
+    "quantize": {"samples": ["1", "4", "0", "-3"], "method": ["auto", "minmax", "percentile", "entropy", "mse", "x"],
+                 "per-channel": ["true", "false"], "bits": ["8", "4", "16", "1", "0", "33"],
+                 "profile": ["portable", "generic", "tract"], "equalize": ["true", "false"],
+                 "bias-correction": ["true", "false"], "keep-float": ["output", "relu1,output", "nothing"],
+                 "calib": ["/nonexistent/calib.npy", "missing_folder"]},
+    "equalize": {"bogus": ["1"]},
+    "rewrite": {"rules": ["standard", "stdlib", "registered", "standard+stdlib", "/nonexistent.rules", "+"],
+                "engine": ["greedy", "eqsat", "x"], "explain": ["false"], "exact": ["true", "false"]},
+}
+# quantize calibrates on a few samples here: the defaults cost seconds per input.
+SMALL_CALIBRATION = "samples=2"
+
+
+def _pass_item(rng: random.Random) -> str:
+    name = rng.choice(PASS_NAMES)
+    options = []
+    if name == "quantize" and rng.random() < 0.8:
+        options.append(SMALL_CALIBRATION)
+    for _ in range(rng.choice([0, 0, 1, 2])):
+        known = OPTIONS.get(name, {"bogus": []})
+        key = rng.choice(sorted(known))
+        value = rng.choice(known[key] + ["true", "0", "-1", "9" * 40, "'x'", "", "{", "1 2"]
+                           if rng.random() < 0.3 else known[key] or ["1"])
+        options.append(f"{key}={value}")
+    return name + ("{" + " ".join(options) + "}" if options else "")
 
 
 def pipeline_text(rng: random.Random) -> str:
     """A pass pipeline: mostly well-formed, sometimes with bad options, names or brackets."""
-    items = []
-    for _ in range(rng.randrange(0, 5)):
-        name = rng.choice(PASS_NAMES)
-        if rng.random() < 0.3:
-            key = rng.choice(OPTIONS.get(name, ["bogus"]))
-            value = rng.choice(["true", "false", "nhwc", "nchw", "0", "-1", "1000", "9" * 40, "'x'", "", "{", "1 2"])
-            name += "{" + f"{key}={value}" + "}"
-        items.append(name)
-    text = ",".join(items)
+    text = ",".join(_pass_item(rng) for _ in range(rng.randrange(0, 5)))
     if rng.random() < 0.4:
         text = "".join(c for c in text if rng.random() > 0.05)
         pos = rng.randrange(len(text) + 1)
@@ -171,3 +194,32 @@ def quant_text(rng: random.Random, tensor_names: list[str]) -> str:
                            f"symmetric = false", ""])
         lines.append(f'"{name}": {kind}({args});')
     return "\n".join(lines) + "\n"
+
+
+RULE_UNARY = ["relu", "exp", "neg", "sigmoid", "abs", "sqr", "sqrt", "tanh", "copy", "rcp", "log"]
+RULE_BINARY = ["+", "-", "*", "/", "^"]
+RULE_PARAMETERS = ["x: tensor<scalar>", "y: tensor<scalar>", "a: scalar", "n: integer", "axes: integer[]",
+                   "flag: logical", "t: tensor<integer>", "s: string"]
+RULE_GUARDS = ["a >= 0.0", "a > 0.0 && a < 1.0", "rank(x) == 4", "shape_of(x)[0] == 1", "is_constant(y)",
+               "n != 0", "a", "rank(q) > 1", "1 / 0 == 0", "x > 0.0"]
+
+
+def _rule_expression(rng: random.Random, depth: int) -> str:
+    if depth == 0 or rng.random() < 0.3:
+        return rng.choice(["x", "y", "a", "1.0", "0.0", "2.0", "x", "n", "axes"])
+    if rng.random() < 0.5:
+        return f"{rng.choice(RULE_UNARY)}({_rule_expression(rng, depth - 1)})"
+    if rng.random() < 0.2:
+        return f"sum_reduce({_rule_expression(rng, depth - 1)}, axes = {rng.choice(['axes', '[0]', '[]', '[9]'])})"
+    return f"({_rule_expression(rng, depth - 1)} {rng.choice(RULE_BINARY)} {_rule_expression(rng, depth - 1)})"
+
+
+def rule_text(rng: random.Random) -> str:
+    """One rewrite rule over random parameters, guards and expressions: most of them are
+    unsound, for the verifier to refuse; some do not parse, for the rule reader to refuse."""
+    parameters = rng.sample(RULE_PARAMETERS, rng.randrange(1, 4))
+    body = [f"where {rng.choice(RULE_GUARDS)};" for _ in range(rng.choice([0, 0, 1, 2]))]
+    if rng.random() < 0.2:
+        body.append(f"e = {_rule_expression(rng, 2)};")
+    body.append(f"{_rule_expression(rng, 3)} => {_rule_expression(rng, 2)};")
+    return f"rule r{rng.randrange(100)}( {', '.join(parameters)} )\n{{\n    " + "\n    ".join(body) + "\n}\n"

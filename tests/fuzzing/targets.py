@@ -60,6 +60,36 @@ class Corpus:
             self.generic_texts = {n: nnefopt.to_mlir(m, weights=True, generic=True).replace(str(root), "")
                                   for n, m in self.modules.items()}
             self.tensor_names = {n: [name for name in _names(t)] for n, t in self.graph_texts.items()}
+        self.rule_texts = _rule_chunks(STANDARD_RULES.read_text())
+        self.arrays = _array_seeds(models or SMALL_MODELS)
+
+
+# The standard rule file, cut into its rules: an input is one to three of them (each
+# rule the rewrite pass uses is verified first, in about a tenth of a second).
+STANDARD_RULES = Path(__file__).resolve().parents[2] / "nnefopt" / "rules" / "standard.nnef"
+
+
+def _rule_chunks(text: str) -> list[str]:
+    chunks = ("\n" + text).split("\nrule ")[1:]
+    return ["rule " + chunk.split("\n\n")[0] + "\n" for chunk in chunks]
+
+
+def _array_seeds(models: list[str]) -> dict[str, bytes]:
+    """`.npy` files of the seed models' inputs, by model folder name: `input.npy`, and 16
+    samples of `calib.npy` as a calibration set."""
+    import numpy as np
+
+    seeds = {}
+    for name in models:
+        model = SHARED / name.split("/")[0]
+        key = name.replace("/", "_")
+        if (model / "input.npy").exists():
+            seeds[f"{key}/input"] = (model / "input.npy").read_bytes()
+        if (model / "calib.npy").exists():
+            buffer = io.BytesIO()
+            np.save(buffer, np.load(model / "calib.npy")[:16])
+            seeds[f"{key}/calib"] = buffer.getvalue()
+    return seeds
 
 
 def _names(text: str) -> list[str]:
@@ -128,11 +158,12 @@ def _first_difference(a: str, b: str) -> str:
     return f"lengths {len(a)} and {len(b)}"
 
 
-def _quiet():
-    context = warnings.catch_warnings()
-    context.__enter__()
+def _quiet() -> None:
+    """Warnings off, and what passes print (quantize's table) dropped: the child is forked
+    for one input and exits after it, so nothing is restored."""
+    warnings.catch_warnings().__enter__()
     warnings.simplefilter("ignore")
-    return context
+    contextlib.redirect_stderr(io.StringIO()).__enter__()
 
 
 # ---- targets ----------------------------------------------------------------------
@@ -304,6 +335,58 @@ def run_cli(corpus: Corpus, base: str, data: bytes, work: Path) -> None:
     raise Refused(errors[0])
 
 
+def gen_rules(corpus: Corpus, rng: random.Random):
+    """A rule file: rules of the standard set or of the grammar, mutated, applied to a
+    seed model by the rewrite pass."""
+    parts = [rng.choice(corpus.rule_texts) if rng.random() < 0.6 else grammar.rule_text(rng)
+             for _ in range(rng.randrange(1, 4))]
+    text = "\n".join(parts)
+    if rng.random() < 0.7:
+        text = mutate_text(text, rng)
+    return rng.choice(corpus.names), text.encode("utf-8", "surrogatepass")
+
+
+def run_rules(corpus: Corpus, base: str, data: bytes, work: Path) -> None:
+    import nnefopt
+
+    _quiet()
+    path = work / "fuzz.rules"
+    path.write_bytes(data)
+    module = corpus.modules[base].clone()
+    nnefopt.optimize(module, f"rewrite{{rules={path}}}")
+    round_trip(module, work)
+
+
+def gen_npy(corpus: Corpus, rng: random.Random):
+    """An `.npy` array, mutated: the model's inputs (`nnef-run --input`) or its
+    calibration set (`quantize{calib=...}`)."""
+    base = rng.choice(sorted(corpus.arrays))
+    data = corpus.arrays[base]
+    if rng.random() < 0.7:  # the header mostly: it says the shape, the dtype and the order
+        data = mutate_bytes(data[:128], rng) + data[128:]
+    else:
+        data = mutate_bytes(data, rng)
+    return base, data
+
+
+def run_npy(corpus: Corpus, base: str, data: bytes, work: Path) -> None:
+    import nnefopt
+    from nnefopt.interp.ir_interpreter import Plan
+    from nnefopt.run_cli import read_inputs
+
+    _quiet()
+    model, use = base.split("/")
+    path = work / "array.npy"
+    path.write_bytes(data)
+    module = corpus.modules[model].clone()
+    if use == "calib":
+        nnefopt.optimize(module, f"quantize{{calib={path} samples=16}}")
+        round_trip(module, work)
+    else:  # as nnef-run reads and runs it
+        plan = Plan(module)
+        plan.run(read_inputs([str(path)], list(plan.inputs)), [])
+
+
 TARGETS = {t.name: t for t in [
     Target("graph.nnef", gen_graph, run_graph),
     Target("graph.quant", gen_quant, run_quant),
@@ -312,4 +395,6 @@ TARGETS = {t.name: t for t in [
     Target("mlir", gen_mlir, run_mlir),
     Target("pipeline", gen_pipeline, run_pipeline),
     Target("cli", gen_cli, run_cli),
+    Target("rules", gen_rules, run_rules),
+    Target("npy", gen_npy, run_npy),
 ]}
