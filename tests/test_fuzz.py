@@ -15,7 +15,7 @@ from tests.fuzzing.isolate import RoundTripFailure, memory_bound, run_batch
 
 # Seed models that load in milliseconds: the short run is about the readers, not the models.
 MODELS = ["mlp_digits/kt", "cnn_digits/t2n", "cnn_digits_q8/tract.nnef.tgz"]
-INPUTS = 2100  # 300 per target: about 75 s of CPU time, two children at once
+INPUTS = 300 * len(TARGETS)  # 300 per target: about 90 s of CPU time, two children at once
 
 
 @pytest.fixture(scope="module")
