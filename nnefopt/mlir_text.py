@@ -70,13 +70,21 @@ def _integers(count: int):
         all(isinstance(a, IntegerAttr) for a in attr.data)
 
 
+def _item_type(attr) -> bool:
+    """A variable's [item type code, bits per item] is a pair a tensor file can hold."""
+    from nnefopt.frontend.tensor_file import item_problem
+
+    code, bits = (a.value.data for a in attr.data)
+    return item_problem(code, bits) is None
+
+
 # The dialect's discardable attributes and the form each must have: what the exporter and
 # the passes read from them (text from elsewhere may hold anything).
 _DIALECT_ATTRIBUTES = {
     "nnef.explicit": _strings,
     "nnef.names": _strings,
     "nnef.extensions": _strings,
-    "nnef.item": _integers(2),
+    "nnef.item": lambda attr: _integers(2)(attr) and _item_type(attr),
     "nnef.version": _integers(2),
     "nnef.dims": lambda attr: isinstance(attr, DictionaryAttr),
     "nnef.data": lambda attr: isinstance(attr, DenseResourceAttr),

@@ -9,6 +9,7 @@ numpy's header parser becomes one NNEFError naming the file.
 
 from __future__ import annotations
 
+import stat
 import tokenize
 from pathlib import Path
 
@@ -18,6 +19,18 @@ from nnefopt.errors import Location, NNEFError
 
 # bool, signed and unsigned integers, floats: what a graph input or a calibration set holds
 _NUMERIC_KINDS = "biuf"
+
+
+def is_present(path: Path, what: str, kind: str = "file") -> bool:
+    """Whether `path` is a file (kind "file") or a folder ("folder"); False when nothing is
+    there; NNEFError when the system cannot say (a name too long, a loop of links)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise NNEFError(f"cannot read the {what} path: {error.strerror}", Location(str(path)[:300])) from None
+    return stat.S_ISDIR(mode) if kind == "folder" else stat.S_ISREG(mode)
 
 
 def _check_header_length(path: Path) -> None:
@@ -40,7 +53,7 @@ def read_npy(path: str | Path, what: str = "input", expected: str = "") -> np.nd
     dtype."""
     hint = f" (expected {expected})" if expected else ""
     path = Path(path)
-    if not path.is_file():
+    if not is_present(path, what, "file"):
         raise NNEFError(f"{what} file is missing{hint}", Location(str(path)))
     try:
         _check_header_length(path)

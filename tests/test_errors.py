@@ -360,12 +360,18 @@ def test_real_process_prints_no_traceback(tmp_path):
         ('builtin.module {\n  nnef.graph @G inputs [1.0] outputs ["x"] {\n'
          '    %x = nnef.external <{shape = [2]}> : tensor<2xf32>\n'
          '    nnef.return %x : tensor<2xf32>\n  }\n}\n', "m.mlir", "must be an array of tensor names"),
+        # found by fuzzing (seed 3, input 40297): the tensor file writer refused the width
+        ('builtin.module {\n  nnef.graph @G inputs ["x"] outputs ["y"] {\n'
+         '    %x = nnef.external <{shape = [2]}> : tensor<2xf32>\n'
+         '    %w = nnef.variable <{shape = [2], label = "w"}> {nnef.item = [0 : i64, -5 : i64]} : tensor<2xf32>\n'
+         '    %y = nnef.add %x, %w : (tensor<2xf32>, tensor<2xf32>) -> tensor<2xf32>\n'
+         '    nnef.return %y : tensor<2xf32>\n  }\n}\n', "m.mlir", "'nnef.item' of 'nnef.variable' has the wrong form"),
     ],
     ids=["unregistered-op", "syntax", "fails-verification", "custom-unknown-property", "custom-not-a-tensor",
          "custom-syntax", "unclosed-string-literal", "use-before-definition", "use-from-outside-the-graph",
          "non-ascii-attribute-name", "malformed-dialect-attribute", "unknown-dialect-attribute", "bad-first-token",
          "non-ascii-location", "tract-operation-without-registry", "location-needing-escapes",
-         "graph-input-not-a-name"],
+         "graph-input-not-a-name", "item-width-not-storable"],
 )
 def test_broken_mlir(tmp_path, text, location, words):
     (tmp_path / "m.mlir").write_text(text)

@@ -192,6 +192,8 @@ def _bad_calib(tmp_path: Path) -> str:
     ('calib="{tmp}/missing.npy"', "calibration file is missing"),
     ('calib="{bad}"', "calibration array has shape [3, 5]"),
     ("per-channel=true", "profile=generic"),
+    # found by fuzzing (seed 3, input 48704): the system's refusal of the name escaped as OSError
+    ('calib="' + "a" * 5000 + '"', "File name too long"),
 ])
 def test_bad_options_one_error_line_exit_1_nothing_written(options, expected, tmp_path, capsys):
     out = tmp_path / "out"

@@ -88,7 +88,7 @@ class TensorHeader:
         return np.dtype(f"<{kind}{width // 8}")
 
 
-def _item_problem(code: int, bits: int) -> tuple[str, str] | None:
+def item_problem(code: int, bits: int) -> tuple[str, str] | None:
     """(field, message) when an item type and width are not a valid pair, else None."""
     if code & 0xFFFF0000:
         return "item_type", f"vendor-defined item type {code:#x} is not supported"
@@ -162,7 +162,7 @@ def _parse(raw: bytes, size: int, name: str) -> TensorHeader:
         raise fail("version", f"unsupported version {major}.{minor} (expected 1.0)")
     if rank > MAX_RANK:
         raise fail("rank", f"rank {rank} exceeds the maximum of {MAX_RANK}")
-    problem = _item_problem(code, bits)
+    problem = item_problem(code, bits)
     if problem:
         raise fail(*problem)
     header = TensorHeader((major, minor), tuple(extents[:rank]), bits, code, data_length, params)
@@ -225,7 +225,7 @@ def write_tensor(path: str | Path, array: np.ndarray, *, bits: int | None = None
             item_type = {INT: QINT, UINT: QUINT}.get(item_type, item_type)
     if bits is None:
         bits = 1 if kind == "b" else array.dtype.itemsize * 8
-    problem = _item_problem(item_type, bits)
+    problem = item_problem(item_type, bits)
     if problem:
         raise ValueError(problem[1])
     quant = _NO_PARAMS if quant is None else bytes(quant)

@@ -27,7 +27,7 @@ from nnefopt.errors import Location, NNEFError, warn
 from nnefopt.export.from_ir import graph_of, location_of, tensor_names
 from nnefopt.interp.ir_binding import is_declaration
 from nnefopt.interp.ir_interpreter import Plan
-from nnefopt.npy_file import read_npy
+from nnefopt.npy_file import is_present, read_npy
 
 DEFAULT_BINS = 2048
 RANDOM_BATCHES = 16  # batches of seeded inputs when no calibration data is given
@@ -225,7 +225,7 @@ def _random_batches(declared: dict, samples: int | None, seed: int) -> Iterator[
 
 
 def _calibration_arrays(calib: Path, declared: dict) -> dict[str, tuple[np.ndarray, Path]]:
-    if calib.is_dir():
+    if is_present(calib, "calibration", "folder"):
         return {name: (_load(calib / f"{name}.npy", _expected(declared[name][0])), calib / f"{name}.npy")
                 for name in declared}
     if len(declared) != 1:
