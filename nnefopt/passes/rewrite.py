@@ -39,7 +39,7 @@ class Rewrite(ModulePass):
     extract: str = "greedy"  # eqsat: greedy (greedy-DAG) or exact
     node_limit: int = 50_000  # eqsat: e-nodes
     iteration_limit: int = 30  # eqsat: saturation iterations
-    time_limit: float = 60.0  # eqsat: seconds of saturation
+    time_limit: int | float = 60  # eqsat: seconds of saturation (10 or 2.5)
 
     def apply(self, ctx, op: ModuleOp) -> None:
         from nnefopt.rules.engines import run_engine
