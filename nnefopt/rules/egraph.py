@@ -85,6 +85,11 @@ class EClass:
     const: np.ndarray | None = None
     pinned: bool = False
     origin: Operation | None = None  # the first module operation computing this class's value
+    shape: tuple | None = None  # the static shape of a tensor class (None: dynamic, or a tuple class)
+
+    def __post_init__(self):
+        if isinstance(self.type, TensorType) and all(d >= 0 for d in self.type.get_shape()):
+            self.shape = tuple(self.type.get_shape())
 
 
 class EGraph:
@@ -184,10 +189,8 @@ class EGraph:
         return self.eclass(cid).type
 
     def shape(self, cid: int) -> tuple | None:
-        type_ = self.type_of(cid)
-        if not isinstance(type_, TensorType) or any(d < 0 for d in type_.get_shape()):
-            return None
-        return tuple(type_.get_shape())
+        return self.eclass(cid).shape
+
 
     def const(self, cid: int) -> np.ndarray | None:
         return self.eclass(cid).const

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 
 from xdsl.dialects.builtin import TensorType
 from xdsl.ir import Attribute
@@ -178,12 +179,15 @@ def _build(eg: EGraph, pattern, m: EMatch, env: Env, element_type: Attribute, ma
             structured.append(child)
     try:
         attribs = {name: value_of(sub, env) for name, sub in pattern.attributes}
-        type_ = infer_type(eg, pattern.op, structured, attribs)
+        node = eg.canonical(ENode(pattern.op, tuple((n, freeze(v)) for n, v in attribs.items()), tuple(children),
+                                  tuple(arity)))
+        made.append(node)
+        found = eg.hashcons.get(node)  # saturation meets the same right-hand sides again and again
+        if found is not None:
+            return eg.find(found)
+        return eg.add(node, infer_type(eg, pattern.op, structured, attribs))
     except (NNEFError, ValueError, TypeError, IndexError, KeyError):
         raise CannotBuild() from None
-    node = ENode(pattern.op, tuple((n, freeze(v)) for n, v in attribs.items()), tuple(children), tuple(arity))
-    made.append(eg.canonical(node))
-    return eg.add(node, type_)
 
 
 def infer_type(eg: EGraph, op: str, structured: list, attribs: dict) -> TensorType:
@@ -203,4 +207,9 @@ def infer_type(eg: EGraph, op: str, structured: list, attribs: dict) -> TensorTy
         raise ValueError("a right-hand side has one result")
     first = next(c for c in structured if c is not None)
     first = first[0] if isinstance(first, list) else first
-    return TensorType(eg.type_of(first).element_type, list(result))
+    return _tensor_type(eg.type_of(first).element_type, tuple(result))
+
+
+@cache
+def _tensor_type(element_type: Attribute, shape: tuple) -> TensorType:
+    return TensorType(element_type, list(shape))  # xDSL's checks on each new type add up in saturation

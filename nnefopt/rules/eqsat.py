@@ -9,7 +9,8 @@ of the graph body, then the cheapest equal graph extracted (rewrite{engine=eqsat
    input (merge_rules.MERGE_RULES); it stops at saturation (nothing new) or at a limit
    on e-nodes, iterations or time;
 3. extraction (extract): greedy-DAG by default, exact on request, under the op table's
-   cost model (FLOPs plus bytes moved, the greedy engine's measure);
+   cost model (FLOPs plus bytes moved, the greedy engine's measure); the time limit
+   covers both: saturation stops at SATURATION_SHARE of it;
 4. the body rebuilt from the choice: the module's own operations reused where chosen
    (names, locations, quantization kept), new ones made by the op table, merged filters
    as new weights; graph outputs keep their names. When the choice is not cheaper than
@@ -49,6 +50,7 @@ from nnefopt.info import operation_cost
 from nnefopt.traits import GraphInput
 
 EXTRACTIONS = ("greedy", "exact")
+SATURATION_SHARE = 0.7  # of the time limit: saturation stops there, so that extraction fits in the rest
 
 
 @dataclass
@@ -60,6 +62,7 @@ class EqsatStats:
     classes: int = 0
     stopped: str = "saturated"  # or "node limit", "iteration limit", "time limit"
     seconds: float = 0.0
+    saturation_seconds: float = 0.0
     extraction: str = "greedy"
     cost_before: float = 0.0
     cost_after: float = 0.0
@@ -67,7 +70,7 @@ class EqsatStats:
 
     def __str__(self) -> str:
         text = (f"eqsat: {self.nodes} e-nodes in {self.classes} classes after {self.iterations} iterations "
-                f"({self.stopped}, {self.seconds:.2f} s); {self.extraction} extraction, cost (FLOPs + bytes) "
+                f"({self.stopped}, {self.saturation_seconds:.2f} s of {self.seconds:.2f} s); {self.extraction} extraction, cost (FLOPs + bytes) "
                 f"{_tidy(self.cost_before)} -> {_tidy(self.cost_after)}")
         return "\n".join([text, *(f"eqsat: {note}" for note in self.notes)])
 
@@ -112,6 +115,7 @@ def _add_stats(total: EqsatStats, one: EqsatStats) -> None:
     total.nodes += one.nodes
     total.classes += one.classes
     total.seconds += one.seconds
+    total.saturation_seconds += one.saturation_seconds
     total.cost_before += one.cost_before
     total.cost_after += one.cost_after
     if one.stopped != "saturated":
@@ -127,8 +131,10 @@ def _rewrite_graph(module, graph, rules, extract, node_limit, iteration_limit, t
     eg = geg.egraph
     before = float(sum(_measure(op) for op in geg.ops))
     stats.cost_before = stats.cost_after = before
-    applications, merged = _saturate(eg, rules, merges, node_limit, iteration_limit, start + time_limit, stats)
+    deadline = start + SATURATION_SHARE * time_limit  # the rest of the time is extraction's
+    applications, merged = _saturate(eg, rules, merges, node_limit, iteration_limit, deadline, stats)
     stats.nodes, stats.classes = eg.node_count, len(eg.classes)
+    stats.saturation_seconds = time.monotonic() - start
     roots = _roots(geg)
     costs = node_costs(eg)
     groups = [list(m.switches) for m in merged if m.made]
@@ -187,8 +193,8 @@ def _saturate(eg: EGraph, rules: list[Rule], merges: bool, node_limit: int, iter
         for rule in rules:
             for cid in index.get(rule.lhs.op, ()):
                 matches.extend((rule, cid, m) for m in ematch(eg, rule, cid))
-            if time.monotonic() > deadline:
-                break
+                if time.monotonic() > deadline:
+                    break
         changed = False
         for rule, cid, m in matches:
             stopped = _limit(eg, node_limit, deadline)

@@ -66,7 +66,18 @@ def node_cost(eg: EGraph, cid: int, node: ENode) -> float:
 
 
 def node_costs(eg: EGraph) -> dict[ENode, float]:
-    return {node: node_cost(eg, cid, node) for cid in sorted(eg.classes) for node in eg.classes[cid].nodes}
+    costs, by_signature = {}, {}
+    for cid in sorted(eg.classes):
+        for node in eg.classes[cid].nodes:
+            if node in eg.origins or not node.is_operation:
+                costs[node] = node_cost(eg, cid, node)
+                continue
+            # a new node's cost depends on its shapes only: saturation makes many alike
+            signature = (node.op, node.key, node.arity, eg.type_of(cid), tuple(eg.shape(c) for c in node.children))
+            if signature not in by_signature:
+                by_signature[signature] = node_cost(eg, cid, node)
+            costs[node] = by_signature[signature]
+    return costs
 
 
 @contextmanager
