@@ -1,6 +1,10 @@
 """The engines that apply a rule set to a module, by name (the rewrite pass's `engine=`).
 
-`run_engine` is the one entry point: the equality-saturation engine joins here."""
+`run_engine` is the one entry point:
+- `greedy`: each rule a RewritePattern under PatternRewriteWalker (greedy.py);
+- `eqsat`: equality saturation and extraction (eqsat.py); its options (`extract`,
+  `node_limit`, `iteration_limit`, `time_limit`) go through `options`, and the list it
+  returns carries the run's stats (`log.stats`: e-graph size, stop reason, costs)."""
 
 from __future__ import annotations
 
@@ -10,11 +14,15 @@ from nnefopt.errors import NNEFError
 from nnefopt.rules.greedy import Firing, apply_greedy
 from nnefopt.rules.pattern import Rule
 
-ENGINES = ("greedy",)
+ENGINES = ("greedy", "eqsat")
 
 
-def run_engine(engine: str, module: ModuleOp, rules: list[Rule]) -> list[Firing]:
+def run_engine(engine: str, module: ModuleOp, rules: list[Rule], **options) -> list[Firing]:
     """Rewrite `module` with verified `rules` by `engine`; what fired, in order."""
     if engine == "greedy":
         return apply_greedy(module, rules)
+    if engine == "eqsat":
+        from nnefopt.rules.eqsat import apply_eqsat
+
+        return apply_eqsat(module, rules, **options)
     raise NNEFError(f"unknown rewrite engine '{engine}' (engines: {', '.join(ENGINES)})")

@@ -366,7 +366,11 @@ def _match_operand(sub, operand, name: str, owner: Operation, rule: Rule, found:
 
 def _one_value(value: SSAValue) -> object:
     """The one value a known constant holds (as a Python number), else None."""
-    array = known_value(value)
+    return one_value(known_value(value))
+
+
+def one_value(array: np.ndarray | None) -> object:
+    """The one value an array holds (as a Python number), else None."""
     if array is None or array.size == 0:
         return None
     first = array.reshape(-1)[0]
@@ -432,9 +436,7 @@ def _build(pattern, found: Match, env: Env, element_type: Attribute, new_ops: li
     if isinstance(pattern, Var) and pattern.name in found.values:
         return found.values[pattern.name]
     if isinstance(pattern, (Var, Lit, Computed)):
-        value = value_of(pattern, env)
-        op = OPERATIONS["constant"](properties={"shape": to_attribute([]), "value": to_attribute([value])},
-                                    result_types=[TensorType(element_type, [])])
+        op = scalar_constant(value_of(pattern, env), element_type)
         new_ops.append(op)
         return op.results[0]
     operands = []
@@ -457,6 +459,12 @@ def _build(pattern, found: Match, env: Env, element_type: Attribute, new_ops: li
         raise CannotBuild() from None
     new_ops.append(op)
     return op.results[0]
+
+
+def scalar_constant(value: object, element_type: Attribute) -> Operation:
+    """A rank-0 `constant` of `value`: a literal in a right-hand side's tensor place."""
+    return OPERATIONS["constant"](properties={"shape": to_attribute([]), "value": to_attribute([value])},
+                                  result_types=[TensorType(element_type, [])])
 
 
 class CannotBuild(Exception):
