@@ -25,7 +25,7 @@ from nnefopt.rules.pattern import (
     Rule,
     Var,
     _as_kind,
-    _same,
+    same_value,
     _same_literal,
     guards_hold,
     one_value,
@@ -47,7 +47,7 @@ class EMatch:
 
     def bind_attribute(self, name: str, value: object) -> "EMatch | None":
         if name in self.attributes:
-            return self if _same(self.attributes[name], value) else None
+            return self if same_value(self.attributes[name], value) else None
         return EMatch(self.values, {**self.attributes, name: value}, self.nodes)
 
     def with_node(self, cid: int, node: ENode) -> "EMatch":
@@ -111,7 +111,7 @@ def _match_attributes(pattern: OpPattern, node: ENode, m: EMatch) -> EMatch | No
     actual = node.attributes()
     for name, sub in pattern.attributes:
         if isinstance(sub, Lit):
-            if not _same(actual[name], sub.value):
+            if not same_value(actual[name], sub.value):
                 return None
         elif isinstance(sub, Var):
             m = m.bind_attribute(sub.name, actual[name])

@@ -43,9 +43,9 @@ from nnefopt.rules.extract import (
     node_costs,
     reachable,
 )
-from nnefopt.rules.greedy import Firing, _place, cost_measure
+from nnefopt.rules.greedy import Firing, place_of, cost_measure
 from nnefopt.rules.merge_rules import MERGE_RULES, Merge, MergeState
-from nnefopt.rules.pattern import CannotBuild, Rule, _same, scalar_constant
+from nnefopt.rules.pattern import CannotBuild, Rule, same_value, scalar_constant
 from nnefopt.info import operation_cost
 from nnefopt.traits import GraphInput
 
@@ -288,7 +288,7 @@ def _firings(eg: EGraph, selection: Selection, roots: list[int], applications: l
 
 def _place_of(eg: EGraph, cid: int) -> str:
     origin = eg.eclass(cid).origin
-    return "?" if origin is None else _place(origin)
+    return "?" if origin is None else place_of(origin)
 
 
 def _tidy(value: float) -> object:
@@ -369,7 +369,7 @@ class _Builder:
                     for c in node.structured()]
         defaults = OPERATIONS[node.op].OP_DEF.attribute_defaults
         attribs = {name: value for name, value in node.attributes().items()
-                   if defaults.get(name) is None or not _same(value, defaults[name])}
+                   if defaults.get(name) is None or not same_value(value, defaults[name])}
         type_ = self.eg.type_of(cid)
         entry = OPERATIONS[node.op].OP_DEF
         if not isinstance(type_, tuple):

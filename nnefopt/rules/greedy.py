@@ -85,7 +85,7 @@ def _replaced(found_ops: list[Operation]) -> list[Operation] | None:
     return removed
 
 
-def _place(op: Operation) -> str:
+def place_of(op: Operation) -> str:
     name = tensor_name(op.results[0]) if op.results else None
     loc = location_of(op)
     where = f"{loc} " if loc.line else ""
@@ -118,7 +118,7 @@ class RulePattern(RewritePattern):
         if new.type != old.type or not _cheaper(after, before):
             _discard(new_ops)
             return
-        place = _place(op)
+        place = place_of(op)
         for created in new_ops:
             created.location = op.location
             rewriter.insert(created, InsertPoint.before(op))

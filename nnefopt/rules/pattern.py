@@ -338,7 +338,7 @@ def _match(pattern: Pattern, value: SSAValue, rule: Rule, found: Match) -> bool:
     for name, sub in pattern.attributes:
         actual = attribute(owner, name)
         if isinstance(sub, Lit):
-            if not _same(actual, sub.value):
+            if not same_value(actual, sub.value):
                 return False
         elif isinstance(sub, Var):
             if not _bind_attribute(sub.name, actual, found):
@@ -399,12 +399,12 @@ def _same_literal(value: object, literal: object) -> bool:
         if isinstance(value, bool) or isinstance(literal, bool) or isinstance(literal, (str, list, tuple)):
             return False
         return bool(np.float32(value) == np.float32(literal))
-    return _same(value, literal)
+    return same_value(value, literal)
 
 
-def _same(a: object, b: object) -> bool:
+def same_value(a: object, b: object) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
     if isinstance(a, bool) or isinstance(b, bool):  # true is not 1 in NNEF
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     return a == b
@@ -412,7 +412,7 @@ def _same(a: object, b: object) -> bool:
 
 def _bind_attribute(name: str, value: object, found: Match) -> bool:
     if name in found.attributes:
-        return _same(found.attributes[name], value)
+        return same_value(found.attributes[name], value)
     found.attributes[name] = value
     return True
 
@@ -451,7 +451,7 @@ def _build(pattern, found: Match, env: Env, element_type: Attribute, new_ops: li
     attribs = {}
     for name, sub in pattern.attributes:
         value = value_of(sub, env)
-        if defaults.get(name) is None or not _same(value, defaults[name]):
+        if defaults.get(name) is None or not same_value(value, defaults[name]):
             attribs[name] = value
     try:
         op = create(pattern.op, operands, attribs)
