@@ -693,6 +693,21 @@ def test_clamp_of_any_rank_matches_a_float64_clip(shape):
         assert np.array_equal(got, np.clip(x.astype(np.float64), low, high).astype(np.float32))
 
 
+def test_zero_point_quantize_follows_its_fragment_where_the_scale_is_zero():
+    # the body's clamp is max(min(s, r), low): a select, so 0 / 0 = NaN clamps to the top code
+    x = np.array([0.0, 1.0, -1.0, 0.3], np.float32)
+    scale = np.array([0.0, 0.0, 0.1, 0.1], np.float32)
+    zero = np.array([0, 3, 2, 0], np.int32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.floor(x.astype(np.float64) / scale + 0.5) + zero
+        upper = np.where(s < 255, s, 255.0)
+        code = np.where(upper > 0, upper, 0.0)
+        reference = (code - zero) * scale
+    got = KERNELS["zero_point_linear_quantize"](x, zero, scale, bits=8, signed=False, symmetric=False)
+    assert np.array_equal(got, reference.astype(np.float32), equal_nan=True)
+    assert not np.isnan(got).any()
+
+
 def test_round_is_floor_of_x_plus_a_half():
     """Specification 1.0.5, section 4.2: y = floor(x + 0.5)."""
     x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49999997, -0.49999997, -2.6], np.float32)

@@ -335,7 +335,8 @@ def zero_point_linear_quantize(x, zero_point, scale, bits, signed, symmetric):
     x, zero, scale = operands(floating(x), np.asarray(zero_point).astype(np.float32), scale)
     top = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
     bottom = 0 if not signed else -top if symmetric else -top - 1
-    code = np.clip(nnef_round(x / scale) + zero, bottom, top)
+    # the fragment's clamp (a select): a NaN code, from a zero scale, becomes the top code
+    code = clamp(nnef_round(x / scale) + zero, x.dtype.type(bottom), x.dtype.type(top))
     return ((code - zero) * scale).astype(x.dtype)
 
 

@@ -212,7 +212,26 @@ def _evaluate(pattern, arrays, env, domain, dtype):
         else:
             inputs.append(_evaluate(sub, arrays, env, domain, dtype))
     attribs = {name: value_of(sub, env) for name, sub in pattern.attributes}
+    _check_shapes(entry, inputs, attribs)
     return domain.run(entry.signature, inputs, attribs, Location("<rule>"))
+
+
+def _check_shapes(entry, inputs: list, attribs: dict) -> None:
+    """The op table's shape rule accepts these operands and attributes, as it does for
+    every operation of a loaded graph: where it refuses (linear of a rank-4 filter, a
+    downsample factor of the wrong length), the kernels may compute anything, and no
+    graph the rule rewrites holds that operation (ValueError: the side does not apply)."""
+    if entry.shape_rule is None:
+        return
+
+    def shape(value):
+        if value is None:
+            return None
+        if isinstance(value, list):
+            return [shape(v) for v in value]
+        return tuple(np.shape(value))
+
+    entry.shape_rule(*(shape(v) for v in inputs), **attribs)
 
 
 def _tensor_of(value: object, dtype) -> np.ndarray:
