@@ -2,8 +2,10 @@
 
 1. The phase-ordering suite: small graphs where the order of greedy rewrites decides the
    result (a rewrite that blocks a cheaper one, a constant on the wrong side, a transpose
-   that cancels only after another rewrite moves it, relu against clamp, softmax and
-   gelu spelled with their operands commuted...).
+   that cancels only after another rewrite moves it, max against leaky_relu, softmax and
+   gelu spelled with their operands commuted...). What the default pipeline's
+   canonicalizer already settles (3 * (2 * x), relu6 as min and max) is left out: each
+   rewrite engine runs after it.
 2. Motifs, generated as NNEF with random weights: a NasRNN cell, a BERT encoder layer,
    a ResNeXt block, an Inception module, a SqueezeNet fire module.
 
@@ -54,52 +56,52 @@ class Case:
 
 
 SUITE = [
-    Case("mul_constants_left", "3 * (2 * x): the constants sit left of x, mul_constants wants them right",
-         "y = mul(3.0, mul(2.0, x));"),
     Case("mul_constants_interleaved", "((x * 2) * z) * 3: z stands between the two constants",
          "t = mul(x, 2.0); u = mul(t, z); y = mul(u, 3.0);", (("x", X), ("z", X))),
     Case("mul_chain_of_four", "(((x * 2) * z) * 3) * 4: greedy joins 3 and 4 only",
          "t = mul(x, 2.0); u = mul(t, z); v = mul(u, 3.0); y = mul(v, 4.0);", (("x", X), ("z", X))),
     Case("add_constants_interleaved", "((x + 1) + z) + 2: z stands between the two constants",
          "t = add(x, 1.0); u = add(t, z); y = add(u, 2.0);", (("x", X), ("z", X))),
-    Case("add_constants_left", "2 + (1 + x): the constants sit left of x",
-         "y = add(2.0, add(1.0, x));"),
     Case("div_then_mul", "(x / 4) * 2: a division is a product only after a cost-neutral rewrite",
          "y = mul(div(x, 4.0), 2.0);"),
-    Case("sub_then_add", "(x - 1) + 3: a subtraction is a sum only after a cost-neutral rewrite",
-         "y = add(sub(x, 1.0), 3.0);"),
-    Case("relu6", "min(max(x, 0), 6): relu folds first and hides the max the clamp needs",
-         "y = min(max(x, 0.0), 6.0);"),
-    Case("relu6_commuted", "min(6, max(0, x)): relu folds first, the min's operands are swapped",
-         "y = min(6.0, max(0.0, x));"),
-    Case("clamp_commuted", "max(-1, min(1, x)): clamp's definition with both operands swapped",
-         "y = max(-1.0, min(1.0, x));"),
+    Case("div_interleaved", "((x / 2) * z) * 4: a division by a constant, then z between the constants",
+         "t = div(x, 2.0); u = mul(t, z); y = mul(u, 4.0);", (("x", X), ("z", X))),
+    Case("sub_interleaved", "((x - 1) + z) + 3: a subtracted constant, then z between the constants",
+         "t = sub(x, 1.0); u = add(t, z); y = add(u, 3.0);", (("x", X), ("z", X))),
     Case("square_of_negation", "(-x) * (-x): x * x => sqr fires first and keeps the negation",
          "n = neg(x); y = mul(n, n);"),
     Case("gelu_constant_right", "x * sigmoid(x * 1.702): the gelu pattern has the constant left",
          "y = mul(x, sigmoid(mul(x, 1.702)));"),
     Case("gelu_commuted", "sigmoid(1.702 * x) * x: the outer product the other way round",
          "y = mul(sigmoid(mul(1.702, x)), x);"),
+    Case("gelu_both_commuted", "sigmoid(x * 1.702) * x: both products the other way round",
+         "y = mul(sigmoid(mul(x, 1.702)), x);"),
     Case("leaky_relu_constant_left", "max(x, 0.1 * x): leaky_relu wants x * 0.1",
          "y = max(x, mul(0.1, x));"),
     Case("leaky_relu_commuted", "max(x * 0.1, x): leaky_relu wants max(x, x * a)",
          "y = max(mul(x, 0.1), x);"),
+    Case("leaky_relu_both_commuted", "max(0.1 * x, x): the max and the product the other way round",
+         "y = max(mul(0.1, x), x);"),
+    Case("softmax_by_reciprocal", "rcp(sum) * e: a division only once the product is commuted",
+         "m = max_reduce(x, axes = [1]); e = exp(sub(x, m)); y = mul(rcp(sum_reduce(e, axes = [1])), e);"),
     Case("softmax_commuted", "exp(-max + x) / sum(...): x - max only after the sum is commuted",
          "m = max_reduce(x, axes = [1]); e = exp(add(neg(m), x)); y = div(e, sum_reduce(e, axes = [1]));"),
     Case("rsqrt_commuted", "1 / sqrt(eps + v): rsqrt's positive shift is on the wrong side",
          "v = mul(x, x); y = div(1.0, sqrt(add(0.00001, v)));"),
-    Case("silu_as_division", "x / (1 + exp(-x)): silu only through x * rcp(...), a costlier step",
-         "y = div(x, add(1.0, exp(neg(x))));"),
     Case("transposes_around_relu", "NHWC, relu, back to NCHW: the transposes meet only if relu moves",
          "t = transpose(x, axes = [0, 2, 3, 1]); y = transpose(relu(t), axes = [0, 3, 1, 2]);"),
     Case("transposes_around_sigmoid", "the same around a sigmoid",
          "t = transpose(x, axes = [0, 2, 3, 1]); y = transpose(sigmoid(t), axes = [0, 3, 1, 2]);"),
     Case("transposes_around_scale", "the same around a product by a constant",
          "t = transpose(x, axes = [0, 2, 3, 1]); y = transpose(mul(t, 2.0), axes = [0, 3, 1, 2]);"),
+    Case("transposes_around_tanh", "the same around a tanh",
+         "t = transpose(x, axes = [0, 3, 1, 2]); y = transpose(tanh(t), axes = [0, 2, 3, 1]);"),
     Case("transposes_around_two", "two operations to move: tanh(-t)",
          "t = transpose(x, axes = [0, 2, 3, 1]); y = transpose(tanh(neg(t)), axes = [0, 3, 1, 2]);"),
     Case("matrix_transposed_twice", "a matrix transposed around relu",
          "t = transpose(x, axes = [1, 0]); y = transpose(relu(t), axes = [1, 0]);", (("x", "[8, 16]"),)),
+    Case("matrix_negated_between_transposes", "a matrix transposed around a negation",
+         "t = transpose(x, axes = [1, 0]); y = transpose(neg(t), axes = [1, 0]);", (("x", "[8, 16]"),)),
 ]
 
 
