@@ -672,6 +672,42 @@ def test_activations_follow_their_fragments():
     assert KERNELS["sigmoid"](np.array([-200, 200], np.float32)).tolist() == [0, 1]
 
 
+def test_rsqrt_is_pow_minus_a_half_at_signed_zeros():
+    # the specification's rsqrt is x ^ -0.5: rsqrt(-0) is +inf (IEEE pow and rSqrt), not 1 / sqrt(-0)
+    x = np.array([-0.0, 0.0, 0.25, 4, -1, np.inf], np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reference = np.power(x.astype(np.float64), -0.5)
+    got = KERNELS["rsqrt"](x)
+    assert got.dtype == np.float32
+    assert np.array_equal(got, reference.astype(np.float32), equal_nan=True)
+    assert not np.signbit(got[0])
+
+
+@pytest.mark.parametrize("shape", [(), (1,), (2, 3)])
+def test_clamp_of_any_rank_matches_a_float64_clip(shape):
+    rng = np.random.default_rng(len(shape))
+    x = rng.uniform(-3, 3, shape).astype(np.float32)
+    for low, high in ((-1.0, 1.0), (0.5, 2.0)):
+        got = KERNELS["clamp"](x, np.float32(low), np.float32(high))
+        assert np.shape(got) == shape
+        assert np.array_equal(got, np.clip(x.astype(np.float64), low, high).astype(np.float32))
+
+
+def test_zero_point_quantize_follows_its_fragment_where_the_scale_is_zero():
+    # the body's clamp is max(min(s, r), low): a select, so 0 / 0 = NaN clamps to the top code
+    x = np.array([0.0, 1.0, -1.0, 0.3], np.float32)
+    scale = np.array([0.0, 0.0, 0.1, 0.1], np.float32)
+    zero = np.array([0, 3, 2, 0], np.int32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.floor(x.astype(np.float64) / scale + 0.5) + zero
+        upper = np.where(s < 255, s, 255.0)
+        code = np.where(upper > 0, upper, 0.0)
+        reference = (code - zero) * scale
+    got = KERNELS["zero_point_linear_quantize"](x, zero, scale, bits=8, signed=False, symmetric=False)
+    assert np.array_equal(got, reference.astype(np.float32), equal_nan=True)
+    assert not np.isnan(got).any()
+
+
 def test_round_is_floor_of_x_plus_a_half():
     """Specification 1.0.5, section 4.2: y = floor(x + 0.5)."""
     x = np.array([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.49999997, -0.49999997, -2.6], np.float32)

@@ -164,7 +164,7 @@ def clamp(x, a, b):
 
 
 def _clamp_between(x, a, b):
-    out = np.fmin(x, b)
+    out = np.asarray(np.fmin(x, b))  # a rank-0 fmin is a numpy scalar, which cannot be an `out`
     return np.fmax(out, a, out=out) if np.broadcast_shapes(out.shape, a.shape) == out.shape else np.fmax(out, a)
 
 
@@ -248,6 +248,12 @@ _ERF_SERIES = [2 / math.sqrt(math.pi) * (-1) ** n / (math.factorial(n) * (2 * n 
 # erfc(x) ~ exp(-x²) / (x √π) · Σ (-1)^n (2n-1)!! / (2x²)^n
 _ERFC_ASYMPTOTIC = [(-1) ** n * math.prod(range(1, 2 * n, 2)) for n in range(8)]
 
+def _rsqrt(x):
+    """x ^ -0.5, as the specification defines it: rsqrt(-0) is +inf, like pow(-0, -0.5)
+    and IEEE 754's rSqrt, where 1 / sqrt(-0) is -inf (x + 0 turns -0 into +0, nothing else)."""
+    return 1 / np.sqrt(x + x.dtype.type(0))
+
+
 _UNARY = {
     "copy": _keep(np.copy), "neg": _keep(np.negative), "abs": _keep(np.abs),
     "sign": _keep(np.sign), "not": _keep(np.logical_not),
@@ -258,7 +264,7 @@ _UNARY = {
     "asin": _float(np.arcsin), "acos": _float(np.arccos), "atan": _float(np.arctan),
     "sinh": _float(np.sinh), "cosh": _float(np.cosh), "tanh": _float(np.tanh),
     "asinh": _float(np.arcsinh), "acosh": _float(np.arccosh), "atanh": _float(np.arctanh),
-    "rcp": _float(lambda x: 1 / x), "sqrt": _float(np.sqrt), "rsqrt": _float(lambda x: 1 / np.sqrt(x)),
+    "rcp": _float(lambda x: 1 / x), "sqrt": _float(np.sqrt), "rsqrt": _float(_rsqrt),
     "rsqr": _float(lambda x: 1 / (x * x)),
     "sigmoid": _float(sigmoid), "softplus": _float(lambda x: np.logaddexp(np.zeros((), x.dtype), x)),
     "gelu": _float(lambda x: x * sigmoid(x * x.dtype.type(1.702))),
@@ -329,7 +335,8 @@ def zero_point_linear_quantize(x, zero_point, scale, bits, signed, symmetric):
     x, zero, scale = operands(floating(x), np.asarray(zero_point).astype(np.float32), scale)
     top = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
     bottom = 0 if not signed else -top if symmetric else -top - 1
-    code = np.clip(nnef_round(x / scale) + zero, bottom, top)
+    # the fragment's clamp (a select): a NaN code, from a zero scale, becomes the top code
+    code = clamp(nnef_round(x / scale) + zero, x.dtype.type(bottom), x.dtype.type(top))
     return ((code - zero) * scale).astype(x.dtype)
 
 

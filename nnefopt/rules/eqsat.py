@@ -255,8 +255,11 @@ def _apply(eg: EGraph, rule: Rule, cid: int, m) -> tuple[_Application, bool] | N
 def _firings(eg: EGraph, selection: Selection, roots: list[int], applications: list[_Application],
              merged: list[Merge], costs: dict[ENode, float]) -> list[Firing]:
     """One firing per rule application whose right-hand side the extraction took (a
-    merge: all the classes it stands for), in the order they were applied."""
+    merge: all the classes it stands for), in the order they were applied: the first one
+    that made a chosen node, and none where the chosen node is the module's own (a
+    commutation applied twice gives back what was there)."""
     used = set(reachable(eg, selection, roots) or ())
+    originals = {eg.canonical(n) for n in eg.origins}
     chosen = {c: selection[c] for c in used}
     made_roots = {eg.canonical(a.made[-1]) for a in applications if a.made}
     projections = {eg.canonical(n) for m in merged for _, n in m.switches}
@@ -268,14 +271,14 @@ def _firings(eg: EGraph, selection: Selection, roots: list[int], applications: l
     for a in applications:
         root = eg.find(a.root)
         node = chosen.get(root)
-        if node is None or node == eg.canonical(a.matched[0][1]) or (a.rule, root) in seen:
+        if node is None or node == eg.canonical(a.matched[0][1]) or node in originals or (root, node) in seen:
             continue
         if a.made:
             if node != eg.canonical(a.made[-1]):
                 continue
         elif node in made_roots or node in projections:
             continue
-        seen.add((a.rule, root))
+        seen.add((root, node))
         firings.append(Firing(a.rule, _place_of(eg, a.root), len(a.matched), len(a.made),
                               cost(n for _, n in a.matched), cost(a.made)))
     for m in merged:

@@ -341,7 +341,12 @@ class _Converter:
         operands, attributes = [], []
         for param in entry.tensor_params:
             if param.name in given:
-                operands.append((param.name, self.tensor(given[param.name], side)))
+                pattern = self.tensor(given[param.name], side)
+                if isinstance(pattern, ListPattern) != isinstance(param.type, ast.ArrayType):
+                    # `[x] * times` repeats an array (NNEF's array operators), it is no `mul`
+                    raise NNEFError(f"'{name}' takes {'an array of tensors' if isinstance(param.type, ast.ArrayType) else 'a tensor'}"
+                                    f" as '{param.name}'", _loc_of(given[param.name]))
+                operands.append((param.name, pattern))
             elif param.default is None:
                 raise NNEFError(f"'{name}' needs its argument '{param.name}'", loc)
             else:

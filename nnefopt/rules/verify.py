@@ -18,6 +18,7 @@ differ (relu's fmax against max's select), are out of the verifier's scope.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import warnings
@@ -38,7 +39,11 @@ from nnefopt.rules.pattern import Computed, Env, ListPattern, Lit, OpPattern, Ru
 
 EXAMPLES = 60  # drawn inputs per rule
 MIN_VALID = 8  # inputs on which the left-hand side must apply, or the rule is refused unchecked
+RETRY_FACTOR = 4
 REAL_RTOL = 1e-6  # float64 agreement that counts as equal in real numbers
+# Drawn often on purpose: whether hypothesis tries them by itself depends on the constants
+# in the source modules loaded in the process, and a verdict must not.
+EDGE_VALUES = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 4.0, -4.0]
 SHAPE_TRIES = 24  # candidate shape assignments per draw (the smallest valid one is used)
 
 
@@ -81,14 +86,15 @@ def verify(rule: Rule, examples: int = EXAMPLES, *, shipped: bool = True) -> Ver
     python_guards = tuple(id(g.check) for g in rule.guards if g.expr is None)  # text alone does not say them
     key = (rule.name, rule.text, tuple(sorted((k, str(v)) for k, v in rule.variables.items())), python_guards,
            examples)
-    if key in _VERDICTS:
+    if key in _VERDICTS:  # verified afresh in this process
         return _VERDICTS[key]
     from nnefopt.rules.shipped_verdicts import recorded_verdict  # here: `python -m` runs that module
 
     recorded = recorded_verdict(rule) if shipped and examples == EXAMPLES else None
-    verdict = Verdict(rule, recorded[0], recorded[1]) if recorded else _verify(rule, examples)
-    _VERDICTS[key] = verdict
-    return verdict
+    if recorded:
+        return Verdict(rule, *recorded)
+    _VERDICTS[key] = _verify(rule, examples)
+    return _VERDICTS[key]
 
 
 def verified(rules: list[Rule], examples: int = EXAMPLES) -> list[Rule]:
@@ -104,7 +110,36 @@ def _keep_out_of_the_working_directory() -> None:
         set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "nnefopt-hypothesis")
 
 
+@contextlib.contextmanager
+def _without_local_constants():
+    """hypothesis mixes into its draws the constants it finds in the source of the
+    "local" modules loaded in the process (not under site-packages): which ones are
+    loaded (an editable install, a test run, a user's script) would change what is
+    drawn, hence the verdicts. A verdict must not depend on that, and hypothesis has no
+    setting for it, so its internal hook gives no local constants while a rule is
+    verified (if a later hypothesis moves the hook, verification still works, only
+    less reproducibly)."""
+    try:
+        from hypothesis.internal.conjecture import providers
+        hook, cache, empty = providers._get_local_constants, providers.CONSTANTS_CACHE, providers.Constants()
+    except (ImportError, AttributeError):
+        yield
+        return
+    cache.cache.clear()  # choices cached with the local constants of an earlier draw
+    providers._get_local_constants = lambda: empty
+    try:
+        yield
+    finally:
+        providers._get_local_constants = hook
+        cache.cache.clear()
+
+
 def _verify(rule: Rule, examples: int) -> Verdict:
+    with _without_local_constants():
+        return _verify_drawing(rule, examples)
+
+
+def _verify_drawing(rule: Rule, examples: int) -> Verdict:
     _keep_out_of_the_working_directory()
     domain = _domain()
     state = {"valid": 0, "inexact": False}
@@ -113,10 +148,6 @@ def _verify(rule: Rule, examples: int) -> Verdict:
     hints = _rank_hints(rule)
     shape_memo: dict = {}
 
-    @settings(max_examples=examples, database=None, derandomize=True, deadline=None, print_blob=False, report_multiple_bugs=False,
-              suppress_health_check=list(HealthCheck), phases=(Phase.generate, Phase.shrink),
-              verbosity=Verbosity.quiet)
-    @given(st.data())
     def check(data):
         values = {name: data.draw(_attribute_strategy(rule.variables[name].kind, rule.variables[name].array),
                                   label=name) for name in attrs}
@@ -155,16 +186,25 @@ def _verify(rule: Rule, examples: int) -> Verdict:
                             f"{case}; left gives {_array_text(left)}, right gives {_array_text(right)}")
         state["inexact"] = True
 
-    try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # NaN where both sides give NaN
-            check()
-    except _Mismatch as mismatch:
-        raise UnsoundRule(rule, mismatch.reason, mismatch.case) from None
-    except Unsatisfiable:
-        pass
+    # A rule whose left-hand side seldom applies (attribute arrays that must fit) gets
+    # RETRY_FACTOR times the draws before it is refused unchecked.
+    for budget in (examples, examples * RETRY_FACTOR):
+        state.update(valid=0, inexact=False)
+        test = settings(max_examples=budget, database=None, derandomize=True, deadline=None, print_blob=False,
+                        report_multiple_bugs=False, suppress_health_check=list(HealthCheck),
+                        phases=(Phase.generate, Phase.shrink), verbosity=Verbosity.quiet)(given(st.data())(check))
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # NaN where both sides give NaN
+                test()
+        except _Mismatch as mismatch:
+            raise UnsoundRule(rule, mismatch.reason, mismatch.case) from None
+        except Unsatisfiable:
+            pass
+        if state["valid"] >= MIN_VALID:
+            break
     if state["valid"] < MIN_VALID:
-        raise UnsoundRule(rule, f"the verifier found only {state['valid']} of {examples} random inputs on which "
+        raise UnsoundRule(rule, f"the verifier found only {state['valid']} of {budget} random inputs on which "
                                 "its left-hand side applies; it cannot vouch for it")
     return Verdict(rule, not state["inexact"], state["valid"])
 
@@ -219,7 +259,26 @@ def _evaluate(pattern, arrays, env, domain, dtype):
         else:
             inputs.append(_evaluate(sub, arrays, env, domain, dtype))
     attribs = {name: value_of(sub, env) for name, sub in pattern.attributes}
+    _check_shapes(entry, inputs, attribs)
     return domain.run(entry.signature, inputs, attribs, Location("<rule>"))
+
+
+def _check_shapes(entry, inputs: list, attribs: dict) -> None:
+    """The op table's shape rule accepts these operands and attributes, as it does for
+    every operation of a loaded graph: where it refuses (linear of a rank-4 filter, a
+    downsample factor of the wrong length), the kernels may compute anything, and no
+    graph the rule rewrites holds that operation (ValueError: the side does not apply)."""
+    if entry.shape_rule is None:
+        return
+
+    def shape(value):
+        if value is None:
+            return None
+        if isinstance(value, list):
+            return [shape(v) for v in value]
+        return tuple(np.shape(value))
+
+    entry.shape_rule(*(shape(v) for v in inputs), **attribs)
 
 
 def _tensor_of(value: object, dtype) -> np.ndarray:
@@ -272,7 +331,8 @@ def _array_strategy(item: str, shape: tuple):
         return hnp.arrays(np.bool_, shape)
     if item == "integer":
         return hnp.arrays(np.int32, shape, elements=st.integers(-3, 5))
-    return hnp.arrays(np.float32, shape, elements=st.floats(-4, 4, width=32, allow_subnormal=False))
+    return hnp.arrays(np.float32, shape, elements=st.one_of(
+        st.sampled_from(EDGE_VALUES), st.floats(-4, 4, width=32, allow_subnormal=False)))
 
 
 def _rank_hints(rule: Rule) -> dict[str, int]:

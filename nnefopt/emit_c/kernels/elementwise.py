@@ -14,7 +14,7 @@ UNARY: dict[str, str] = {
     "log": "logf(v)",
     "log2": "log2f(v)",
     "sqrt": "sqrtf(v)",
-    "rsqrt": "1.0f / sqrtf(v)",
+    "rsqrt": "1.0f / sqrtf(v + 0.0f)",  # + 0 makes -0 +0: rsqrt(-0) = +inf, as x ^ -0.5
     "sqr": "v * v",
     "square": "v * v",
     "rsqr": "1.0f / (v * v)",
