@@ -132,16 +132,47 @@ def _conv(activation: str, transposed: bool = False):
         p0, p1 = _activation_parameters(op, ctx, activation)
         geometry = (n, c, h, wd, o, kh, kw, oh, ow, stride[0], stride[1], dilation[0], dilation[1],
                     padding[0][0], padding[1][0], groups, p0, p1)
-        operands = (ctx.read(x), ctx.read(w), _bias(op, ctx, o), ctx.write(y))
-        if transposed or (c // groups == 1 and groups > 1):  # deconv, depthwise: direct loops
+        direct = transposed or (c // groups == 1 and groups > 1) or min(p for pair in padding for p in pair) < 0
+        # The filter as NNEF has it only for the direct loops: the GEMM reads a packed copy.
+        operands = (ctx.read(x), ctx.read(w) if direct else None, _bias(op, ctx, o), ctx.write(y))
+        if direct:  # deconv, depthwise, a cropping conv: direct loops
             make = conv.deconv2d_kernel if transposed else conv.conv2d_kernel
             ctx.call(make(activation), *operands, *geometry)
             return
-        gemm_name = ctx.use(gemm.gemm_kernel(activation, "m"))
-        columns = ctx.scratch(gemm.panel_items(c // groups * kh * kw, gemm.NR))
-        ctx.call(conv.conv2d_gemm_kernel(activation, gemm_name), *operands, columns, *geometry)
+        _conv_gemm(ctx, activation, filter_data, operands, geometry, (n, c, h, wd, o, kh, kw, oh, ow), stride,
+                   dilation, padding, groups)
 
     return lower
+
+
+def _conv_blocking(k: int, rows: int) -> tuple[int, int]:
+    """(KC, NB): the filter's K cut in blocks of KC when long, and NB blocks of 16
+    positions sharing each block of a filter too large for the second-level cache, so
+    that it streams from memory once per NB blocks while their columns (NB x KC x 16
+    floats) stay in a 256 KiB share of that cache. A filter that fits is read from
+    there anyway: one block, the least scratch."""
+    kc = k if k <= 1024 else 512
+    if rows * k * 4 <= 256 * 1024:
+        return kc, 1
+    return kc, max(1, min(8, (256 * 1024) // (kc * 16 * 4)))
+
+
+def _conv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, dims, stride, dilation, padding, groups):
+    n, c, h, wd, o, kh, kw, oh, ow = dims
+    og, k = o // groups, c // groups * kh * kw
+    # Hs x Ws: the input with its zero border, as far as the windows reach.
+    hs = padding[0][0] + max(h, (oh - 1) * stride[0] + (kh - 1) * dilation[0] + 1 - padding[0][0])
+    ws = padding[1][0] + max(wd, (ow - 1) * stride[1] + (kw - 1) * dilation[1] + 1 - padding[1][0])
+    padded_items = c * hs * ws if (hs, ws) != (h, wd) else 0
+    kc, nb = _conv_blocking(k, og)
+    filters = np.asarray(filter_data, np.float32).reshape(groups, og, k)
+    packed = np.concatenate([gemm.row_panels(f).reshape(-1) for f in filters])
+    x, _, bias, y = operands
+    scratch = ctx.scratch(conv.conv_scratch_items(c, k, kc, nb, padded_items))
+    tile = ctx.use(gemm.tile_kernel())
+    ctx.call(conv.conv2d_gemm_kernel(activation, tile), x,
+             ctx.pack(packed, f"{ctx.names.get(ctx.current.results[0], 'conv')}_panels"), bias, y, scratch,
+             *geometry, hs, ws, kc, nb)
 
 
 def _linear(activation: str):

@@ -155,3 +155,58 @@ def panels(matrix):
 
 def panel_items(k: int, n: int) -> int:
     return k * -(-n // NR) * NR
+
+
+def tile_kernel() -> tuple[str, str]:
+    """acc[MR][NR] += a b over `K`: a an MR-row panel packed at compile time (`row_panels`:
+    item (k, r) at a[k * MR + r]), row k of b the NR floats at b + boff[k] (the rows of
+    an input image a convolution reads, or of columns built for it). The AVX2 path keeps
+    the block in twelve registers; the portable one sums each item in the same order."""
+    name = f"nn_tile_{MR}x{NR}"
+    registers = ", ".join(f"c{r}{h} = _mm256_loadu_ps(acc + {r * NR + 8 * h})" for r in range(MR) for h in range(2))
+    fmas = "\n".join(f"        t = _mm256_broadcast_ss(ak + {r});\n"
+                      f"        c{r}0 = _mm256_fmadd_ps(t, b0, c{r}0);\n"
+                      f"        c{r}1 = _mm256_fmadd_ps(t, b1, c{r}1);" for r in range(MR))
+    stores = "\n".join(f"    _mm256_storeu_ps(acc + {r * NR}, c{r}0);\n"
+                        f"    _mm256_storeu_ps(acc + {r * NR + 8}, c{r}1);" for r in range(MR))
+    return name, f"""static void {name}(const float *restrict a, const float *restrict b, const long *restrict boff, long K,
+    float *restrict acc)
+{{
+    long k;
+#ifdef NN_AVX2
+    __m256 {registers};
+    for (k = 0; k < K; ++k) {{
+        const float *br = b + boff[k];
+        const float *ak = a + k * {MR};
+        const __m256 b0 = _mm256_loadu_ps(br), b1 = _mm256_loadu_ps(br + 8);
+        __m256 t;
+{fmas}
+    }}
+{stores}
+#else
+    long r, j;
+    for (k = 0; k < K; ++k) {{
+        const float *br = b + boff[k];
+        const float *ak = a + k * {MR};
+        for (r = 0; r < {MR}; ++r) {{
+            const float av = ak[r];
+            float *cr = acc + r * {NR};
+            for (j = 0; j < {NR}; ++j)
+                cr[j] += av * br[j];
+        }}
+    }}
+#endif
+}}
+"""
+
+
+def row_panels(matrix):
+    """An [M, K] matrix (numpy) as the tile kernel's a: panels of MR rows, each [K, MR],
+    rows past M zero."""
+    import numpy as np
+
+    m, k = matrix.shape
+    count = -(-m // MR)
+    padded = np.zeros((count * MR, k), np.float32)
+    padded[:m] = matrix
+    return np.ascontiguousarray(padded.reshape(count, MR, k).transpose(0, 2, 1))
