@@ -56,7 +56,7 @@ def tract_runnable(path: Path):
         return None
     try:
         if path.suffix == ".onnx":
-            return tract.onnx().model_for_path(str(path)).into_optimized().into_runnable()
+            return tract.onnx().load(str(path)).into_model().into_runnable()  # optimized there
         return tract.nnef().load(str(path)).into_runnable()
     except Exception as exc:  # tract's own error type; the bench reports it and goes on
         print(f"  tract refuses {path.name}: {str(exc).splitlines()[0][:100]}", file=sys.stderr)
