@@ -132,7 +132,14 @@ def _conv(activation: str, transposed: bool = False):
         p0, p1 = _activation_parameters(op, ctx, activation)
         geometry = (n, c, h, wd, o, kh, kw, oh, ow, stride[0], stride[1], dilation[0], dilation[1],
                     padding[0][0], padding[1][0], groups, p0, p1)
-        direct = transposed or (c // groups == 1 and groups > 1) or min(p for pair in padding for p in pair) < 0
+        cropping = min(p for pair in padding for p in pair) < 0
+        if c // groups == 1 and groups > 1 and not transposed and not cropping:
+            hs, ws = _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding)
+            scratch = ctx.scratch(hs * ws if (hs, ws) != (h, wd) else 1)
+            ctx.call(conv.depthwise_kernel(activation), ctx.read(x), ctx.read(w), _bias(op, ctx, o), ctx.write(y),
+                     scratch, *geometry, hs, ws)
+            return
+        direct = transposed or cropping
         # The filter as NNEF has it only for the direct loops: the GEMM reads a packed copy.
         operands = (ctx.read(x), ctx.read(w) if direct else None, _bias(op, ctx, o), ctx.write(y))
         if direct:  # deconv, depthwise, a cropping conv: direct loops
@@ -157,12 +164,17 @@ def _conv_blocking(k: int, rows: int) -> tuple[int, int]:
     return kc, max(1, min(8, (256 * 1024) // (kc * 16 * 4)))
 
 
+def _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding) -> tuple[int, int]:
+    """Hs x Ws: the input with its zero border, as far as the windows reach."""
+    hs = padding[0][0] + max(h, (oh - 1) * stride[0] + (kh - 1) * dilation[0] + 1 - padding[0][0])
+    ws = padding[1][0] + max(wd, (ow - 1) * stride[1] + (kw - 1) * dilation[1] + 1 - padding[1][0])
+    return hs, ws
+
+
 def _conv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, dims, stride, dilation, padding, groups):
     n, c, h, wd, o, kh, kw, oh, ow = dims
     og, k = o // groups, c // groups * kh * kw
-    # Hs x Ws: the input with its zero border, as far as the windows reach.
-    hs = padding[0][0] + max(h, (oh - 1) * stride[0] + (kh - 1) * dilation[0] + 1 - padding[0][0])
-    ws = padding[1][0] + max(wd, (ow - 1) * stride[1] + (kw - 1) * dilation[1] + 1 - padding[1][0])
+    hs, ws = _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding)
     padded_items = c * hs * ws if (hs, ws) != (h, wd) else 0
     kc, nb = _conv_blocking(k, og)
     filters = np.asarray(filter_data, np.float32).reshape(groups, og, k)

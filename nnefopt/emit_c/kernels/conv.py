@@ -68,6 +68,82 @@ def conv2d_kernel(activation: str) -> tuple[str, str]:
 """
 
 
+def depthwise_kernel(activation: str) -> tuple[str, str]:
+    """Depthwise conv (one input channel per group, O / C outputs each): per output
+    plane, the input plane inside a zero border (Hs x Ws, copied into the arena's
+    scratch when the conv pads, so no read is checked), then each output row in one
+    pass; 3x3 at stride 1 and 2 spelled out, so compilers keep the nine taps in
+    registers and vectorize along the row."""
+    name = f"nn_depthwise_{activation}"
+    taps = "\n".join(f"            const float w{t} = wp[{t}];" for t in range(9))
+
+    def row(step: str) -> str:
+        terms = " + ".join(f"w{3 * r + c} * x{r}[{step}ow + {c}]" for r in range(3) for c in range(3))
+        return f"""                for (ow = 0; ow < OW; ++ow) {{
+                    const float v = bv + {terms};
+                    yr[ow] = {UNARY[activation]};
+                }}"""
+
+    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *restrict y,
+    float *restrict scratch, long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
+    long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1, long Hs, long Ws)
+{{
+    const long mult = O / C;
+    const int padded = Hs != H || Ws != W;
+    long n, o, i, oh, ow, kh, kw;
+    (void)G;
+    (void)p0;
+    (void)p1;
+    if (padded)
+        memset(scratch, 0, (size_t)(Hs * Ws) * sizeof(float));  /* the border stays zero */
+    for (n = 0; n < N; ++n)
+        for (o = 0; o < O; ++o) {{
+            const float *xp = x + (n * C + o / mult) * H * W;
+            const float *restrict wp = w + o * KH * KW;
+            const float *sp = xp;
+            const float bv = bias[o];
+            float *yp = y + (n * O + o) * OH * OW;
+            if (padded) {{
+                for (i = 0; i < H; ++i)
+                    memcpy(scratch + (i + ph) * Ws + pw, xp + i * W, (size_t)W * sizeof(float));
+                sp = scratch;
+            }}
+            if (KH == 3 && KW == 3 && dw == 1 && (sw == 1 || sw == 2)) {{
+{taps}
+                for (oh = 0; oh < OH; ++oh) {{
+                    const float *restrict x0 = sp + oh * sh * Ws;
+                    const float *restrict x1 = x0 + dh * Ws;
+                    const float *restrict x2 = x1 + dh * Ws;
+                    float *restrict yr = yp + oh * OW;
+                    if (sw == 1) {{
+{row("")}
+                    }} else {{
+{row("2 * ")}
+                    }}
+                }}
+                continue;
+            }}
+            for (oh = 0; oh < OH; ++oh) {{
+                float *restrict yr = yp + oh * OW;
+                for (ow = 0; ow < OW; ++ow)
+                    yr[ow] = bv;
+                for (kh = 0; kh < KH; ++kh)
+                    for (kw = 0; kw < KW; ++kw) {{
+                        const float wv = wp[kh * KW + kw];
+                        const float *restrict xr = sp + (oh * sh + kh * dh) * Ws + kw * dw;
+                        for (ow = 0; ow < OW; ++ow)
+                            yr[ow] += wv * xr[ow * sw];
+                    }}
+                for (ow = 0; ow < OW; ++ow) {{
+                    const float v = yr[ow];
+                    yr[ow] = {UNARY[activation]};
+                }}
+            }}
+        }}
+}}
+"""
+
+
 def deconv2d_kernel(activation: str) -> tuple[str, str]:
     """Transposed conv: input item (ih, iw) adds w * x to output (ih*sh - ph + kh*dh, ...).
     The filter is NNEF's [C, O / G, KH, KW]."""
