@@ -139,6 +139,10 @@ def _conv(activation: str, transposed: bool = False):
             ctx.call(conv.depthwise_kernel(activation), ctx.read(x), ctx.read(w), _bias(op, ctx, o), ctx.write(y),
                      scratch, *geometry, hs, ws)
             return
+        if transposed and not cropping:
+            _deconv_gemm(ctx, activation, filter_data, (ctx.read(x), None, _bias(op, ctx, o), ctx.write(y)),
+                         geometry, c, o, kh, kw, groups)
+            return
         direct = transposed or cropping
         # The filter as NNEF has it only for the direct loops: the GEMM reads a packed copy.
         operands = (ctx.read(x), ctx.read(w) if direct else None, _bias(op, ctx, o), ctx.write(y))
@@ -185,6 +189,18 @@ def _conv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, dims,
     ctx.call(conv.conv2d_gemm_kernel(activation, tile), x,
              ctx.pack(packed, f"{ctx.names.get(ctx.current.results[0], 'conv')}_panels"), bias, y, scratch,
              *geometry, hs, ws, kc, nb)
+
+
+def _deconv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, c, o, kh, kw, groups):
+    cg, og = c // groups, o // groups
+    # NNEF's deconv filter [C, O / G, KH, KW]: per group, rows (o, kh, kw) over its C / G channels.
+    filters = np.asarray(filter_data, np.float32).reshape(groups, cg, og * kh * kw).transpose(0, 2, 1)
+    packed = np.concatenate([gemm.row_panels(f).reshape(-1) for f in filters])
+    x, _, bias, y = operands
+    scratch = ctx.scratch(conv.deconv_scratch_items(cg))
+    tile = ctx.use(gemm.tile_kernel())
+    ctx.call(conv.deconv2d_gemm_kernel(activation, tile), x,
+             ctx.pack(packed, f"{ctx.names.get(ctx.current.results[0], 'deconv')}_panels"), bias, y, scratch, *geometry)
 
 
 def _linear(activation: str):

@@ -316,3 +316,80 @@ def conv2d_gemm_kernel(activation: str, tile: str) -> tuple[str, str]:
     }}
 }}
 """
+
+
+def deconv2d_gemm_kernel(activation: str, tile: str) -> tuple[str, str]:
+    """Transposed conv as GEMM per image and group: rows (o, kh, kw) of the filter
+    (packed at compile time in panels of 6, K = C / G) times the input's positions, 16
+    at a time (read in place, the last partial block gathered with its tail repeated),
+    each product added where it lands in the output (bias first, the activation after:
+    windows that overlap add up)."""
+    name = f"nn_deconv2d_gemm_{activation}"
+    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, float *scratch,
+    long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
+    long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1)
+{{
+    const long cg = C / G, og = O / G, K = cg, M = og * KH * KW, P = H * W, panels = (M + 5) / 6;
+    long *boff = (long *)scratch;
+    long *coff = boff + K;
+    float *col = scratch + ((4 * K + 15) / 16) * 16;
+    float acc[6 * 16];
+    long n, g, o, c, q0, mp, i, j, r;
+    (void)p0;
+    (void)p1;
+    for (c = 0; c < K; ++c) {{
+        boff[c] = c * P;
+        coff[c] = c * 16;
+    }}
+    for (n = 0; n < N; ++n) {{
+        for (o = 0; o < O; ++o)
+            for (i = 0; i < OH * OW; ++i)
+                y[(n * O + o) * OH * OW + i] = bias[o];
+        for (g = 0; g < G; ++g) {{
+            const float *xg = x + (n * C + g * cg) * P;
+            const float *wg = w + g * panels * K * 6;
+            for (q0 = 0; q0 < P; q0 += 16) {{
+                const long nr = P - q0 < 16 ? P - q0 : 16;
+                const float *b = xg + q0;
+                const long *offsets = boff;
+                long ih[16], iw[16];
+                for (j = 0; j < 16; ++j) {{
+                    ih[j] = (q0 + j) / W * sh - ph;
+                    iw[j] = (q0 + j) % W * sw - pw;
+                }}
+                if (nr < 16) {{
+                    for (c = 0; c < K; ++c)
+                        for (j = 0; j < 16; ++j)
+                            col[c * 16 + j] = xg[c * P + q0 + (j < nr ? j : 0)];
+                    b = col;
+                    offsets = coff;
+                }}
+                for (mp = 0; mp < panels; ++mp) {{
+                    for (j = 0; j < 6 * 16; ++j)
+                        acc[j] = 0.0f;
+                    {tile}(wg + mp * K * 6, b, offsets, K, acc);
+                    for (r = 0; r < 6 && mp * 6 + r < M; ++r) {{
+                        const long m = mp * 6 + r, oc = g * og + m / (KH * KW);
+                        const long kh = m / KW % KH, kw = m % KW;
+                        float *yp = y + (n * O + oc) * OH * OW;
+                        for (j = 0; j < nr; ++j) {{
+                            const long oh = ih[j] + kh * dh, ow = iw[j] + kw * dw;
+                            if (oh >= 0 && oh < OH && ow >= 0 && ow < OW)
+                                yp[oh * OW + ow] += acc[r * 16 + j];
+                        }}
+                    }}
+                }}
+            }}
+        }}
+        for (o = 0; o < O; ++o)
+            for (i = 0; i < OH * OW; ++i) {{
+                const float v = y[(n * O + o) * OH * OW + i];
+                y[(n * O + o) * OH * OW + i] = {UNARY[activation]};
+            }}
+    }}
+}}
+"""
+
+
+def deconv_scratch_items(K: int) -> int:
+    return -(-4 * K // 16) * 16 + K * 16
