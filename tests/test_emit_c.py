@@ -296,7 +296,8 @@ def test_conv_kernel_paths_match_the_interpreter(tmp_path, arch):
     for label, shape in (("a", (7, 8, 3, 3)), ("b", (6, 4, 3, 3)), ("c", (136, 8, 1, 1)), ("e", (64, 136, 3, 3)),
                          ("f", (8, 1, 3, 3)), ("g", (8, 1, 5, 5)), ("h", (16, 1, 3, 3)), ("i", (8, 5, 3, 3)),
                          ("j", (8, 3, 2, 2)), ("k", (5, 4, 3))):
-        write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.3)
+        # Small weights: the rounding of a 1224-term sum in another order stays under ATOL.
+        write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.1)
     module = nnefopt.load(folder)
     nnefopt.optimize(module, "default")
     out = tmp_path / "c"
