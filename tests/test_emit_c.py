@@ -261,7 +261,7 @@ def test_lower_bound_is_the_most_bytes_live_at_once_and_place_reaches_it():
 
 
 _WINDOWS = """
-graph G( x, d ) -> ( strided, grouped, blocked, dw2, dw5, mult, up, upg, line )
+graph G( x, d ) -> ( strided, grouped, blocked, dw2, dw5, mult, up, upg, line, mp, ap, apc, near )
 {
     x = external<scalar>(shape = [1, 8, 11, 19]);
     d = external<scalar>(shape = [1, 4, 23]);
@@ -278,6 +278,11 @@ graph G( x, d ) -> ( strided, grouped, blocked, dw2, dw5, mult, up, upg, line )
                 padding = [(1, 1), (1, 1)]);
     upg = deconv(x, variable<scalar>(shape = [8, 3, 2, 2], label = 'j'), 0.0, groups = 2, stride = [2, 2]);
     line = conv(d, variable<scalar>(shape = [5, 4, 3], label = 'k'), 0.0, padding = [(1, 1)]);
+    mp = max_pool(x, size = [1, 1, 3, 3], stride = [1, 1, 2, 2], padding = [(0, 0), (0, 0), (1, 1), (1, 1)],
+                  border = 'ignore');
+    ap = avg_pool(x, size = [1, 1, 3, 3], padding = [(0, 0), (0, 0), (1, 1), (1, 1)], border = 'ignore');
+    apc = avg_pool(x, size = [1, 1, 2, 2], stride = [1, 1, 2, 2], border = 'constant');
+    near = nearest_upsample(x, factor = [2, 3]);
 }
 """
 
@@ -288,7 +293,7 @@ def test_conv_kernel_paths_match_the_interpreter(tmp_path, arch):
     and dilated, 16 positions of one row read in place and blocks across rows gathered, a
     filter cut in K blocks shared by position blocks (K = 1224, 64 rows),
     depthwise 3x3 at stride 2, 5x5 and with two outputs per channel, deconvs that overlap
-    and that are grouped, a 1-D conv."""
+    and that are grouped, a 1-D conv; pools with and without borders, nearest upsampling."""
     from nnefopt.frontend.tensor_file import write_tensor
 
     folder = _write_graph(tmp_path / "m", _WINDOWS)

@@ -263,6 +263,11 @@ def _pool(mode: str):
         kind = mode
         if mode == "box":
             kind = "avg" if ctx.attr(op, "normalize") else "sum"
+        if len(xs) >= 2 and all(size[d] == 1 and stride[d] == 1 and dilation[d] == 1 and padding[d] == (0, 0)
+                                for d in range(len(xs) - 2)):  # a window over the last two axes: plane by plane
+            ctx.call(window.pool2d_kernel(kind), ctx.read(x), ctx.write(y), items(xs[:-2]), *xs[-2:], *ys[-2:],
+                     *size[-2:], *stride[-2:], *dilation[-2:], padding[-2][0], padding[-1][0], int(border == "ignore"))
+            return
         lead = 4 - len(xs)
 
         def four(values, fill):
