@@ -210,3 +210,95 @@ def row_panels(matrix):
     padded = np.zeros((count * MR, k), np.float32)
     padded[:m] = matrix
     return np.ascontiguousarray(padded.reshape(count, MR, k).transpose(0, 2, 1))
+
+
+# Epilogues the AVX2 tile applies in registers (`v`; `lo`, `hi`: p0, p1 broadcast), each
+# as the scalar map of elementwise.UNARY also treats a NaN.
+VECTOR_EPILOGUES = {
+    "copy": "v",
+    "relu": "_mm256_max_ps(v, _mm256_setzero_ps())",
+    "clamp": "_mm256_min_ps(hi, _mm256_max_ps(lo, v))",
+    "leaky_relu": "_mm256_blendv_ps(v, _mm256_mul_ps(lo, v), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ))",
+}
+
+
+def tile_store_kernel(activation: str) -> tuple[str, str]:
+    """A full MR x NR tile of y (row stride ldy) += a b over K (as `tile_kernel`), started
+    from zero (`first`) or from y, and stored with the bias of each row and the
+    activation when `last` (else as it is: K goes on in another call). The AVX2 path
+    keeps it in registers from the first load to the store."""
+    from nnefopt.emit_c.kernels.elementwise import UNARY
+
+    name = f"nn_tile_{MR}x{NR}_{activation}"
+    pairs = [(r, h) for r in range(MR) for h in range(2)]
+    starts = "\n".join(f"        c{r}{h} = _mm256_loadu_ps(y + {r} * ldy + {8 * h});" for r, h in pairs)
+    zeros = "\n".join(f"        c{r}{h} = _mm256_setzero_ps();" for r, h in pairs)
+    fmas = "\n".join(f"        t = _mm256_broadcast_ss(ak + {r});\n"
+                      f"        c{r}0 = _mm256_fmadd_ps(t, b0, c{r}0);\n"
+                      f"        c{r}1 = _mm256_fmadd_ps(t, b1, c{r}1);" for r in range(MR))
+    raw = "\n".join(f"        _mm256_storeu_ps(y + {r} * ldy + {8 * h}, c{r}{h});" for r, h in pairs)
+    if activation in VECTOR_EPILOGUES:
+        finals = "\n".join(f"        {{\n            const __m256 v = _mm256_add_ps(c{r}{h}, _mm256_broadcast_ss(bias + {r}));\n"
+                            f"            _mm256_storeu_ps(y + {r} * ldy + {8 * h}, {VECTOR_EPILOGUES[activation]});\n"
+                            f"        }}" for r, h in pairs)
+        final = f"""        const __m256 lo = _mm256_set1_ps(p0), hi = _mm256_set1_ps(p1);
+        (void)lo;
+        (void)hi;
+{finals}"""
+    else:
+        final = f"""{raw}
+        for (r = 0; r < {MR}; ++r)
+            for (j = 0; j < {NR}; ++j) {{
+                const float v = y[r * ldy + j] + bias[r];
+                y[r * ldy + j] = {UNARY[activation]};
+            }}"""
+    return name, f"""static void {name}(const float *restrict a, const float *restrict b, const long *restrict boff, long K,
+    float *restrict y, long ldy, int first, int last, const float *restrict bias, float p0, float p1)
+{{
+    long k, r, j;
+#ifdef NN_AVX2
+    __m256 {", ".join(f"c{r}{h}" for r, h in pairs)};
+    (void)r;
+    (void)j;
+    if (first) {{
+{zeros}
+    }} else {{
+{starts}
+    }}
+    for (k = 0; k < K; ++k) {{
+        const float *br = b + boff[k];
+        const float *ak = a + k * {MR};
+        const __m256 b0 = _mm256_loadu_ps(br), b1 = _mm256_loadu_ps(br + 8);
+        __m256 t;
+{fmas}
+    }}
+    if (last) {{
+{final}
+    }} else {{
+{raw}
+    }}
+#else
+    float acc[{MR} * {NR}];
+    for (r = 0; r < {MR}; ++r)
+        for (j = 0; j < {NR}; ++j)
+            acc[r * {NR} + j] = first ? 0.0f : y[r * ldy + j];
+    for (k = 0; k < K; ++k) {{
+        const float *br = b + boff[k];
+        const float *ak = a + k * {MR};
+        for (r = 0; r < {MR}; ++r) {{
+            const float av = ak[r];
+            float *cr = acc + r * {NR};
+            for (j = 0; j < {NR}; ++j)
+                cr[j] += av * br[j];
+        }}
+    }}
+    for (r = 0; r < {MR}; ++r)
+        for (j = 0; j < {NR}; ++j) {{
+            const float v = acc[r * {NR} + j] + (last ? bias[r] : 0.0f);
+            y[r * ldy + j] = last ? {UNARY[activation]} : acc[r * {NR} + j];
+        }}
+    (void)p0;
+    (void)p1;
+#endif
+}}
+"""
