@@ -256,6 +256,8 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
     float *restrict y, long ldy, int first, int last, const float *restrict bias, float p0, float p1)
 {{
     long k, r, j;
+    (void)p0;
+    (void)p1;
 #ifdef NN_AVX2
     __m256 {", ".join(f"c{r}{h}" for r, h in pairs)};
     (void)r;
@@ -297,8 +299,6 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
             const float v = acc[r * {NR} + j] + (last ? bias[r] : 0.0f);
             y[r * ldy + j] = last ? {UNARY[activation]} : acc[r * {NR} + j];
         }}
-    (void)p0;
-    (void)p1;
 #endif
 }}
 """
