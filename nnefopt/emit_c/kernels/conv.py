@@ -217,8 +217,8 @@ def conv2d_gemm_kernel(activation: str, tile: str, full: str) -> tuple[str, str]
     through a table of K offsets (the indirection); other blocks are gathered into
     columns. K is cut in blocks of KC and NB position blocks share each block of the
     filter, so what a tile reads stays in cache (the blocking is the lowering's choice).
-    A full tile is `full` (gemm.tile_store_kernel: bias and activation in registers),
-    a partial one `tile` and the epilogue here."""
+    A tile of 16 columns is `full` (gemm.tile_store_kernel: bias and activation in
+    registers), the last partial one `tile` and the epilogue here."""
     name = f"nn_conv2d_gemm_{activation}"
     return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, float *scratch,
     long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
@@ -289,8 +289,8 @@ def conv2d_gemm_kernel(activation: str, tile: str, full: str) -> tuple[str, str]
                         for (i = 0; i < nb; ++i) {{
                             const long q0 = (b0 + i) * 16, nr = P - q0 < 16 ? P - q0 : 16;
                             float *yt = y + (n * O + g * og + m0) * P + q0;
-                            if (mr == 6 && nr == 16) {{  /* a full tile: the epilogue in registers */
-                                {full}(a, bs[i], os[i], kc, yt, P, kb == 0, last, bias + g * og + m0, p0, p1);
+                            if (nr == 16) {{  /* 16 columns: the epilogue in registers */
+                                {full}(a, bs[i], os[i], kc, yt, P, mr, kb == 0, last, bias + g * og + m0, p0, p1);
                                 continue;
                             }}
                             for (j = 0; j < 6 * 16; ++j)

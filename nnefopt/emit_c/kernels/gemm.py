@@ -223,7 +223,8 @@ VECTOR_EPILOGUES = {
 
 
 def tile_store_kernel(activation: str) -> tuple[str, str]:
-    """A full MR x NR tile of y (row stride ldy) += a b over K (as `tile_kernel`), started
+    """A tile of mr <= MR rows by NR of y (row stride ldy) += a b over K (as `tile_kernel`;
+    a's rows past mr are the panel's zeros, computed and not stored), started
     from zero (`first`) or from y, and stored with the bias of each row and the
     activation when `last` (else as it is: K goes on in another call). The AVX2 path
     keeps it in registers from the first load to the store."""
@@ -231,14 +232,16 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
 
     name = f"nn_tile_{MR}x{NR}_{activation}"
     pairs = [(r, h) for r in range(MR) for h in range(2)]
-    starts = "\n".join(f"        c{r}{h} = _mm256_loadu_ps(y + {r} * ldy + {8 * h});" for r, h in pairs)
+    starts = "\n".join(f"        c{r}{h} = mr > {r} ? _mm256_loadu_ps(y + {r} * ldy + {8 * h}) : _mm256_setzero_ps();"
+                       for r, h in pairs)
     zeros = "\n".join(f"        c{r}{h} = _mm256_setzero_ps();" for r, h in pairs)
     fmas = "\n".join(f"        t = _mm256_broadcast_ss(ak + {r});\n"
                       f"        c{r}0 = _mm256_fmadd_ps(t, b0, c{r}0);\n"
                       f"        c{r}1 = _mm256_fmadd_ps(t, b1, c{r}1);" for r in range(MR))
-    raw = "\n".join(f"        _mm256_storeu_ps(y + {r} * ldy + {8 * h}, c{r}{h});" for r, h in pairs)
+    raw = "\n".join(f"        if (mr > {r})\n            _mm256_storeu_ps(y + {r} * ldy + {8 * h}, c{r}{h});"
+                    for r, h in pairs)
     if activation in VECTOR_EPILOGUES:
-        finals = "\n".join(f"        {{\n            const __m256 v = _mm256_add_ps(c{r}{h}, _mm256_broadcast_ss(bias + {r}));\n"
+        finals = "\n".join(f"        if (mr > {r}) {{\n            const __m256 v = _mm256_add_ps(c{r}{h}, _mm256_broadcast_ss(bias + {r}));\n"
                             f"            _mm256_storeu_ps(y + {r} * ldy + {8 * h}, {VECTOR_EPILOGUES[activation]});\n"
                             f"        }}" for r, h in pairs)
         final = f"""        const __m256 lo = _mm256_set1_ps(p0), hi = _mm256_set1_ps(p1);
@@ -247,13 +250,13 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
 {finals}"""
     else:
         final = f"""{raw}
-        for (r = 0; r < {MR}; ++r)
+        for (r = 0; r < mr; ++r)
             for (j = 0; j < {NR}; ++j) {{
                 const float v = y[r * ldy + j] + bias[r];
                 y[r * ldy + j] = {UNARY[activation]};
             }}"""
     return name, f"""static void {name}(const float *restrict a, const float *restrict b, const long *restrict boff, long K,
-    float *restrict y, long ldy, int first, int last, const float *restrict bias, float p0, float p1)
+    float *restrict y, long ldy, long mr, int first, int last, const float *restrict bias, float p0, float p1)
 {{
     long k, r, j;
     (void)p0;
@@ -283,7 +286,7 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
     float acc[{MR} * {NR}];
     for (r = 0; r < {MR}; ++r)
         for (j = 0; j < {NR}; ++j)
-            acc[r * {NR} + j] = first ? 0.0f : y[r * ldy + j];
+            acc[r * {NR} + j] = first || r >= mr ? 0.0f : y[r * ldy + j];
     for (k = 0; k < K; ++k) {{
         const float *br = b + boff[k];
         const float *ak = a + k * {MR};
@@ -294,7 +297,7 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
                 cr[j] += av * br[j];
         }}
     }}
-    for (r = 0; r < {MR}; ++r)
+    for (r = 0; r < mr; ++r)
         for (j = 0; j < {NR}; ++j) {{
             const float v = acc[r * {NR} + j] + (last ? bias[r] : 0.0f);
             y[r * ldy + j] = last ? {UNARY[activation]} : acc[r * {NR} + j];
