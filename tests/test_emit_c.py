@@ -261,7 +261,7 @@ def test_lower_bound_is_the_most_bytes_live_at_once_and_place_reaches_it():
 
 
 _WINDOWS = """
-graph G( x, d ) -> ( strided, grouped, blocked, dw2, dw5, mult, up, upg, line, mp, ap, apc, near )
+graph G( x, d ) -> ( strided, grouped, blocked, dw2, dw5, mult, short, up, upg, line, mp, ap, apc, near )
 {
     x = external<scalar>(shape = [1, 8, 11, 19]);
     d = external<scalar>(shape = [1, 4, 23]);
@@ -274,6 +274,8 @@ graph G( x, d ) -> ( strided, grouped, blocked, dw2, dw5, mult, up, upg, line, m
                      padding = [(1, 1), (1, 1)]), 0.0, 6.0);
     dw5 = conv(x, variable<scalar>(shape = [8, 1, 5, 5], label = 'g'), 0.0, groups = 8, padding = [(2, 2), (2, 2)]);
     mult = conv(x, variable<scalar>(shape = [16, 1, 3, 3], label = 'h'), 0.0, groups = 8);
+    short = conv(strided, variable<scalar>(shape = [7, 1, 3, 3], label = 'l'), 0.0, groups = 0,
+                 padding = [(1, 1), (1, 1)]);
     up = deconv(x, variable<scalar>(shape = [8, 5, 3, 3], label = 'i'), 0.25, stride = [2, 2],
                 padding = [(1, 1), (1, 1)]);
     upg = deconv(x, variable<scalar>(shape = [8, 3, 2, 2], label = 'j'), 0.0, groups = 2, stride = [2, 2]);
@@ -292,7 +294,7 @@ def test_conv_kernel_paths_match_the_interpreter(tmp_path, arch):
     """Each path of the conv kernels on odd shapes: strided with an uneven border, grouped
     and dilated, 16 positions of one row read in place and blocks across rows gathered, a
     filter cut in K blocks shared by position blocks (K = 1224, 64 rows),
-    depthwise 3x3 at stride 2, 5x5 and with two outputs per channel, deconvs that overlap
+    depthwise 3x3 at stride 2, on short rows, 5x5 and with two outputs per channel, deconvs that overlap
     and that are grouped, a 1-D conv; pools with and without borders, nearest upsampling."""
     from nnefopt.frontend.tensor_file import write_tensor
 
@@ -300,7 +302,7 @@ def test_conv_kernel_paths_match_the_interpreter(tmp_path, arch):
     rng = np.random.default_rng(5)
     for label, shape in (("a", (7, 8, 3, 3)), ("b", (6, 4, 3, 3)), ("c", (136, 8, 1, 1)), ("e", (64, 136, 3, 3)),
                          ("f", (8, 1, 3, 3)), ("g", (8, 1, 5, 5)), ("h", (16, 1, 3, 3)), ("i", (8, 5, 3, 3)),
-                         ("j", (8, 3, 2, 2)), ("k", (5, 4, 3))):
+                         ("j", (8, 3, 2, 2)), ("k", (5, 4, 3)), ("l", (7, 1, 3, 3))):
         # Small weights: the rounding of a 1224-term sum in another order stays under ATOL.
         write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.1)
     module = nnefopt.load(folder)

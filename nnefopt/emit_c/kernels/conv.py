@@ -73,9 +73,11 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
     plane, the input plane inside a zero border (Hs x Ws, copied into the arena's
     scratch when the conv pads, so no read is checked), then each output row in one
     pass; 3x3 at stride 1 and 2 spelled out, so compilers keep the nine taps in
-    registers and vectorize along the row."""
+    registers and vectorize along the row (a plane of short rows as one long row).
+    Scratch: `depthwise_scratch_items`."""
     name = f"nn_depthwise_{activation}"
     taps = "\n".join(f"            const float w{t} = wp[{t}];" for t in range(9))
+    flat = " + ".join(f"w{3 * r + c} * x{r}[ow + {c}]" for r in range(3) for c in range(3))
 
     def row(step: str) -> str:
         terms = " + ".join(f"w{3 * r + c} * x{r}[{step}ow + {c}]" for r in range(3) for c in range(3))
@@ -95,7 +97,7 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
     (void)p0;
     (void)p1;
     if (padded)
-        memset(scratch, 0, (size_t)(Hs * Ws) * sizeof(float));  /* the border stays zero */
+        memset(scratch, 0, (size_t)(Hs * Ws + 16) * sizeof(float));  /* the border stays zero */
     for (n = 0; n < N; ++n)
         for (o = 0; o < O; ++o) {{
             const float *xp = x + (n * C + o / mult) * H * W;
@@ -110,6 +112,21 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
             }}
             if (KH == 3 && KW == 3 && dw == 1 && (sw == 1 || sw == 2)) {{
 {taps}
+                if (padded && sw == 1 && sh == 1 && OW < 16) {{
+                    /* Short rows: the whole plane as one row Ws wide (its last columns
+                       thrown away), read 2 floats past the plane, into the zero tail. */
+                    const long L = OH * Ws;
+                    const float *restrict x0 = sp, *restrict x1 = sp + dh * Ws, *restrict x2 = x1 + dh * Ws;
+                    float *restrict yr = scratch + Hs * Ws + 16;
+                    for (ow = 0; ow < L; ++ow)
+                        yr[ow] = bv + {flat};
+                    for (oh = 0; oh < OH; ++oh)
+                        for (ow = 0; ow < OW; ++ow) {{
+                            const float v = yr[oh * Ws + ow];
+                            yp[oh * OW + ow] = {UNARY[activation]};
+                        }}
+                    continue;
+                }}
                 for (oh = 0; oh < OH; ++oh) {{
                     const float *restrict x0 = sp + oh * sh * Ws;
                     const float *restrict x1 = x0 + dh * Ws;
@@ -142,6 +159,10 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
         }}
 }}
 """
+
+
+def depthwise_scratch_items(Hs: int, Ws: int, OH: int) -> int:
+    return Hs * Ws + 16 + OH * Ws
 
 
 def deconv2d_kernel(activation: str) -> tuple[str, str]:
