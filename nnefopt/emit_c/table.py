@@ -185,8 +185,8 @@ def _conv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, dims,
     packed = np.concatenate([gemm.row_panels(f).reshape(-1) for f in filters])
     x, _, bias, y = operands
     scratch = ctx.scratch(conv.conv_scratch_items(c, k, kc, nb, padded_items))
-    tile, full = ctx.use(gemm.tile_kernel()), ctx.use(gemm.tile_store_kernel(activation))
-    ctx.call(conv.conv2d_gemm_kernel(activation, tile, full), x,
+    full = ctx.use(gemm.tile_store_kernel(activation))
+    ctx.call(conv.conv2d_gemm_kernel(activation, full), x,
              ctx.pack(packed, f"{ctx.names.get(ctx.current.results[0], 'conv')}_panels"), bias, y, scratch,
              *geometry, hs, ws, kc, nb)
 

@@ -228,7 +228,7 @@ def _tables_items(K: int, KC: int) -> int:
     return -(-2 * (K + KC) // 16) * 16
 
 
-def conv2d_gemm_kernel(activation: str, tile: str, full: str) -> tuple[str, str]:
+def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
     """conv as GEMM per image and group: the filter [O/G, K = C/G * KH * KW], packed at
     compile time in panels of 6 rows (`gemm.row_panels`), times the K x P matrix of the
     input items each output position reads, 6 channels by 16 positions per tile. A zero
@@ -238,8 +238,7 @@ def conv2d_gemm_kernel(activation: str, tile: str, full: str) -> tuple[str, str]
     through a table of K offsets (the indirection); other blocks are gathered into
     columns. K is cut in blocks of KC and NB position blocks share each block of the
     filter, so what a tile reads stays in cache (the blocking is the lowering's choice).
-    A tile of 16 columns is `full` (gemm.tile_store_kernel: bias and activation in
-    registers), the last partial one `tile` and the epilogue here."""
+    Each tile is `full` (gemm.tile_store_kernel: bias and activation in registers)."""
     name = f"nn_conv2d_gemm_{activation}"
     return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, float *scratch,
     long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
@@ -253,8 +252,7 @@ def conv2d_gemm_kernel(activation: str, tile: str, full: str) -> tuple[str, str]
     long *coff = boff + K;
     float *col = scratch + ((2 * (K + KC) + 15) / 16) * 16;
     float *xpad = col + NB * KC * 16;
-    float acc[6 * 16];
-    long n, g, c, kh, kw, k, b0, kb, mp, i, j, r;
+    long n, g, c, kh, kw, k, b0, kb, mp, i, j;
     (void)p0;
     (void)p1;
     for (c = 0, k = 0; c < cg; ++c)
@@ -310,31 +308,7 @@ def conv2d_gemm_kernel(activation: str, tile: str, full: str) -> tuple[str, str]
                         for (i = 0; i < nb; ++i) {{
                             const long q0 = (b0 + i) * 16, nr = P - q0 < 16 ? P - q0 : 16;
                             float *yt = y + (n * O + g * og + m0) * P + q0;
-                            if (nr == 16) {{  /* 16 columns: the epilogue in registers */
-                                {full}(a, bs[i], os[i], kc, yt, P, mr, kb == 0, last, bias + g * og + m0, p0, p1);
-                                continue;
-                            }}
-                            for (j = 0; j < 6 * 16; ++j)
-                                acc[j] = 0.0f;
-                            if (kb > 0)
-                                for (r = 0; r < mr; ++r)
-                                    for (j = 0; j < nr; ++j)
-                                        acc[r * 16 + j] = yt[r * P + j];
-                            {tile}(a, bs[i], os[i], kc, acc);
-                            for (r = 0; r < mr; ++r) {{
-                                float *yr = yt + r * P;
-                                const float *ar = acc + r * 16;
-                                if (last) {{
-                                    const float bv = bias[g * og + m0 + r];
-                                    for (j = 0; j < nr; ++j) {{
-                                        const float v = ar[j] + bv;
-                                        yr[j] = {UNARY[activation]};
-                                    }}
-                                }} else {{
-                                    for (j = 0; j < nr; ++j)
-                                        yr[j] = ar[j];
-                                }}
-                            }}
+                            {full}(a, bs[i], os[i], kc, yt, P, mr, nr, kb == 0, last, bias + g * og + m0, p0, p1);
                         }}
                     }}
                 }}

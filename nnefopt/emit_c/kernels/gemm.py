@@ -157,13 +157,14 @@ def panel_items(k: int, n: int) -> int:
     return k * -(-n // NR) * NR
 
 
-def _avx2_k_loop(fmas: str) -> str:
+def _avx2_k_loop(fmas: str, halves: int = 2) -> str:
     """The tile's k loop, two steps per turn (the loop's own instructions were a tenth of
     its time at small K); each item still sums over k in order."""
+    loads = "const __m256 b0 = _mm256_loadu_ps(br)" + (", b1 = _mm256_loadu_ps(br + 8)" if halves == 2 else "")
     step = f"""        {{
             const float *br = b + boff[k];
             const float *ak = a + k * {MR};
-            const __m256 b0 = _mm256_loadu_ps(br), b1 = _mm256_loadu_ps(br + 8);
+            {loads};
             __m256 t;
 {fmas}
         }}"""
@@ -236,8 +237,9 @@ VECTOR_EPILOGUES = {
 
 
 def tile_store_kernel(activation: str) -> tuple[str, str]:
-    """A tile of mr <= MR rows by NR of y (row stride ldy) += a b over K (as `tile_kernel`;
-    a's rows past mr are the panel's zeros, computed and not stored), started
+    """A tile of mr <= MR rows by nr <= NR of y (row stride ldy) += a b over K (as
+    `tile_kernel`; a's rows past mr are the panel's zeros, computed and not stored; b's
+    columns past nr are read, and only half a tile computed when nr <= 8), started
     from zero (`first`) or from y, and stored with the bias of each row and the
     activation when `last` (else as it is: K goes on in another call). The AVX2 path
     keeps it in registers from the first load to the store."""
@@ -253,6 +255,10 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
                       f"            c{r}1 = _mm256_fmadd_ps(t, b1, c{r}1);" for r in range(MR))
     raw = "\n".join(f"        if (mr > {r})\n            _mm256_storeu_ps(y + {r} * ldy + {8 * h}, c{r}{h});"
                     for r, h in pairs)
+    half = "\n".join(f"            t = _mm256_broadcast_ss(ak + {r});\n"
+                     f"            c{r}0 = _mm256_fmadd_ps(t, b0, c{r}0);" for r in range(MR))
+    from_part = "\n".join(f"        c{r}{h} = _mm256_loadu_ps(part + {r * NR + 8 * h});" for r, h in pairs)
+    to_part = "\n".join(f"        _mm256_storeu_ps(part + {r * NR + 8 * h}, c{r}{h});" for r, h in pairs)
     if activation in VECTOR_EPILOGUES:
         finals = "\n".join(f"        if (mr > {r}) {{\n            const __m256 v = _mm256_add_ps(c{r}{h}, _mm256_broadcast_ss(bias + {r}));\n"
                             f"            _mm256_storeu_ps(y + {r} * ldy + {8 * h}, {VECTOR_EPILOGUES[activation]});\n"
@@ -269,31 +275,47 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
                 y[r * ldy + j] = {UNARY[activation]};
             }}"""
     return name, f"""static void {name}(const float *restrict a, const float *restrict b, const long *restrict boff, long K,
-    float *restrict y, long ldy, long mr, int first, int last, const float *restrict bias, float p0, float p1)
+    float *restrict y, long ldy, long mr, long nr, int first, int last, const float *restrict bias, float p0,
+    float p1)
 {{
     long k, r, j;
     (void)p0;
     (void)p1;
 #ifdef NN_AVX2
     __m256 {", ".join(f"c{r}{h}" for r, h in pairs)};
-    (void)r;
-    (void)j;
+    float part[{MR} * {NR}];
     if (first) {{
 {zeros}
-    }} else {{
+    }} else if (nr == {NR}) {{
 {starts}
-    }}
-{_avx2_k_loop(fmas)}
-    if (last) {{
-{final}
     }} else {{
+        for (r = 0; r < {MR}; ++r)
+            for (j = 0; j < {NR}; ++j)
+                part[r * {NR} + j] = r < mr && j < nr ? y[r * ldy + j] : 0.0f;
+{from_part}
+    }}
+    if (nr <= 8) {{  /* half a tile: the right half's products are not wanted */
+{_avx2_k_loop(half, 1)}
+    }} else {{
+{_avx2_k_loop(fmas)}
+    }}
+    if (nr == {NR} && last) {{
+{final}
+    }} else if (nr == {NR}) {{
 {raw}
+    }} else {{
+{to_part}
+        for (r = 0; r < mr; ++r)
+            for (j = 0; j < nr; ++j) {{
+                const float v = part[r * {NR} + j] + (last ? bias[r] : 0.0f);
+                y[r * ldy + j] = last ? {UNARY[activation]} : part[r * {NR} + j];
+            }}
     }}
 #else
     float acc[{MR} * {NR}];
     for (r = 0; r < {MR}; ++r)
         for (j = 0; j < {NR}; ++j)
-            acc[r * {NR} + j] = first || r >= mr ? 0.0f : y[r * ldy + j];
+            acc[r * {NR} + j] = first || r >= mr || j >= nr ? 0.0f : y[r * ldy + j];
     for (k = 0; k < K; ++k) {{
         const float *br = b + boff[k];
         const float *ak = a + k * {MR};
@@ -305,7 +327,7 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
         }}
     }}
     for (r = 0; r < mr; ++r)
-        for (j = 0; j < {NR}; ++j) {{
+        for (j = 0; j < nr; ++j) {{
             const float v = acc[r * {NR} + j] + (last ? bias[r] : 0.0f);
             y[r * ldy + j] = last ? {UNARY[activation]} : acc[r * {NR} + j];
         }}
