@@ -76,8 +76,60 @@ def resnet50(folder: Path, classes: int = 1000) -> int:
 
 
 def resnet50_onnx(folder: Path, onnx_path: Path) -> None:
-    """The generated NNEF model as ONNX, same weights, for onnxruntime to run (only the
-    operations resnet50() writes are translated)."""
+    """The generated NNEF model as ONNX, same weights, for onnxruntime to run."""
+    graph_onnx(folder, onnx_path, "resnet50")
+
+
+def mobilenetv2(folder: Path, classes: int = 1000, width: float = 1.0) -> int:
+    """MobileNetV2 (inverted residuals, depthwise 3x3, relu6) at 224x224; returns its
+    parameter count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    g = _Writer(folder)
+    g.lines.append("input = external<scalar>(shape = [1, 3, 224, 224]);")
+
+    def channels(c: int) -> int:  # torchvision's rounding to a multiple of 8
+        rounded = max(8, int(c * width + 4) // 8 * 8)
+        return rounded + 8 if rounded < 0.9 * c * width else rounded
+
+    def conv_bn_relu6(x: str, cin: int, cout: int, k: int, stride: int, groups: int = 1, relu6: bool = True) -> str:
+        w = g.variable((cout, cin // groups, k, k))
+        pad = k // 2
+        y = g.op(f"conv({x}, {w}, 0.0, padding = [({pad}, {pad}), ({pad}, {pad})], stride = [{stride}, {stride}], "
+                 f"groups = {groups})")
+        stats = [g.variable((1, cout), positive=i == 1) for i in range(4)]
+        y = g.op(f"batch_normalization({y}, {stats[0]}, {stats[1]}, {stats[2]}, {stats[3]}, epsilon = 1e-05)")
+        return g.op(f"clamp({y}, 0.0, 6.0)") if relu6 else y
+
+    cin = channels(32)
+    x = conv_bn_relu6("input", 3, cin, 3, 2)
+    for expand, c, repeats, first_stride in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                                             (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+        cout = channels(c)
+        for i in range(repeats):
+            stride = first_stride if i == 0 else 1
+            hidden = cin * expand
+            y = conv_bn_relu6(x, cin, hidden, 1, 1) if expand != 1 else x
+            y = conv_bn_relu6(y, hidden, hidden, 3, stride, groups=hidden)
+            y = conv_bn_relu6(y, hidden, cout, 1, 1, relu6=False)
+            x = g.op(f"add({y}, {x})") if stride == 1 and cin == cout else y
+            cin = cout
+    last = channels(1280) if width > 1.0 else 1280
+    x = conv_bn_relu6(x, cin, last, 1, 1)
+    x = g.op(f"mean_reduce({x}, axes = [2, 3])")
+    x = g.op(f"reshape({x}, shape = [1, {last}])")
+    w, b = g.variable((classes, last)), g.variable((1, classes))
+    g.lines.append(f"output = linear({x}, {w}, {b});")
+    g.write(["input"], ["output"])
+    return g.parameters
+
+
+def mobilenetv2_onnx(folder: Path, onnx_path: Path) -> None:
+    graph_onnx(folder, onnx_path, "mobilenetv2")
+
+
+def graph_onnx(folder: Path, onnx_path: Path, name: str) -> None:
+    """A model this module generated, as ONNX with the same weights (only the operations
+    the generators write are translated)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -97,7 +149,8 @@ def resnet50_onnx(folder: Path, onnx_path: Path) -> None:
             const(out, np.asarray(model.tensors[out].data))
         elif op.name == "conv":
             pads = [p for p, _ in at["padding"]] + [q for _, q in at["padding"]]
-            nodes.append(helper.make_node("Conv", [ins["input"], ins["filter"]], [out], pads=pads, strides=at["stride"]))
+            nodes.append(helper.make_node("Conv", [ins["input"], ins["filter"]], [out], pads=pads, strides=at["stride"],
+                                          group=at.get("groups", 1) or 1))
         elif op.name == "batch_normalization":
             flat = {k: const(f"{out}_{k}", np.asarray(model.tensors[ins[k]].data).reshape(-1))
                     for k in ("scale", "offset", "mean", "variance")}
@@ -110,6 +163,10 @@ def resnet50_onnx(folder: Path, onnx_path: Path) -> None:
                                           strides=at["stride"][2:], pads=pads))
         elif op.name in ("add", "relu"):
             nodes.append(helper.make_node(op.name.capitalize(), [v for v in ins.values()], [out]))
+        elif op.name == "clamp":
+            low = const(f"{out}_low", np.asarray(0.0, np.float32))
+            high = const(f"{out}_high", np.asarray(6.0, np.float32))
+            nodes.append(helper.make_node("Clip", [ins["x"], low, high], [out]))
         elif op.name == "mean_reduce":
             nodes.append(helper.make_node("ReduceMean", [ins["input"]], [out], axes=at["axes"], keepdims=1))
         elif op.name == "reshape":
@@ -118,9 +175,10 @@ def resnet50_onnx(folder: Path, onnx_path: Path) -> None:
         elif op.name == "linear":
             bias = const(f"{out}_bias", np.asarray(model.tensors[ins["bias"]].data).reshape(-1))
             nodes.append(helper.make_node("Gemm", [ins["input"], ins["filter"], bias], [out], transB=1))
+    classes = model.tensors["output"].shape[-1]
     graph = helper.make_graph(
-        nodes, "resnet50", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1000])], initializers)
+        nodes, name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, classes])], initializers)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(onnx_path))
 
 

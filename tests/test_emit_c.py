@@ -258,3 +258,65 @@ def test_lower_bound_is_the_most_bytes_live_at_once_and_place_reaches_it():
     assert lower_bound([a, b, c]) == 150
     plan = place([a, b, c], 64)
     assert plan.peak_bytes == 192 and plan.offsets["a"] == plan.offsets["c"] == 0 and plan.offsets["b"] == 128
+
+
+_WINDOWS = """
+graph G( x, d ) -> ( strided, grouped, blocked, dw2, dw5, mult, short, up, upg, line, mp, ap, apc, near )
+{
+    x = external<scalar>(shape = [1, 8, 11, 19]);
+    d = external<scalar>(shape = [1, 4, 23]);
+    strided = conv(x, variable<scalar>(shape = [7, 8, 3, 3], label = 'a'), 0.5,
+                   stride = [2, 2], padding = [(1, 1), (1, 2)]);
+    grouped = conv(x, variable<scalar>(shape = [6, 4, 3, 3], label = 'b'), 0.0, groups = 2, dilation = [2, 1]);
+    wide = conv(x, variable<scalar>(shape = [136, 8, 1, 1], label = 'c'), 0.0);
+    blocked = relu(conv(wide, variable<scalar>(shape = [64, 136, 3, 3], label = 'e'), 0.0, padding = [(1, 1), (1, 1)]));
+    dw2 = clamp(conv(x, variable<scalar>(shape = [8, 1, 3, 3], label = 'f'), 0.0, groups = 0, stride = [2, 2],
+                     padding = [(1, 1), (1, 1)]), 0.0, 6.0);
+    dw5 = conv(x, variable<scalar>(shape = [8, 1, 5, 5], label = 'g'), 0.0, groups = 8, padding = [(2, 2), (2, 2)]);
+    mult = conv(x, variable<scalar>(shape = [16, 1, 3, 3], label = 'h'), 0.0, groups = 8);
+    short = conv(strided, variable<scalar>(shape = [7, 1, 3, 3], label = 'l'), 0.0, groups = 0,
+                 padding = [(1, 1), (1, 1)]);
+    up = deconv(x, variable<scalar>(shape = [8, 5, 3, 3], label = 'i'), 0.25, stride = [2, 2],
+                padding = [(1, 1), (1, 1)]);
+    upg = deconv(x, variable<scalar>(shape = [8, 3, 2, 2], label = 'j'), 0.0, groups = 2, stride = [2, 2]);
+    line = conv(d, variable<scalar>(shape = [5, 4, 3], label = 'k'), 0.0, padding = [(1, 1)]);
+    mp = max_pool(x, size = [1, 1, 3, 3], stride = [1, 1, 2, 2], padding = [(0, 0), (0, 0), (1, 1), (1, 1)],
+                  border = 'ignore');
+    ap = avg_pool(x, size = [1, 1, 3, 3], padding = [(0, 0), (0, 0), (1, 1), (1, 1)], border = 'ignore');
+    apc = avg_pool(x, size = [1, 1, 2, 2], stride = [1, 1, 2, 2], border = 'constant');
+    near = nearest_upsample(x, factor = [2, 3]);
+}
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_conv_kernel_paths_match_the_interpreter(tmp_path, arch):
+    """Each path of the conv kernels on odd shapes: strided with an uneven border, grouped
+    and dilated, 16 positions of one row read in place and blocks across rows gathered, a
+    filter cut in K blocks shared by position blocks (K = 1224, 64 rows),
+    depthwise 3x3 at stride 2, on short rows, 5x5 and with two outputs per channel, deconvs that overlap
+    and that are grouped, a 1-D conv; pools with and without borders, nearest upsampling."""
+    from nnefopt.frontend.tensor_file import write_tensor
+
+    folder = _write_graph(tmp_path / "m", _WINDOWS)
+    rng = np.random.default_rng(5)
+    for label, shape in (("a", (7, 8, 3, 3)), ("b", (6, 4, 3, 3)), ("c", (136, 8, 1, 1)), ("e", (64, 136, 3, 3)),
+                         ("f", (8, 1, 3, 3)), ("g", (8, 1, 5, 5)), ("h", (16, 1, 3, 3)), ("i", (8, 5, 3, 3)),
+                         ("j", (8, 3, 2, 2)), ("k", (5, 4, 3)), ("l", (7, 1, 3, 3))):
+        # Small weights: the rounding of a 1224-term sum in another order stays under ATOL.
+        write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.1)
+    module = nnefopt.load(folder)
+    nnefopt.optimize(module, "default")
+    out = tmp_path / "c"
+    nnefopt.save(module, out, emit="c")
+    text = (out / "model_kernels.c").read_text()
+    assert all(f"model_nn_{kind}" in text for kind in ("conv2d_gemm", "depthwise", "deconv2d_gemm", "tile_6x16"))
+    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", (out / "model.h").read_text()).group(1))
+    library = Library(out / compile_library(out, arch))
+    from nnefopt.interp.ir_interpreter import Plan
+
+    inputs = Plan(module).random_inputs(11)
+    expected = list(nnefopt.run(module, inputs).values())
+    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)

@@ -132,16 +132,75 @@ def _conv(activation: str, transposed: bool = False):
         p0, p1 = _activation_parameters(op, ctx, activation)
         geometry = (n, c, h, wd, o, kh, kw, oh, ow, stride[0], stride[1], dilation[0], dilation[1],
                     padding[0][0], padding[1][0], groups, p0, p1)
-        operands = (ctx.read(x), ctx.read(w), _bias(op, ctx, o), ctx.write(y))
-        if transposed or (c // groups == 1 and groups > 1):  # deconv, depthwise: direct loops
+        cropping = min(p for pair in padding for p in pair) < 0
+        if c // groups == 1 and groups > 1 and not transposed and not cropping:
+            hs, ws = _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding)
+            scratch = ctx.scratch(conv.depthwise_scratch_items(hs, ws, oh) if (hs, ws) != (h, wd) else 1)
+            ctx.call(conv.depthwise_kernel(activation), ctx.read(x), ctx.read(w), _bias(op, ctx, o), ctx.write(y),
+                     scratch, *geometry, hs, ws)
+            return
+        if transposed and not cropping:
+            _deconv_gemm(ctx, activation, filter_data, (ctx.read(x), None, _bias(op, ctx, o), ctx.write(y)),
+                         geometry, c, o, kh, kw, groups)
+            return
+        direct = transposed or cropping
+        # The filter as NNEF has it only for the direct loops: the GEMM reads a packed copy.
+        operands = (ctx.read(x), ctx.read(w) if direct else None, _bias(op, ctx, o), ctx.write(y))
+        if direct:  # deconv, depthwise, a cropping conv: direct loops
             make = conv.deconv2d_kernel if transposed else conv.conv2d_kernel
             ctx.call(make(activation), *operands, *geometry)
             return
-        gemm_name = ctx.use(gemm.gemm_kernel(activation, "m"))
-        columns = ctx.scratch(gemm.panel_items(c // groups * kh * kw, gemm.NR))
-        ctx.call(conv.conv2d_gemm_kernel(activation, gemm_name), *operands, columns, *geometry)
+        _conv_gemm(ctx, activation, filter_data, operands, geometry, (n, c, h, wd, o, kh, kw, oh, ow), stride,
+                   dilation, padding, groups)
 
     return lower
+
+
+def _conv_blocking(k: int, rows: int) -> tuple[int, int]:
+    """(KC, NB): the filter's K cut in blocks of KC when long, and NB blocks of 16
+    positions sharing each block of a filter too large for the second-level cache, so
+    that it streams from memory once per NB blocks while their columns (NB x KC x 16
+    floats) stay in a 256 KiB share of that cache. A filter that fits is read from
+    there anyway: one block, the least scratch."""
+    kc = k if k <= 1024 else 512
+    if rows * k * 4 <= 256 * 1024:
+        return kc, 1
+    return kc, max(1, min(8, (256 * 1024) // (kc * 16 * 4)))
+
+
+def _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding) -> tuple[int, int]:
+    """Hs x Ws: the input with its zero border, as far as the windows reach."""
+    hs = padding[0][0] + max(h, (oh - 1) * stride[0] + (kh - 1) * dilation[0] + 1 - padding[0][0])
+    ws = padding[1][0] + max(wd, (ow - 1) * stride[1] + (kw - 1) * dilation[1] + 1 - padding[1][0])
+    return hs, ws
+
+
+def _conv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, dims, stride, dilation, padding, groups):
+    n, c, h, wd, o, kh, kw, oh, ow = dims
+    og, k = o // groups, c // groups * kh * kw
+    hs, ws = _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding)
+    padded_items = c * hs * ws if (hs, ws) != (h, wd) else 0
+    kc, nb = _conv_blocking(k, og)
+    filters = np.asarray(filter_data, np.float32).reshape(groups, og, k)
+    packed = np.concatenate([gemm.row_panels(f).reshape(-1) for f in filters])
+    x, _, bias, y = operands
+    scratch = ctx.scratch(conv.conv_scratch_items(c, k, kc, nb, padded_items))
+    full = ctx.use(gemm.tile_store_kernel(activation))
+    ctx.call(conv.conv2d_gemm_kernel(activation, full), x,
+             ctx.pack(packed, f"{ctx.names.get(ctx.current.results[0], 'conv')}_panels"), bias, y, scratch,
+             *geometry, hs, ws, kc, nb)
+
+
+def _deconv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, c, o, kh, kw, groups):
+    cg, og = c // groups, o // groups
+    # NNEF's deconv filter [C, O / G, KH, KW]: per group, rows (o, kh, kw) over its C / G channels.
+    filters = np.asarray(filter_data, np.float32).reshape(groups, cg, og * kh * kw).transpose(0, 2, 1)
+    packed = np.concatenate([gemm.row_panels(f).reshape(-1) for f in filters])
+    x, _, bias, y = operands
+    scratch = ctx.scratch(conv.deconv_scratch_items(cg))
+    tile = ctx.use(gemm.tile_kernel())
+    ctx.call(conv.deconv2d_gemm_kernel(activation, tile), x,
+             ctx.pack(packed, f"{ctx.names.get(ctx.current.results[0], 'deconv')}_panels"), bias, y, scratch, *geometry)
 
 
 def _linear(activation: str):
@@ -204,6 +263,11 @@ def _pool(mode: str):
         kind = mode
         if mode == "box":
             kind = "avg" if ctx.attr(op, "normalize") else "sum"
+        if len(xs) >= 2 and all(size[d] == 1 and stride[d] == 1 and dilation[d] == 1 and padding[d] == (0, 0)
+                                for d in range(len(xs) - 2)):  # a window over the last two axes: plane by plane
+            ctx.call(window.pool2d_kernel(kind), ctx.read(x), ctx.write(y), items(xs[:-2]), *xs[-2:], *ys[-2:],
+                     *size[-2:], *stride[-2:], *dilation[-2:], padding[-2][0], padding[-1][0], int(border == "ignore"))
+            return
         lead = 4 - len(xs)
 
         def four(values, fill):

@@ -68,6 +68,103 @@ def conv2d_kernel(activation: str) -> tuple[str, str]:
 """
 
 
+def depthwise_kernel(activation: str) -> tuple[str, str]:
+    """Depthwise conv (one input channel per group, O / C outputs each): per output
+    plane, the input plane inside a zero border (Hs x Ws, copied into the arena's
+    scratch when the conv pads, so no read is checked), then each output row in one
+    pass; 3x3 at stride 1 and 2 spelled out, so compilers keep the nine taps in
+    registers and vectorize along the row (a plane of short rows as one long row).
+    Scratch: `depthwise_scratch_items`."""
+    name = f"nn_depthwise_{activation}"
+    taps = "\n".join(f"            const float w{t} = wp[{t}];" for t in range(9))
+    flat = " + ".join(f"w{3 * r + c} * x{r}[ow + {c}]" for r in range(3) for c in range(3))
+
+    def row(step: str) -> str:
+        terms = " + ".join(f"w{3 * r + c} * x{r}[{step}ow + {c}]" for r in range(3) for c in range(3))
+        return f"""                for (ow = 0; ow < OW; ++ow) {{
+                    const float v = bv + {terms};
+                    yr[ow] = {UNARY[activation]};
+                }}"""
+
+    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *restrict y,
+    float *restrict scratch, long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
+    long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1, long Hs, long Ws)
+{{
+    const long mult = O / C;
+    const int padded = Hs != H || Ws != W;
+    long n, o, i, oh, ow, kh, kw;
+    (void)G;
+    (void)p0;
+    (void)p1;
+    if (padded)
+        memset(scratch, 0, (size_t)(Hs * Ws + 16) * sizeof(float));  /* the border stays zero */
+    for (n = 0; n < N; ++n)
+        for (o = 0; o < O; ++o) {{
+            const float *xp = x + (n * C + o / mult) * H * W;
+            const float *restrict wp = w + o * KH * KW;
+            const float *sp = xp;
+            const float bv = bias[o];
+            float *yp = y + (n * O + o) * OH * OW;
+            if (padded) {{
+                for (i = 0; i < H; ++i)
+                    memcpy(scratch + (i + ph) * Ws + pw, xp + i * W, (size_t)W * sizeof(float));
+                sp = scratch;
+            }}
+            if (KH == 3 && KW == 3 && dw == 1 && (sw == 1 || sw == 2)) {{
+{taps}
+                if (padded && sw == 1 && sh == 1 && OW < 16) {{
+                    /* Short rows: the whole plane as one row Ws wide (its last columns
+                       thrown away), read 2 floats past the plane, into the zero tail. */
+                    const long L = OH * Ws;
+                    const float *restrict x0 = sp, *restrict x1 = sp + dh * Ws, *restrict x2 = x1 + dh * Ws;
+                    float *restrict yr = scratch + Hs * Ws + 16;
+                    for (ow = 0; ow < L; ++ow)
+                        yr[ow] = bv + {flat};
+                    for (oh = 0; oh < OH; ++oh)
+                        for (ow = 0; ow < OW; ++ow) {{
+                            const float v = yr[oh * Ws + ow];
+                            yp[oh * OW + ow] = {UNARY[activation]};
+                        }}
+                    continue;
+                }}
+                for (oh = 0; oh < OH; ++oh) {{
+                    const float *restrict x0 = sp + oh * sh * Ws;
+                    const float *restrict x1 = x0 + dh * Ws;
+                    const float *restrict x2 = x1 + dh * Ws;
+                    float *restrict yr = yp + oh * OW;
+                    if (sw == 1) {{
+{row("")}
+                    }} else {{
+{row("2 * ")}
+                    }}
+                }}
+                continue;
+            }}
+            for (oh = 0; oh < OH; ++oh) {{
+                float *restrict yr = yp + oh * OW;
+                for (ow = 0; ow < OW; ++ow)
+                    yr[ow] = bv;
+                for (kh = 0; kh < KH; ++kh)
+                    for (kw = 0; kw < KW; ++kw) {{
+                        const float wv = wp[kh * KW + kw];
+                        const float *restrict xr = sp + (oh * sh + kh * dh) * Ws + kw * dw;
+                        for (ow = 0; ow < OW; ++ow)
+                            yr[ow] += wv * xr[ow * sw];
+                    }}
+                for (ow = 0; ow < OW; ++ow) {{
+                    const float v = yr[ow];
+                    yr[ow] = {UNARY[activation]};
+                }}
+            }}
+        }}
+}}
+"""
+
+
+def depthwise_scratch_items(Hs: int, Ws: int, OH: int) -> int:
+    return Hs * Ws + 16 + OH * Ws
+
+
 def deconv2d_kernel(activation: str) -> tuple[str, str]:
     """Transposed conv: input item (ih, iw) adds w * x to output (ih*sh - ph + kh*dh, ...).
     The filter is NNEF's [C, O / G, KH, KW]."""
@@ -121,65 +218,179 @@ def deconv2d_kernel(activation: str) -> tuple[str, str]:
 """
 
 
-def conv2d_gemm_kernel(activation: str, gemm: str) -> tuple[str, str]:
-    """conv as GEMM per image and group, filter [O/G, C/G * KH * KW] times the columns,
-    built 16 output positions at a time into `col` (K x 16 floats of the arena's
-    scratch, which stays in L1 while every block of filter rows reads it): a whole
-    im2col matrix would go out to memory and back."""
+def conv_scratch_items(C: int, K: int, KC: int, NB: int, padded_items: int) -> int:
+    """The floats of arena scratch `conv2d_gemm` wants: its two offset tables (longs,
+    counted as two floats each), NB column blocks of KC x 16, the zero-padded input."""
+    return _tables_items(K, KC) + NB * KC * 16 + padded_items
+
+
+def _tables_items(K: int, KC: int) -> int:
+    return -(-2 * (K + KC) // 16) * 16
+
+
+def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
+    """conv as GEMM per image and group: the filter [O/G, K = C/G * KH * KW], packed at
+    compile time in panels of 6 rows (`gemm.row_panels`), times the K x P matrix of the
+    input items each output position reads, 6 channels by 16 positions per tile. A zero
+    border is copied once around the input (Hs x Ws, in the arena's scratch) when the
+    conv pads, so no read is checked. Sixteen positions in one output row at stride 1
+    read sixteen consecutive items per (channel, tap): the tile reads them in place
+    through a table of K offsets (the indirection); other blocks are gathered into
+    columns. K is cut in blocks of KC and NB position blocks share each block of the
+    filter, so what a tile reads stays in cache (the blocking is the lowering's choice).
+    Each tile is `full` (gemm.tile_store_kernel: bias and activation in registers)."""
     name = f"nn_conv2d_gemm_{activation}"
-    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, float *col,
+    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, float *scratch,
+    long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
+    long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1,
+    long Hs, long Ws, long KC, long NB)
+{{
+    const long cg = C / G, og = O / G, K = cg * KH * KW, P = OH * OW, panels = (og + 5) / 6;
+    const long blocks = (P + 15) / 16, plane = Hs * Ws;
+    const int padded = Hs != H || Ws != W;
+    long *boff = (long *)scratch;
+    long *coff = boff + K;
+    float *col = scratch + ((2 * (K + KC) + 15) / 16) * 16;
+    float *xpad = col + NB * KC * 16;
+    long n, g, c, kh, kw, k, b0, kb, mp, i, j;
+    (void)p0;
+    (void)p1;
+    for (c = 0, k = 0; c < cg; ++c)
+        for (kh = 0; kh < KH; ++kh)
+            for (kw = 0; kw < KW; ++kw)
+                boff[k++] = c * plane + kh * dh * Ws + kw * dw;
+    for (k = 0; k < KC; ++k)
+        coff[k] = k * 16;
+    for (n = 0; n < N; ++n) {{
+        const float *src = x + n * C * H * W;
+        if (padded) {{
+            memset(xpad, 0, (size_t)(C * plane) * sizeof(float));
+            for (c = 0; c < C; ++c)
+                for (i = 0; i < H; ++i)
+                    memcpy(xpad + c * plane + (i + ph) * Ws + pw, src + (c * H + i) * W, (size_t)W * sizeof(float));
+            src = xpad;
+        }}
+        for (g = 0; g < G; ++g) {{
+            const float *sg = src + g * cg * plane;
+            const float *wg = w + g * panels * K * 6;
+            for (b0 = 0; b0 < blocks; b0 += NB) {{
+                const long nb = blocks - b0 < NB ? blocks - b0 : NB;
+                for (kb = 0; kb < K; kb += KC) {{
+                    const long kc = K - kb < KC ? K - kb : KC;
+                    const int last = kb + kc == K;
+                    const float *bs[64];
+                    const long *os[64];
+                    for (i = 0; i < nb; ++i) {{
+                        const long q0 = (b0 + i) * 16, nr = P - q0 < 16 ? P - q0 : 16;
+                        const long oh0 = q0 / OW, ow0 = q0 % OW;
+                        if (nr == 16 && sw == 1 && (ow0 + 16 <= OW || (Ws == OW && sh == 1))) {{
+                            bs[i] = sg + oh0 * sh * Ws + ow0;  /* in place: 16 consecutive items */
+                            os[i] = boff + kb;
+                        }} else {{
+                            long pos[16];
+                            float *cb = col + i * KC * 16;
+                            for (j = 0; j < 16; ++j) {{
+                                const long q = q0 + (j < nr ? j : 0);
+                                pos[j] = (q / OW) * sh * Ws + (q % OW) * sw;
+                            }}
+                            for (k = 0; k < kc; ++k) {{
+                                const float *sk = sg + boff[kb + k];
+                                for (j = 0; j < 16; ++j)
+                                    cb[k * 16 + j] = sk[pos[j]];
+                            }}
+                            bs[i] = cb;
+                            os[i] = coff;
+                        }}
+                    }}
+                    for (mp = 0; mp < panels; ++mp) {{
+                        const long m0 = mp * 6, mr = og - m0 < 6 ? og - m0 : 6;
+                        const float *a = wg + mp * K * 6 + kb * 6;
+                        for (i = 0; i < nb; ++i) {{
+                            const long q0 = (b0 + i) * 16, nr = P - q0 < 16 ? P - q0 : 16;
+                            float *yt = y + (n * O + g * og + m0) * P + q0;
+                            {full}(a, bs[i], os[i], kc, yt, P, mr, nr, kb == 0, last, bias + g * og + m0, p0, p1);
+                        }}
+                    }}
+                }}
+            }}
+        }}
+    }}
+}}
+"""
+
+
+def deconv2d_gemm_kernel(activation: str, tile: str) -> tuple[str, str]:
+    """Transposed conv as GEMM per image and group: rows (o, kh, kw) of the filter
+    (packed at compile time in panels of 6, K = C / G) times the input's positions, 16
+    at a time (read in place, the last partial block gathered with its tail repeated),
+    each product added where it lands in the output (bias first, the activation after:
+    windows that overlap add up)."""
+    name = f"nn_deconv2d_gemm_{activation}"
+    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, float *scratch,
     long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
     long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1)
 {{
-    const long cg = C / G, og = O / G, K = cg * KH * KW, P = OH * OW;
-    const int pointwise = KH == 1 && KW == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0;
-    long n, g, p0_, j, c, kh, kw;
-    for (n = 0; n < N; ++n)
+    const long cg = C / G, og = O / G, K = cg, M = og * KH * KW, P = H * W, panels = (M + 5) / 6;
+    long *boff = (long *)scratch;
+    long *coff = boff + K;
+    float *col = scratch + ((4 * K + 15) / 16) * 16;
+    float acc[6 * 16];
+    long n, g, o, c, q0, mp, i, j, r;
+    (void)p0;
+    (void)p1;
+    for (c = 0; c < K; ++c) {{
+        boff[c] = c * P;
+        coff[c] = c * 16;
+    }}
+    for (n = 0; n < N; ++n) {{
+        for (o = 0; o < O; ++o)
+            for (i = 0; i < OH * OW; ++i)
+                y[(n * O + o) * OH * OW + i] = bias[o];
         for (g = 0; g < G; ++g) {{
-            const float *xg = x + (n * C + g * cg) * H * W;
-            for (p0_ = 0; p0_ < P; p0_ += 16) {{
-                const long nr = P - p0_ < 16 ? P - p0_ : 16;
-                long ih0[16], iw0[16];
+            const float *xg = x + (n * C + g * cg) * P;
+            const float *wg = w + g * panels * K * 6;
+            for (q0 = 0; q0 < P; q0 += 16) {{
+                const long nr = P - q0 < 16 ? P - q0 : 16;
+                const float *b = xg + q0;
+                const long *offsets = boff;
+                long ih[16], iw[16];
                 for (j = 0; j < 16; ++j) {{
-                    const long p = p0_ + (j < nr ? j : 0);
-                    ih0[j] = (p / OW) * sh - ph;
-                    iw0[j] = (p % OW) * sw - pw;
+                    ih[j] = (q0 + j) / W * sh - ph;
+                    iw[j] = (q0 + j) % W * sw - pw;
                 }}
-                if (pointwise) {{
-                    for (c = 0; c < cg; ++c) {{
-                        const float *xr = xg + c * H * W + p0_;
+                if (nr < 16) {{
+                    for (c = 0; c < K; ++c)
                         for (j = 0; j < 16; ++j)
-                            col[c * 16 + j] = j < nr ? xr[j] : 0.0f;
-                    }}
-                }} else {{
-                    /* The 16 positions in one output row at stride 1 read 16 consecutive
-                       input items per tap: copied whole where the tap stays inside. */
-                    const int one_row = sw == 1 && nr == 16 && ih0[0] == ih0[15];
-                    float *row = col;
-                    for (c = 0; c < cg; ++c) {{
-                        const float *xp = xg + c * H * W;
-                        for (kh = 0; kh < KH; ++kh)
-                            for (kw = 0; kw < KW; ++kw) {{
-                                const long ih = ih0[0] + kh * dh, iw = iw0[0] + kw * dw;
-                                if (one_row && (ih < 0 || ih >= H)) {{
-                                    for (j = 0; j < 16; ++j)
-                                        row[j] = 0.0f;
-                                }} else if (one_row && iw >= 0 && iw + 16 <= W) {{
-                                    const float *xr = xp + ih * W + iw;
-                                    for (j = 0; j < 16; ++j)
-                                        row[j] = xr[j];
-                                }} else {{
-                                    for (j = 0; j < 16; ++j) {{
-                                        const long ihj = ih0[j] + kh * dh, iwj = iw0[j] + kw * dw;
-                                        row[j] = ihj >= 0 && ihj < H && iwj >= 0 && iwj < W ? xp[ihj * W + iwj] : 0.0f;
-                                    }}
-                                }}
-                                row += 16;
-                            }}
+                            col[c * 16 + j] = xg[c * P + q0 + (j < nr ? j : 0)];
+                    b = col;
+                    offsets = coff;
+                }}
+                for (mp = 0; mp < panels; ++mp) {{
+                    for (j = 0; j < 6 * 16; ++j)
+                        acc[j] = 0.0f;
+                    {tile}(wg + mp * K * 6, b, offsets, K, acc);
+                    for (r = 0; r < 6 && mp * 6 + r < M; ++r) {{
+                        const long m = mp * 6 + r, oc = g * og + m / (KH * KW);
+                        const long kh = m / KW % KH, kw = m % KW;
+                        float *yp = y + (n * O + oc) * OH * OW;
+                        for (j = 0; j < nr; ++j) {{
+                            const long oh = ih[j] + kh * dh, ow = iw[j] + kw * dw;
+                            if (oh >= 0 && oh < OH && ow >= 0 && ow < OW)
+                                yp[oh * OW + ow] += acc[r * 16 + j];
+                        }}
                     }}
                 }}
-                {gemm}(w + g * og * K, K, col, bias + g * og, y + (n * O + g * og) * P + p0_, P, og, nr, K, p0, p1);
             }}
         }}
+        for (o = 0; o < O; ++o)
+            for (i = 0; i < OH * OW; ++i) {{
+                const float v = y[(n * O + o) * OH * OW + i];
+                y[(n * O + o) * OH * OW + i] = {UNARY[activation]};
+            }}
+    }}
 }}
 """
+
+
+def deconv_scratch_items(K: int) -> int:
+    return -(-4 * K // 16) * 16 + K * 16

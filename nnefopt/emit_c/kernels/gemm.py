@@ -155,3 +155,182 @@ def panels(matrix):
 
 def panel_items(k: int, n: int) -> int:
     return k * -(-n // NR) * NR
+
+
+def _avx2_k_loop(fmas: str, halves: int = 2) -> str:
+    """The tile's k loop, two steps per turn (the loop's own instructions were a tenth of
+    its time at small K); each item still sums over k in order."""
+    loads = "const __m256 b0 = _mm256_loadu_ps(br)" + (", b1 = _mm256_loadu_ps(br + 8)" if halves == 2 else "")
+    step = f"""        {{
+            const float *br = b + boff[k];
+            const float *ak = a + k * {MR};
+            {loads};
+            __m256 t;
+{fmas}
+        }}"""
+    return f"""    for (k = 0; k + 1 < K; ++k) {{
+{step}
+        ++k;
+{step}
+    }}
+    if (k < K)
+{step}"""
+
+
+def tile_kernel() -> tuple[str, str]:
+    """acc[MR][NR] += a b over `K`: a an MR-row panel packed at compile time (`row_panels`:
+    item (k, r) at a[k * MR + r]), row k of b the NR floats at b + boff[k] (the rows of
+    an input image a convolution reads, or of columns built for it). The AVX2 path keeps
+    the block in twelve registers; the portable one sums each item in the same order."""
+    name = f"nn_tile_{MR}x{NR}"
+    registers = ", ".join(f"c{r}{h} = _mm256_loadu_ps(acc + {r * NR + 8 * h})" for r in range(MR) for h in range(2))
+    fmas = "\n".join(f"            t = _mm256_broadcast_ss(ak + {r});\n"
+                      f"            c{r}0 = _mm256_fmadd_ps(t, b0, c{r}0);\n"
+                      f"            c{r}1 = _mm256_fmadd_ps(t, b1, c{r}1);" for r in range(MR))
+    stores = "\n".join(f"    _mm256_storeu_ps(acc + {r * NR}, c{r}0);\n"
+                        f"    _mm256_storeu_ps(acc + {r * NR + 8}, c{r}1);" for r in range(MR))
+    return name, f"""static void {name}(const float *restrict a, const float *restrict b, const long *restrict boff, long K,
+    float *restrict acc)
+{{
+    long k;
+#ifdef NN_AVX2
+    __m256 {registers};
+{_avx2_k_loop(fmas)}
+{stores}
+#else
+    long r, j;
+    for (k = 0; k < K; ++k) {{
+        const float *br = b + boff[k];
+        const float *ak = a + k * {MR};
+        for (r = 0; r < {MR}; ++r) {{
+            const float av = ak[r];
+            float *cr = acc + r * {NR};
+            for (j = 0; j < {NR}; ++j)
+                cr[j] += av * br[j];
+        }}
+    }}
+#endif
+}}
+"""
+
+
+def row_panels(matrix):
+    """An [M, K] matrix (numpy) as the tile kernel's a: panels of MR rows, each [K, MR],
+    rows past M zero."""
+    import numpy as np
+
+    m, k = matrix.shape
+    count = -(-m // MR)
+    padded = np.zeros((count * MR, k), np.float32)
+    padded[:m] = matrix
+    return np.ascontiguousarray(padded.reshape(count, MR, k).transpose(0, 2, 1))
+
+
+# Epilogues the AVX2 tile applies in registers (`v`; `lo`, `hi`: p0, p1 broadcast), each
+# as the scalar map of elementwise.UNARY also treats a NaN.
+VECTOR_EPILOGUES = {
+    "copy": "v",
+    "relu": "_mm256_max_ps(v, _mm256_setzero_ps())",
+    "clamp": "_mm256_min_ps(hi, _mm256_max_ps(lo, v))",
+    "leaky_relu": "_mm256_blendv_ps(v, _mm256_mul_ps(lo, v), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ))",
+}
+
+
+def tile_store_kernel(activation: str) -> tuple[str, str]:
+    """A tile of mr <= MR rows by nr <= NR of y (row stride ldy) += a b over K (as
+    `tile_kernel`; a's rows past mr are the panel's zeros, computed and not stored; b's
+    columns past nr are read, and only half a tile computed when nr <= 8), started
+    from zero (`first`) or from y, and stored with the bias of each row and the
+    activation when `last` (else as it is: K goes on in another call). The AVX2 path
+    keeps it in registers from the first load to the store."""
+    from nnefopt.emit_c.kernels.elementwise import UNARY
+
+    name = f"nn_tile_{MR}x{NR}_{activation}"
+    pairs = [(r, h) for r in range(MR) for h in range(2)]
+    starts = "\n".join(f"        c{r}{h} = mr > {r} ? _mm256_loadu_ps(y + {r} * ldy + {8 * h}) : _mm256_setzero_ps();"
+                       for r, h in pairs)
+    zeros = "\n".join(f"        c{r}{h} = _mm256_setzero_ps();" for r, h in pairs)
+    fmas = "\n".join(f"            t = _mm256_broadcast_ss(ak + {r});\n"
+                      f"            c{r}0 = _mm256_fmadd_ps(t, b0, c{r}0);\n"
+                      f"            c{r}1 = _mm256_fmadd_ps(t, b1, c{r}1);" for r in range(MR))
+    raw = "\n".join(f"        if (mr > {r})\n            _mm256_storeu_ps(y + {r} * ldy + {8 * h}, c{r}{h});"
+                    for r, h in pairs)
+    half = "\n".join(f"            t = _mm256_broadcast_ss(ak + {r});\n"
+                     f"            c{r}0 = _mm256_fmadd_ps(t, b0, c{r}0);" for r in range(MR))
+    from_part = "\n".join(f"        c{r}{h} = _mm256_loadu_ps(part + {r * NR + 8 * h});" for r, h in pairs)
+    to_part = "\n".join(f"        _mm256_storeu_ps(part + {r * NR + 8 * h}, c{r}{h});" for r, h in pairs)
+    if activation in VECTOR_EPILOGUES:
+        finals = "\n".join(f"        if (mr > {r}) {{\n            const __m256 v = _mm256_add_ps(c{r}{h}, _mm256_broadcast_ss(bias + {r}));\n"
+                            f"            _mm256_storeu_ps(y + {r} * ldy + {8 * h}, {VECTOR_EPILOGUES[activation]});\n"
+                            f"        }}" for r, h in pairs)
+        final = f"""        const __m256 lo = _mm256_set1_ps(p0), hi = _mm256_set1_ps(p1);
+        (void)lo;
+        (void)hi;
+{finals}"""
+    else:
+        final = f"""{raw}
+        for (r = 0; r < mr; ++r)
+            for (j = 0; j < {NR}; ++j) {{
+                const float v = y[r * ldy + j] + bias[r];
+                y[r * ldy + j] = {UNARY[activation]};
+            }}"""
+    return name, f"""static void {name}(const float *restrict a, const float *restrict b, const long *restrict boff, long K,
+    float *restrict y, long ldy, long mr, long nr, int first, int last, const float *restrict bias, float p0,
+    float p1)
+{{
+    long k, r, j;
+    (void)p0;
+    (void)p1;
+#ifdef NN_AVX2
+    __m256 {", ".join(f"c{r}{h}" for r, h in pairs)};
+    float part[{MR} * {NR}];
+    if (first) {{
+{zeros}
+    }} else if (nr == {NR}) {{
+{starts}
+    }} else {{
+        for (r = 0; r < {MR}; ++r)
+            for (j = 0; j < {NR}; ++j)
+                part[r * {NR} + j] = r < mr && j < nr ? y[r * ldy + j] : 0.0f;
+{from_part}
+    }}
+    if (nr <= 8) {{  /* half a tile: the right half's products are not wanted */
+{_avx2_k_loop(half, 1)}
+    }} else {{
+{_avx2_k_loop(fmas)}
+    }}
+    if (nr == {NR} && last) {{
+{final}
+    }} else if (nr == {NR}) {{
+{raw}
+    }} else {{
+{to_part}
+        for (r = 0; r < mr; ++r)
+            for (j = 0; j < nr; ++j) {{
+                const float v = part[r * {NR} + j] + (last ? bias[r] : 0.0f);
+                y[r * ldy + j] = last ? {UNARY[activation]} : part[r * {NR} + j];
+            }}
+    }}
+#else
+    float acc[{MR} * {NR}];
+    for (r = 0; r < {MR}; ++r)
+        for (j = 0; j < {NR}; ++j)
+            acc[r * {NR} + j] = first || r >= mr || j >= nr ? 0.0f : y[r * ldy + j];
+    for (k = 0; k < K; ++k) {{
+        const float *br = b + boff[k];
+        const float *ak = a + k * {MR};
+        for (r = 0; r < {MR}; ++r) {{
+            const float av = ak[r];
+            float *cr = acc + r * {NR};
+            for (j = 0; j < {NR}; ++j)
+                cr[j] += av * br[j];
+        }}
+    }}
+    for (r = 0; r < mr; ++r)
+        for (j = 0; j < nr; ++j) {{
+            const float v = acc[r * {NR} + j] + (last ? bias[r] : 0.0f);
+            y[r * ldy + j] = last ? {UNARY[activation]} : acc[r * {NR} + j];
+        }}
+#endif
+}}
+"""

@@ -56,18 +56,27 @@ def transpose_kernel() -> tuple[str, str]:
 
 
 def upsample_nearest_kernel() -> tuple[str, str]:
-    """[N, C, H, W] to [N, C, H * fh, W * fw], each item repeated."""
+    """[N, C, H, W] to [N, C, H * fh, W * fw], each item repeated: one output row made
+    per input row, copied fh times."""
     name = "nn_upsample_nearest"
     return name, f"""static void {name}(const float *x, float *y, long NC, long H, long W, long fh, long fw)
 {{
-    long p, oh, ow;
-    const long OH = H * fh, OW = W * fw;
+    long p, ih, iw, r, f;
+    const long OW = W * fw;
     for (p = 0; p < NC; ++p) {{
-        const float *xp = x + p * H * W;
-        float *yp = y + p * OH * OW;
-        for (oh = 0; oh < OH; ++oh)
-            for (ow = 0; ow < OW; ++ow)
-                yp[oh * OW + ow] = xp[(oh / fh) * W + ow / fw];
+        for (ih = 0; ih < H; ++ih) {{
+            const float *xr = x + (p * H + ih) * W;
+            float *yr = y + (p * H + ih) * fh * OW;
+            if (fw == 2)
+                for (iw = 0; iw < W; ++iw)
+                    yr[2 * iw] = yr[2 * iw + 1] = xr[iw];
+            else
+                for (iw = 0; iw < W; ++iw)
+                    for (f = 0; f < fw; ++f)
+                        yr[iw * fw + f] = xr[iw];
+            for (r = 1; r < fh; ++r)
+                memcpy(yr + r * OW, yr, (size_t)OW * sizeof(float));
+        }}
     }}
 }}
 """

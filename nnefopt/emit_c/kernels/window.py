@@ -57,6 +57,60 @@ def pool_kernel(mode: str) -> tuple[str, str]:
 """
 
 
+def pool2d_kernel(mode: str) -> tuple[str, str]:
+    """A window over the last two axes only (pool_kernel's semantics), plane by plane;
+    where every window stays inside the plane, no read is checked."""
+    name = f"nn_pool2d_{mode}"
+    final = {"max": "acc", "sum": "acc", "avg": "acc / (float)(ignore ? count : KH * KW)"}[mode]
+    return name, f"""static void {name}(const float *x, float *restrict y, long planes, long H, long W, long OH, long OW,
+    long KH, long KW, long sh, long sw, long dh, long dw, long ph, long pw, int ignore)
+{{
+    const int inside = ph == 0 && pw == 0 && (OH - 1) * sh + (KH - 1) * dh < H && (OW - 1) * sw + (KW - 1) * dw < W;
+    long p, oh, ow, kh, kw;
+    for (p = 0; p < planes; ++p) {{
+        const float *xp = x + p * H * W;
+        float *yp = y + p * OH * OW;
+        for (oh = 0; oh < OH; ++oh)
+            for (ow = 0; ow < OW; ++ow) {{
+                float acc = {_POOL_INIT[mode]};
+                long count = 0;
+                int padded = 0;
+                if (inside) {{
+                    const float *xw = xp + oh * sh * W + ow * sw;
+                    for (kh = 0; kh < KH; ++kh)
+                        for (kw = 0; kw < KW; ++kw) {{
+                            const float v = xw[kh * dh * W + kw * dw];
+                            {_POOL_STEP[mode]}
+                        }}
+                    count = KH * KW;
+                }} else {{
+                    for (kh = 0; kh < KH; ++kh) {{
+                        const long ih = oh * sh + kh * dh - ph;
+                        for (kw = 0; kw < KW; ++kw) {{
+                            const long iw = ow * sw + kw * dw - pw;
+                            float v;
+                            if (ih < 0 || ih >= H || iw < 0 || iw >= W) {{
+                                padded = 1;
+                                continue;
+                            }}
+                            v = xp[ih * W + iw];
+                            {_POOL_STEP[mode]}
+                            ++count;
+                        }}
+                    }}
+                }}
+                if (padded && !ignore) {{
+                    const float v = 0.0f;
+                    {_POOL_STEP[mode]}
+                }}
+                (void)count;
+                yp[oh * OW + ow] = {final};
+            }}
+    }}
+}}
+"""
+
+
 _REDUCE_INIT = {"sum": "0.0f", "mean": "0.0f", "max": "-HUGE_VALF", "min": "HUGE_VALF"}
 _REDUCE_STEP = {"sum": "y[t] += v;", "mean": "y[t] += v;", "max": "if (v > y[t]) y[t] = v;",
                 "min": "if (v < y[t]) y[t] = v;"}
