@@ -126,8 +126,9 @@ class QuantizedAsReal(RewritePattern):
         if dtype_of(bias.type) != "integer" or None in scales or not isinstance(owner, Operation) \
                 or owner.name != "nnef.variable" or quantization_of(bias) is not None:
             return
+        accumulator = np.float32(scales[0]) * np.asarray(scales[1], np.float32)  # per channel: one per channel
         quant = quantization("zero_point_linear_quantize", {
-            "zero_point": 0, "scale": float(np.float32(scales[0]) * np.float32(scales[1])),
+            "zero_point": 0, "scale": float(accumulator) if accumulator.ndim == 0 else [float(a) for a in accumulator],
             "bits": 32, "signed": True, "symmetric": False})
         rewriter.replace_value_with_new_type(bias, with_quantization(TensorType(f32, bias.type.get_shape()), quant))
 
@@ -187,6 +188,9 @@ class LowerTract(ModulePass):
 
     def apply(self, ctx, op: ModuleOp) -> None:
         if not is_tract_dialect(module_extensions(op)):
+            # a quantized layer's int32 bias, standard NNEF as well: `variable<integer>` is no
+            # conv/linear bias for the Khronos parser; tract reads the real one alike
+            PatternRewriteWalker(QuantizedAsReal()).rewrite_module(op)
             return
         patterns = GreedyRewritePatternApplier(
             [LowerExternal(), LowerCast(), LowerErf(), LowerNearestResize(), QuantizedAsReal()],

@@ -22,6 +22,11 @@ bias-correction=true}`
    (nnefopt/quant/bias_correction.py);
 7. the report: each layer's SQNR against the float model, and what stayed float.
 
+per-channel=true makes steps 4-6 twice, with each filter's own per-channel scales and
+with the per-tensor scale written per channel, and keeps the model whose outputs are
+nearer the float model's on the calibration inputs (nnefopt/quant/granularity.py): per
+channel only where it helps, so it is never worse than per-tensor there.
+
 profile=portable writes what tract runs in integer arithmetic (no entry on a matmul
 output, one scale per tensor); profile=generic also quantizes matmul and allows
 per-channel scales (the specification's tensor-valued scales).
@@ -96,16 +101,8 @@ class Quantize(ModulePass):
 def quantize_module(module: ModuleOp, options: Quantize) -> dict:
     """Quantize `module` in place as `options` say; returns the report."""
     from nnefopt.progress import progress
-    from nnefopt.quant.assign import assign
-    from nnefopt.quant.bias_correction import correct_biases
+    from nnefopt.quant.granularity import adopt, corresponding_values, output_noise
     from nnefopt.quant.observe import calibrate, calibration_batches
-    from nnefopt.quant.rewrite import (
-        dequantize_for_float_ops,
-        insert_copies,
-        mean_as_sum_for_tract,
-        quantize_weights,
-        set_entries,
-    )
     from nnefopt.quant.unfuse import unfuse
 
     if any(quantization_of(r) is not None for o in graph_of(module).body.block.ops for r in o.results):
@@ -122,6 +119,46 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
     # after equalization, which keeps the outputs but rescales channels inside its chains.
     reference = module.clone()
     stats = calibrate(module, progress(batches, what="calibrating"))
+    check = batches[:CHECK_BATCHES]
+    trial = None
+    if options.per_channel:  # the per-tensor scales too, kept if the output is nearer the float one
+        trial = module.clone()
+        trial_stats = {twin: stats[value] for value, twin in corresponding_values(module, trial).items()
+                       if value in stats}
+    method, layers, floats, corrected = finish_quantization(module, stats, reference, check, options)
+    options_note = None
+    if trial is not None:
+        tried = finish_quantization(trial, trial_stats, reference, check, options, broadcast=True)
+        own, shared = output_noise(reference, module, check), output_noise(reference, trial, check)
+        if shared < own:
+            adopt(module, trial)
+            method, layers, floats, corrected = tried
+        options_note = {"per_channel_output_noise": own, "per_tensor_output_noise": shared,
+                        "kept": "per-tensor scales" if shared < own else "per-channel scales"}
+    report = build_report(reference, module, check, options, method, layers, floats, corrected)
+    if options_note is not None:
+        report["per_channel_choice"] = options_note
+    from nnefopt.quant.report import write
+
+    write(report, options.report)
+    return report
+
+
+def finish_quantization(module: ModuleOp, stats, reference: ModuleOp, check, options: Quantize, *,
+                        broadcast: bool = False):
+    """From the calibration statistics to the quantized graph: entries, copies, integer
+    weights (with `broadcast`, per-channel scales holding the per-tensor one), the
+    portable profile's casts, bias correction. Returns (method, layers, floats, corrected)."""
+    from nnefopt.quant.assign import assign
+    from nnefopt.quant.bias_correction import correct_biases
+    from nnefopt.quant.rewrite import (
+        dequantize_for_float_ops,
+        insert_copies,
+        mean_as_sum_for_tract,
+        quantize_weights,
+        set_entries,
+    )
+
     plan = assign(module, keep_float=options.keep_float_names, portable=options.profile == "portable")
     method = ACTIVATION_METHOD.get(options.method, options.method)
     entries = choose_entries(plan, stats, method, options.bits)
@@ -129,18 +166,13 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
                reason) for op, reason in plan.floats]
     insert_copies(module, plan, entries)
     set_entries(plan, entries)
-    layers = quantize_weights(module, plan.layers, bits=options.bits, per_channel=options.per_channel)
+    layers = quantize_weights(module, plan.layers, bits=options.bits, per_channel=options.per_channel,
+                              broadcast=broadcast)
     if options.profile == "portable":
         dequantize_for_float_ops(module)
         mean_as_sum_for_tract(module)
-    corrected = 0
-    if options.bias_correction:
-        corrected = correct_biases(reference, module, batches[:CHECK_BATCHES])
-    report = build_report(reference, module, batches[:CHECK_BATCHES], options, method, layers, floats, corrected)
-    from nnefopt.quant.report import write
-
-    write(report, options.report)
-    return report
+    corrected = correct_biases(reference, module, check) if options.bias_correction else 0
+    return method, layers, floats, corrected
 
 
 def prepare(module: ModuleOp) -> None:

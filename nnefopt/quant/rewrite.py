@@ -93,8 +93,10 @@ def set_entries(plan: Assignment, entries: dict[int, QuantAttr]) -> None:
             set_quantization(value, entries[group])
 
 
-def quantize_weights(module, layers: list[Operation], *, bits: int, per_channel: bool) -> list[QuantizedLayer]:
-    """Integer filter and bias variables for each layer (whose input has its entry now)."""
+def quantize_weights(module, layers: list[Operation], *, bits: int, per_channel: bool,
+                     broadcast: bool = False) -> list[QuantizedLayer]:
+    """Integer filter and bias variables for each layer (whose input has its entry now);
+    with `broadcast`, per-channel scales that all hold the per-tensor scale."""
     weights = Weights(module)
     names = tensor_names(module)
     done = []
@@ -106,7 +108,8 @@ def quantize_weights(module, layers: list[Operation], *, bits: int, per_channel:
         channels = out_shape[channel_axis(op, len(out_shape))]
         by_channel = per_channel and op.OP_DEF.slot("output_channel_axis", 0) == 0 and real_filter.shape[0] == channels
         input_scale = float(quantization_of(input_).params()["scale"])
-        codes = quantize_layer(real_filter, real_bias, input_scale, channels, bits=bits, per_channel=by_channel)
+        codes = quantize_layer(real_filter, real_bias, input_scale, channels, bits=bits, per_channel=by_channel,
+                               broadcast=broadcast)
         if real_bias.size == channels:  # the bias's own shape (a batched linear's is [1, 1, C])
             codes = codes._replace(bias_codes=codes.bias_codes.reshape(real_bias.shape))
         base = names.get(op.results[0], "layer")
@@ -117,7 +120,7 @@ def quantize_weights(module, layers: list[Operation], *, bits: int, per_channel:
             Rewriter.insert_op(new, InsertPoint.before(op))
         op.operands = [input_, new_filter.results[0], new_bias.results[0], *op.operands[3:]]
         erase_dead_producers([filter_, bias], Rewriter.erase_op)
-        done.append(QuantizedLayer(base, by_channel, codes.raised))
+        done.append(QuantizedLayer(base, by_channel and not broadcast, codes.raised))
     return done
 
 

@@ -49,10 +49,13 @@ def filter_codes(filter_: np.ndarray, scale: np.ndarray, bits: int) -> np.ndarra
 
 
 def quantize_layer(filter_: np.ndarray, bias: np.ndarray, input_scale: float, channels: int, *,
-                   bits: int = 8, per_channel: bool = False) -> LayerCodes:
+                   bits: int = 8, per_channel: bool = False, broadcast: bool = False) -> LayerCodes:
     """The filter's and the bias's codes for an input of scale `input_scale`; `bias`
-    holds the real bias (any shape broadcasting to [1, channels])."""
-    scale = symmetric_scale(filter_, bits, per_channel)
+    holds the real bias (any shape broadcasting to [1, channels]). With `broadcast`
+    (and `per_channel`), the per-tensor scale is written once per output channel."""
+    scale = symmetric_scale(filter_, bits, per_channel and not broadcast)
+    if per_channel and broadcast:
+        scale = np.full(filter_.shape[0], scale, np.float32)
     real_bias = np.broadcast_to(np.asarray(bias, np.float64).reshape(-1), (channels,)).reshape(1, channels)
     # The smallest accumulator scale whose int32 codes hold the bias.
     needed = np.abs(real_bias[0]) / (INT32_MAX * float(input_scale))
