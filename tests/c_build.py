@@ -6,7 +6,6 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
@@ -65,22 +64,6 @@ class Library:
 
         call.keep = (inputs, arena)  # alive as long as the call
         return call
-
-    def latency(self, inputs: list[np.ndarray], output_shapes: list[tuple], arena_bytes: int, runs: int = 100) -> float:
-        """Median seconds of a call, pointers prepared once."""
-        inputs = [np.ascontiguousarray(x, np.float32) for x in inputs]
-        outputs = [np.empty(shape, np.float32) for shape in output_shapes]
-        arena = np.empty(arena_bytes + 64, np.uint8)
-        aligned = arena.ctypes.data + (-arena.ctypes.data % 64)
-        in_ptrs = (ctypes.c_void_p * max(len(inputs), 1))(*[x.ctypes.data for x in inputs])
-        out_ptrs = (ctypes.c_void_p * max(len(outputs), 1))(*[y.ctypes.data for y in outputs])
-        arena_ptr = ctypes.c_void_p(aligned)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.run_function(in_ptrs, out_ptrs, arena_ptr)
-            times.append(time.perf_counter() - start)
-        return float(np.median(times))
 
 
 def emitted(model: Path, folder: Path, prefix: str = "model"):
