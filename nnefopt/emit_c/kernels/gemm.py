@@ -61,6 +61,19 @@ def matmul_kernel() -> tuple[str, str]:
 # accumulators (6 x 16 floats: twelve 8-wide registers on the AVX2 path; the portable
 # path keeps them in an array the compiler may vectorize).
 MR, NR = 6, 16
+# The portable path's inner loops: acc[MR x NR] += a panel (MR per k) times the rows of b
+# at boff[k]; both tile kernels share it.
+_SCALAR_K_LOOP = f"""    for (k = 0; k < K; ++k) {{
+        const float *br = b + boff[k];
+        const float *ak = a + k * {MR};
+        for (r = 0; r < {MR}; ++r) {{
+            const float av = ak[r];
+            float *cr = acc + r * {NR};
+            for (j = 0; j < {NR}; ++j)
+                cr[j] += av * br[j];
+        }}
+    }}
+"""
 
 
 def gemm_kernel(activation: str, bias_along: str) -> tuple[str, str]:
@@ -199,17 +212,7 @@ def tile_kernel() -> tuple[str, str]:
 {stores}
 #else
     long r, j;
-    for (k = 0; k < K; ++k) {{
-        const float *br = b + boff[k];
-        const float *ak = a + k * {MR};
-        for (r = 0; r < {MR}; ++r) {{
-            const float av = ak[r];
-            float *cr = acc + r * {NR};
-            for (j = 0; j < {NR}; ++j)
-                cr[j] += av * br[j];
-        }}
-    }}
-#endif
+{_SCALAR_K_LOOP}#endif
 }}
 """
 
@@ -316,17 +319,7 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
     for (r = 0; r < {MR}; ++r)
         for (j = 0; j < {NR}; ++j)
             acc[r * {NR} + j] = first || r >= mr || j >= nr ? 0.0f : y[r * ldy + j];
-    for (k = 0; k < K; ++k) {{
-        const float *br = b + boff[k];
-        const float *ak = a + k * {MR};
-        for (r = 0; r < {MR}; ++r) {{
-            const float av = ak[r];
-            float *cr = acc + r * {NR};
-            for (j = 0; j < {NR}; ++j)
-                cr[j] += av * br[j];
-        }}
-    }}
-    for (r = 0; r < mr; ++r)
+{_SCALAR_K_LOOP}    for (r = 0; r < mr; ++r)
         for (j = 0; j < nr; ++j) {{
             const float v = acc[r * {NR} + j] + (last ? bias[r] : 0.0f);
             y[r * ldy + j] = last ? {UNARY[activation]} : acc[r * {NR} + j];
