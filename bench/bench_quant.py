@@ -13,6 +13,10 @@ SQNR = 10 log10(sum ref^2 / sum (ref - q)^2) over every test output, ref = onnxr
 running model.onnx in fp32.
 
     python bench/bench_quant.py [--models NAMES] [--samples N] [--rounds N] [--only onnxruntime|nnefopt]
+                                [--configs LABELS]
+
+per-channel scales need profile=generic, so the `profile=generic` row is per-channel's
+per-tensor twin: the two differ only in the weights' scales.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ NNEFOPT_CONFIGS = {
     "method=percentile": "method=percentile",
     "method=entropy": "method=entropy",
     "method=mse": "method=mse",
+    # per-channel scales need the generic profile, so its per-tensor twin is measured there too
+    "profile=generic": "profile=generic",
     "per-channel": "per-channel=true profile=generic",
     "equalize=true": "equalize=true",
     "bias-correction=false": "bias-correction=false",
@@ -291,7 +297,13 @@ def main() -> None:
                         help=f"calibration (and random test) samples; default {DEFAULT_SAMPLES}, digits: all of calib.npy")
     parser.add_argument("--rounds", type=int, default=3, help="calibration runs per configuration, median time kept")
     parser.add_argument("--only", choices=("onnxruntime", "nnefopt"), help="measure one tool only")
+    parser.add_argument("--configs", default="",
+                        help=f"comma-separated nnefopt configurations (default: all of {', '.join(NNEFOPT_CONFIGS)})")
     args = parser.parse_args()
+    chosen = [c.strip() for c in args.configs.split(",") if c.strip()] or list(NNEFOPT_CONFIGS)
+    if unknown_configs := sorted(set(chosen) - set(NNEFOPT_CONFIGS)):
+        sys.exit(f"error: no configuration {', '.join(unknown_configs)} (there are {', '.join(NNEFOPT_CONFIGS)})")
+    configs = {label: NNEFOPT_CONFIGS[label] for label in chosen}
     names = [n.strip() for n in args.models.split(",") if n.strip()] or shared_models()
     unknown = sorted(set(names) - set(shared_models()))
     if unknown:
@@ -304,7 +316,7 @@ def main() -> None:
             if args.only != "nnefopt":
                 rows += onnxruntime_rows(data, reference, args.rounds, Path(scratch))
             if args.only != "onnxruntime":
-                rows += nnefopt_rows(data, reference, args.rounds, Path(scratch))
+                rows += nnefopt_rows(data, reference, args.rounds, Path(scratch), configs)
             print_table(data, reference, rows)
             sys.stdout.flush()
 

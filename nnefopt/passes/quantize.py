@@ -138,6 +138,10 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
     report = build_report(reference, module, check, options, method, layers, floats, corrected)
     if options_note is not None:
         report["per_channel_choice"] = options_note
+    if options.profile == "portable":  # last: bias correction and the report pair values by name
+        from nnefopt.quant.tract_names import rename_fragment_locals
+
+        rename_fragment_locals(module)
     from nnefopt.quant.report import write
 
     write(report, options.report)
