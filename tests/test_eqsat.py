@@ -15,9 +15,10 @@ import nnefopt
 from nnefopt.errors import NNEFError
 from nnefopt.frontend.tensor_file import write_tensor
 from nnefopt.rules.egraph import EGraph, ENode, from_block
-from nnefopt.rules.engines import ENGINES, run_engine
+from nnefopt.rules.engines import ENGINES, engine_products, run_engine
 from nnefopt.rules.greedy import apply_greedy, graph_cost
-from nnefopt.rules.rule_sets import standard_rules
+from nnefopt.rules.nnef_syntax import parse_rules
+from nnefopt.rules.rule_sets import rules_that_could_fire, standard_rules
 from nnefopt.rules.stdlib_rules import derive_stdlib_rules
 from nnefopt.rules.verify import verified
 from tests.models import SHARED
@@ -350,3 +351,28 @@ def test_shared_models_keep_their_outputs(model):
     module.verify()
     assert graph_cost(module)[1] <= graph_cost(reference)[1]
     _same_numbers(module, reference)
+
+
+# ---- which rules the pass keeps ----------------------------------------------------------------
+
+
+def test_the_pass_keeps_a_rule_that_matches_only_what_another_rewrite_makes(tmp_path):
+    """max(max(x, 0), 0): double_relu's relu is in no operation of the graph until
+    fold_relu has fired twice; the pass must not drop it for that."""
+    path = _model(tmp_path, "    y = max(max(x, 0.0), 0.0);", {"x": [2, 3]}, "y")
+    module, reference = _load(path), _load(path)
+    nnefopt.optimize(module, "rewrite{engine=eqsat}")
+    assert _ops(module) == ["external", "relu"]
+    _same_numbers(module, reference)
+
+
+def test_rules_that_can_never_match_are_left_out():
+    kept = {r.name for r in rules_that_could_fire(standard_rules(), {"external", "max"})}
+    assert {"fold_relu", "fold_relu_commuted", "double_relu"} <= kept  # relu: made by fold_relu
+    assert "fold_leaky_relu" not in kept  # no mul, and no rule that could fire makes one
+    assert "fold_gelu" not in kept and "fold_softmax" not in kept
+    # eqsat's merges make concats (and splits): a rule over a concat is kept there only
+    over_concat = parse_rules("rule relu_of_concat( x: tensor<scalar>, y: tensor<scalar> ) "
+                              "{ relu(concat([x, y], axis = 1)) => concat([relu(x), relu(y)], axis = 1); }", "t.rules")
+    assert rules_that_could_fire(over_concat, {"relu"} | engine_products("greedy")) == []
+    assert rules_that_could_fire(over_concat, {"relu"} | engine_products("eqsat")) == over_concat

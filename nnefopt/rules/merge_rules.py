@@ -226,6 +226,10 @@ def _split_source(eg: EGraph, concat: ENode) -> int | None:
     return None
 
 
+# What the merges make besides the merged operation (one of those they merge): rules
+# rooted at these may fire on a graph that had none.
+MERGE_PRODUCTS = frozenset({"split", "concat"})
+
 MERGE_RULES: dict[str, Callable[[EGraph, MergeState], list[Merge]]] = {
     "merge_convs": merge_convs,
     "merge_linears": merge_linears,
