@@ -284,6 +284,52 @@ def test_matmuls_sharing_their_left_operand_merge(tmp_path):
     _same_numbers(module, reference)
 
 
+def test_the_sum_of_two_convs_is_one_conv_of_the_inputs_concatenated(tmp_path):
+    """A ResNeXt shortcut: the block's last 1x1 conv of t plus the projection of x."""
+    body = "\n".join([
+        "    t = relu(conv(x, w0, b0, groups = 4));",
+        "    y = relu(add(conv(t, w1, b1), conv(x, w2, b2)));",
+    ])
+    weights = {"w0": [32, 8, 3, 3], "b0": [1, 32], "w1": [64, 32, 1, 1], "b1": [1, 64],
+               "w2": [64, 32, 1, 1], "b2": [1, 64]}
+    path = _model(tmp_path, body, {"x": [1, 32, 8, 8]}, "y", weights)
+    module, reference = _load(path), _load(path)
+    before = graph_cost(module)[1]
+    log = run_engine("eqsat", module, [])
+    assert [f.rule for f in log] == ["merge_conv_sum"]
+    assert graph_cost(module)[1] < before
+    assert _ops(module).count("conv") == 2 and "add" not in _ops(module) and "concat" in _ops(module)
+    merged = [op for op in module.walk() if op.name == "nnef.conv" and op.operands[0].owner.name == "nnef.concat"]
+    assert len(merged) == 1 and tuple(merged[0].operands[1].type.get_shape()) == (64, 64, 1, 1)
+    _same_numbers(module, reference)
+
+
+@pytest.mark.parametrize("attributes", ["stride = [2, 2], padding = [(1, 1), (1, 1)]",
+                                        "dilation = [2, 2], border = 'reflect', padding = [(2, 2), (2, 2)]"])
+def test_the_sum_of_strided_or_padded_convs_one_without_bias_is_the_same_numbers(tmp_path, attributes):
+    body = f"    y = add(conv(x, w1, {attributes}), conv(u, w2, b2, {attributes}));"
+    path = _model(tmp_path, body, {"x": [1, 3, 9, 9], "u": [1, 5, 9, 9]}, "y",
+                  {"w1": [6, 3, 3, 3], "w2": [6, 5, 3, 3], "b2": [1, 6]})
+    module, reference = _load(path), _load(path)
+    assert [f.rule for f in run_engine("eqsat", module, [])] == ["merge_conv_sum"]
+    _same_numbers(module, reference)
+
+
+def test_convs_summed_that_differ_are_not_one_conv(tmp_path):
+    """Other kernel sizes, a grouped conv, a sum that broadcasts: no merge_conv_sum."""
+    body = "\n".join([
+        "    k = add(conv(x, w1), conv(x, w3, padding = [(1, 1), (1, 1)]));",
+        "    g = add(conv(x, w4, groups = 2), conv(x, w6, groups = 2));",
+        "    b = add(conv(x, w1), conv(v, w5));",
+    ])
+    weights = {"w1": [8, 4, 1, 1], "w3": [8, 4, 3, 3], "w4": [8, 2, 1, 1], "w5": [8, 4, 1, 1], "w6": [8, 2, 1, 1]}
+    path = _model(tmp_path, body, {"x": [1, 4, 6, 6], "v": [1, 4, 1, 1]}, "k, g, b", weights)
+    module = _load(path)
+    log = run_engine("eqsat", module, [])
+    assert "merge_conv_sum" not in [f.rule for f in log]
+    assert _ops(module).count("add") == 3
+
+
 def test_concat_of_a_split_is_what_was_split(tmp_path):
     body = "    [a, b] = split(x, axis = 1, ratios = [1, 1]);\n    y = concat([relu(x), concat([a, b], axis = 1)], axis = 0);"
     path = _model(tmp_path, body, {"x": [2, 4]}, "y")
