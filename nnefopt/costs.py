@@ -4,8 +4,9 @@ A rule is `rule(operands, results, attribs) -> (macs, flops)`: `operands` are th
 operands' shapes in declaration order (a tensor array as a list of shapes, an absent
 tensor as None), `results` the result shapes, `attribs` the attributes with defaults
 filled in. A multiply-accumulate counts as one MAC and two FLOPs. Bytes read and written
-are the operands' and results' sizes; `OpDef.cost` adds them. An operation without a rule
-of its own does about one FLOP per result element.
+are the operands' and results' sizes; `OpDef.cost` adds them, unless the rule returns a
+third item, False: the operation moves no data (a view, as a split into contiguous blocks
+is). An operation without a rule of its own does about one FLOP per result element.
 
 Dims may be sympy symbols (a symbolic batch): the counts are then expressions.
 """
@@ -118,6 +119,34 @@ def normalization(operands, results, attribs) -> tuple:
            "local_contrast_normalization")
 def local_normalization(operands, results, attribs) -> tuple:
     return 0, _output(results) * (2 * elements(attribs.get("size") or [1]) + 2)
+
+
+def contiguous_blocks(shape, axis: int) -> bool:
+    """Whether cutting a row-major tensor of `shape` along `axis` gives contiguous blocks:
+    every dim before the axis is 1 (axis 0, the channels of one NCHW image, the columns
+    of a single row)."""
+    if shape is None or not shape:
+        return False
+    return math.prod(shape[:axis % len(shape)]) == 1
+
+
+@cost_rule("split")
+def split(operands, results, attribs) -> tuple:
+    """A view when each part is a contiguous block of the input: its readers read it
+    where it is. Otherwise (a cut under an outer dim) each part is copied out."""
+    if contiguous_blocks(operands[0], attribs.get("axis", 0)):
+        return 0, 0, False
+    return default_cost(operands, results, attribs)
+
+
+@cost_rule("concat")
+def concat(operands, results, attribs) -> tuple:
+    """A view when each part is a contiguous block of the result: its producer writes it
+    in place (what a memory planner does with a concat's operands). Otherwise a copy.
+    The rule sees shapes only: a graph input among the parts would still be copied."""
+    if contiguous_blocks(results[0] if results else None, attribs.get("axis", 0)):
+        return 0, 0, False
+    return default_cost(operands, results, attribs)
 
 
 def data_bytes(shapes, itemsize: int) -> object:

@@ -146,7 +146,9 @@ class OpDef:
         if self.has_trait(TensorSource) or self.has_trait(Declaration):
             return Cost(0, 0, 0, data_bytes(results, itemsize) if self.has_trait(TensorSource) else 0)
         rule = self.cost_rule or default_cost
-        macs, flops = rule(operands, results, attribs)
+        macs, flops, *moves = rule(operands, results, attribs)
+        if moves and not moves[0]:  # a view: no bytes move
+            return Cost(macs, flops, 0, 0)
         return Cost(macs, flops, data_bytes(operands, itemsize), data_bytes(results, itemsize))
 
 

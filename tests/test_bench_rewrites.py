@@ -10,10 +10,12 @@ import nnefopt
 from bench.bench_rewrites import (
     MOTIFS,
     SUITE,
+    cut_by_a_tenth,
     measure,
     module_cost,
     random_inputs,
     row,
+    run_motifs,
     run_suite,
     suite_summary,
     write_suite_case,
@@ -53,3 +55,19 @@ def test_measure_reports_a_missing_engine_as_not_available(tmp_path):
     case = SUITE[0]
     module = nnefopt.load(write_suite_case(case, tmp_path) / "graph.nnef")
     assert measure(module, "standard", engines=("no-such-engine",))["no-such-engine"] is None
+
+
+def test_eqsat_cuts_three_motifs_by_a_tenth_within_the_limits(tmp_path):
+    """Issue 16's bar: on at least 3 of the 5 motifs equality saturation cuts FLOPs or bytes
+    by 10% or more against the default pipeline, each within 60 s and 50,000 e-nodes,
+    outputs equal within 1e-4; on none does it cost more than the default pipeline."""
+    measured = run_motifs(tmp_path, "standard", engines=("eqsat",))
+    assert [name for name, _ in measured] == list(MOTIFS)
+    cut = []
+    for name, results in measured:
+        default, eqsat = results["default"], results["eqsat"]
+        assert eqsat.seconds < 60 and 0 < eqsat.e_nodes < 50_000 and eqsat.error <= 1e-4, name
+        assert eqsat.total <= default.total, name
+        if cut_by_a_tenth(default, eqsat):
+            cut.append(name)
+    assert len(cut) >= 3, cut

@@ -15,9 +15,10 @@ import nnefopt
 from nnefopt.errors import NNEFError
 from nnefopt.frontend.tensor_file import write_tensor
 from nnefopt.rules.egraph import EGraph, ENode, from_block
-from nnefopt.rules.engines import ENGINES, run_engine
+from nnefopt.rules.engines import ENGINES, engine_products, run_engine
 from nnefopt.rules.greedy import apply_greedy, graph_cost
-from nnefopt.rules.rule_sets import standard_rules
+from nnefopt.rules.nnef_syntax import parse_rules
+from nnefopt.rules.rule_sets import rules_that_could_fire, standard_rules
 from nnefopt.rules.stdlib_rules import derive_stdlib_rules
 from nnefopt.rules.verify import verified
 from tests.models import SHARED
@@ -263,9 +264,10 @@ def test_convs_whose_attributes_differ_do_not_merge(tmp_path):
 
 
 def test_a_merge_that_does_not_pay_is_not_taken(tmp_path):
-    """Large outputs from a small input: the split would move more than the input read saves."""
+    """Large outputs from a small input: the split would move more than the input read saves
+    (two images: each part is a block per image, copied out, not a view)."""
     body = "    c = conv(x, w1);\n    d = conv(x, w2);"
-    path = _model(tmp_path, body, {"x": [1, 2, 8, 8]}, "c, d", {"w1": [16, 2, 3, 3], "w2": [16, 2, 3, 3]})
+    path = _model(tmp_path, body, {"x": [2, 2, 8, 8]}, "c, d", {"w1": [16, 2, 3, 3], "w2": [16, 2, 3, 3]})
     module = _load(path)
     log = run_engine("eqsat", module, [])
     assert log == [] and log.stats.nodes > 7  # proposed in the e-graph, not extracted
@@ -280,6 +282,52 @@ def test_matmuls_sharing_their_left_operand_merge(tmp_path):
     assert [f.rule for f in log] == ["merge_matmuls"]
     assert _ops(module).count("matmul") == 1
     _same_numbers(module, reference)
+
+
+def test_the_sum_of_two_convs_is_one_conv_of_the_inputs_concatenated(tmp_path):
+    """A ResNeXt shortcut: the block's last 1x1 conv of t plus the projection of x."""
+    body = "\n".join([
+        "    t = relu(conv(x, w0, b0, groups = 4));",
+        "    y = relu(add(conv(t, w1, b1), conv(x, w2, b2)));",
+    ])
+    weights = {"w0": [32, 8, 3, 3], "b0": [1, 32], "w1": [64, 32, 1, 1], "b1": [1, 64],
+               "w2": [64, 32, 1, 1], "b2": [1, 64]}
+    path = _model(tmp_path, body, {"x": [1, 32, 8, 8]}, "y", weights)
+    module, reference = _load(path), _load(path)
+    before = graph_cost(module)[1]
+    log = run_engine("eqsat", module, [])
+    assert [f.rule for f in log] == ["merge_conv_sum"]
+    assert graph_cost(module)[1] < before
+    assert _ops(module).count("conv") == 2 and "add" not in _ops(module) and "concat" in _ops(module)
+    merged = [op for op in module.walk() if op.name == "nnef.conv" and op.operands[0].owner.name == "nnef.concat"]
+    assert len(merged) == 1 and tuple(merged[0].operands[1].type.get_shape()) == (64, 64, 1, 1)
+    _same_numbers(module, reference)
+
+
+@pytest.mark.parametrize("attributes", ["stride = [2, 2], padding = [(1, 1), (1, 1)]",
+                                        "dilation = [2, 2], border = 'reflect', padding = [(2, 2), (2, 2)]"])
+def test_the_sum_of_strided_or_padded_convs_one_without_bias_is_the_same_numbers(tmp_path, attributes):
+    body = f"    y = add(conv(x, w1, {attributes}), conv(u, w2, b2, {attributes}));"
+    path = _model(tmp_path, body, {"x": [1, 3, 9, 9], "u": [1, 5, 9, 9]}, "y",
+                  {"w1": [6, 3, 3, 3], "w2": [6, 5, 3, 3], "b2": [1, 6]})
+    module, reference = _load(path), _load(path)
+    assert [f.rule for f in run_engine("eqsat", module, [])] == ["merge_conv_sum"]
+    _same_numbers(module, reference)
+
+
+def test_convs_summed_that_differ_are_not_one_conv(tmp_path):
+    """Other kernel sizes, a grouped conv, a sum that broadcasts: no merge_conv_sum."""
+    body = "\n".join([
+        "    k = add(conv(x, w1), conv(x, w3, padding = [(1, 1), (1, 1)]));",
+        "    g = add(conv(x, w4, groups = 2), conv(x, w6, groups = 2));",
+        "    b = add(conv(x, w1), conv(v, w5));",
+    ])
+    weights = {"w1": [8, 4, 1, 1], "w3": [8, 4, 3, 3], "w4": [8, 2, 1, 1], "w5": [8, 4, 1, 1], "w6": [8, 2, 1, 1]}
+    path = _model(tmp_path, body, {"x": [1, 4, 6, 6], "v": [1, 4, 1, 1]}, "k, g, b", weights)
+    module = _load(path)
+    log = run_engine("eqsat", module, [])
+    assert "merge_conv_sum" not in [f.rule for f in log]
+    assert _ops(module).count("add") == 3
 
 
 def test_concat_of_a_split_is_what_was_split(tmp_path):
@@ -349,3 +397,28 @@ def test_shared_models_keep_their_outputs(model):
     module.verify()
     assert graph_cost(module)[1] <= graph_cost(reference)[1]
     _same_numbers(module, reference)
+
+
+# ---- which rules the pass keeps ----------------------------------------------------------------
+
+
+def test_the_pass_keeps_a_rule_that_matches_only_what_another_rewrite_makes(tmp_path):
+    """max(max(x, 0), 0): double_relu's relu is in no operation of the graph until
+    fold_relu has fired twice; the pass must not drop it for that."""
+    path = _model(tmp_path, "    y = max(max(x, 0.0), 0.0);", {"x": [2, 3]}, "y")
+    module, reference = _load(path), _load(path)
+    nnefopt.optimize(module, "rewrite{engine=eqsat}")
+    assert _ops(module) == ["external", "relu"]
+    _same_numbers(module, reference)
+
+
+def test_rules_that_can_never_match_are_left_out():
+    kept = {r.name for r in rules_that_could_fire(standard_rules(), {"external", "max"})}
+    assert {"fold_relu", "fold_relu_commuted", "double_relu"} <= kept  # relu: made by fold_relu
+    assert "fold_leaky_relu" not in kept  # no mul, and no rule that could fire makes one
+    assert "fold_gelu" not in kept and "fold_softmax" not in kept
+    # eqsat's merges make concats (and splits): a rule over a concat is kept there only
+    over_concat = parse_rules("rule relu_of_concat( x: tensor<scalar>, y: tensor<scalar> ) "
+                              "{ relu(concat([x, y], axis = 1)) => concat([relu(x), relu(y)], axis = 1); }", "t.rules")
+    assert rules_that_could_fire(over_concat, {"relu"} | engine_products("greedy")) == []
+    assert rules_that_could_fire(over_concat, {"relu"} | engine_products("eqsat")) == over_concat

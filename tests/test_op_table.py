@@ -90,6 +90,28 @@ def test_fused_cost_is_the_convolution_and_its_activation():
     assert fused.macs == conv.macs and fused.flops == conv.flops + 48
 
 
+def test_a_split_into_contiguous_blocks_is_a_view_and_a_strided_one_a_copy():
+    split = op_table()["split"]
+    parts = [(1, 2, 4, 4), (1, 6, 4, 4)]
+    channels = split.cost([(1, 8, 4, 4)], parts, {"axis": 1, "ratios": [1, 3]})
+    assert (channels.flops, channels.bytes_read, channels.bytes_written) == (0, 0, 0)
+    outer = split.cost([(8, 4)], [(2, 4), (6, 4)], {"axis": 0, "ratios": [1, 3]})
+    assert outer.bytes_read == outer.bytes_written == 0
+    # two images: each part is two blocks, one per image, so it is copied out
+    batch = split.cost([(2, 8, 4, 4)], [(2, 2, 4, 4), (2, 6, 4, 4)], {"axis": 1, "ratios": [1, 3]})
+    assert batch.bytes_read == batch.bytes_written == 4 * 256
+    width = split.cost([(1, 8, 4, 4)], [(1, 8, 4, 1), (1, 8, 4, 3)], {"axis": 3, "ratios": [1, 3]})
+    assert width.bytes_read == width.bytes_written == 4 * 128 and width.flops == 128
+
+
+def test_a_concat_its_producers_write_in_place_moves_nothing():
+    concat = op_table()["concat"]
+    channels = concat.cost([[(1, 2, 4, 4), (1, 6, 4, 4)]], [(1, 8, 4, 4)], {"axis": 1})
+    assert channels.bytes_read == channels.bytes_written == 0
+    rows = concat.cost([[(8, 1), (8, 3)]], [(8, 4)], {"axis": 1})
+    assert rows.bytes_read == rows.bytes_written == 4 * 32
+
+
 def test_slots_are_filled_by_other_modules():
     entry = op_table()["relu"]
     marker = object()

@@ -2,7 +2,8 @@
 
 `rewrite{rules=PATH engine=greedy explain=true}`: the rules are read (a rule file, or
 `standard`, `stdlib`, `registered`, joined with `+`), each rule that could fire on the
-module (its root operation occurs in it) is verified first, and an unsound one stops the
+module (its operations occur in it, or in what another such rule or the engine makes:
+rule_sets.rules_that_could_fire) is verified first, and an unsound one stops the
 pass with its counterexample. With exact, only rules exact in float32 (within 1 ulp) are
 used. With explain, what fired (rule, place, cost before and
 after) goes to stderr.
@@ -42,13 +43,13 @@ class Rewrite(ModulePass):
     time_limit: int | float = 60  # eqsat: seconds of saturation (10 or 2.5)
 
     def apply(self, ctx, op: ModuleOp) -> None:
-        from nnefopt.rules.engines import run_engine
+        from nnefopt.rules.engines import engine_products, run_engine
         from nnefopt.rules.greedy import explain, graph_cost
-        from nnefopt.rules.rule_sets import load_rule_set
+        from nnefopt.rules.rule_sets import load_rule_set, rules_that_could_fire
         from nnefopt.rules.verify import verified
 
-        present = {o.name.removeprefix("nnef.") for o in op.walk()}
-        rules = verified([r for r in load_rule_set(self.rules) if r.lhs.op in present])
+        present = {o.name.removeprefix("nnef.") for o in op.walk()} | engine_products(self.engine)
+        rules = verified(rules_that_could_fire(load_rule_set(self.rules), present))
         if self.exact:
             rules = [r for r in rules if r.exact]
         before = graph_cost(op)

@@ -17,6 +17,16 @@ from nnefopt.rules.pattern import Rule
 ENGINES = ("greedy", "eqsat")
 
 
+def engine_products(engine: str) -> frozenset[str]:
+    """The operations `engine` may make of its own, beyond its rules' replacements
+    (eqsat's merges: a split, a concat), for rules_that_could_fire."""
+    if engine == "eqsat":
+        from nnefopt.rules.merge_rules import MERGE_PRODUCTS
+
+        return MERGE_PRODUCTS
+    return frozenset()
+
+
 def run_engine(engine: str, module: ModuleOp, rules: list[Rule], **options) -> list[Firing]:
     """Rewrite `module` with verified `rules` by `engine`; what fired, in order."""
     if engine == "greedy":

@@ -8,6 +8,12 @@
   operands: one matmul over the concatenated right operands, a split along the last axis;
 - `concat_of_split`: concatenating, in order, every result of a split along the same
   axis gives back what was split.
+- `merge_conv_sum`: the sum of two convs (same attributes, groups = 1, known filters
+  of one shape but their input channels) of inputs of one shape but their channels is
+  one conv of the inputs concatenated along channels, over the filters concatenated
+  along their input channels, with the sum of the biases (a conv sums over its input
+  channels; TASO's conv-of-concat identity). A ResNeXt projection shortcut added to
+  the block's last 1x1 conv is one conv reading both.
 
 Each adds the merged nodes and makes each original class one with its projection of the
 split: whether a merge is taken is the extraction's choice (it saves reading the shared
@@ -189,6 +195,79 @@ def merge_matmuls(eg: EGraph, state: MergeState) -> list[Merge]:
     return merges
 
 
+def merge_conv_sum(eg: EGraph, state: MergeState) -> list[Merge]:
+    merges = []
+    for cid in sorted(eg.classes):
+        eclass = eg.classes[cid]
+        if eclass.pinned or not isinstance(eclass.type, TensorType):
+            continue
+        for node in list(eclass.nodes):
+            if node.op != "add" or len(node.children) != 2:
+                continue
+            convs = [_summed_conv(eg, child, eclass.type, state) for child in node.children]
+            if None in convs or not _concatenable(eg, convs) or not state.first_time(eg, "merge_conv_sum", [cid]):
+                continue
+            merges.append(_conv_of_concat(eg, state, cid, node, convs))
+            break
+    return merges
+
+
+def _summed_conv(eg: EGraph, cid: int, summed: TensorType, state: MergeState) -> tuple | None:
+    """(conv node, its filter, its [1, C] bias or None) of a class holding an ungrouped
+    conv of known filter and bias, of the sum's own type (no broadcast); None if none."""
+    if eg.eclass(cid).pinned or eg.type_of(cid) != summed:
+        return None
+    for node in eg.eclass(cid).nodes:
+        if node.op != "conv" or node.arity[:2] != (ONE, ONE) or dict(node.key).get("groups") != freeze(1) \
+                or node in state.made:
+            continue
+        filter_ = eg.const(node.children[1])
+        if filter_ is None or filter_.ndim < 3 or eg.shape(node.children[0]) is None:
+            continue
+        bias = _bias(eg, node, filter_.shape[0])
+        if bias is not False:
+            return node, filter_, bias
+    return None
+
+
+def _concatenable(eg: EGraph, convs: list[tuple]) -> bool:
+    """Same attributes, filters alike but for their input channels, inputs alike but for
+    their channels (axis 1) and of one type of element."""
+    (first, f1, _), (second, f2, _) = convs
+    a, b = eg.shape(first.children[0]), eg.shape(second.children[0])
+    return first.key == second.key and f1.shape[0] == f2.shape[0] and f1.shape[2:] == f2.shape[2:] \
+        and len(a) == len(b) == f1.ndim and a[0] == b[0] and a[2:] == b[2:] \
+        and eg.type_of(first.children[0]).element_type == eg.type_of(second.children[0]).element_type
+
+
+def _conv_of_concat(eg: EGraph, state: MergeState, cid: int, add: ENode, convs: list[tuple]) -> Merge:
+    (first, f1, b1), (second, f2, b2) = convs
+    inputs = [first.children[0], second.children[0]]
+    element = eg.type_of(inputs[0]).element_type
+    shape = list(eg.shape(inputs[0]))
+    shape[1] += eg.shape(inputs[1])[1]
+    joined = ENode("concat", (("axis", 1),), tuple(inputs), (2,))
+    joined_class = eg.add(joined, TensorType(element, shape))
+    filters = np.concatenate([f1, f2.astype(f1.dtype)], axis=1)
+    filter_class = eg.folded(filters, TensorType(element, list(filters.shape)))
+    eg.adopt(filter_class, eg.eclass(first.children[1]).origin)  # named after the first filter
+    children, arity = [joined_class, filter_class], [ONE, ONE, ABSENT]
+    if b1 is not None or b2 is not None:
+        biases = sum(b.astype(f1.dtype) for b in (b1, b2) if b is not None)
+        bias_class = eg.folded(biases, TensorType(element, list(biases.shape)))
+        eg.adopt(bias_class, eg.eclass(first.children[2] if b1 is not None else second.children[2]).origin)
+        children.append(bias_class)
+        arity[2] = ONE
+    conv = ENode("conv", first.key, tuple(children), tuple(arity))
+    conv_class = eg.add(conv, eg.type_of(cid))
+    for made in (joined_class, conv_class):  # placed where the sum was
+        eg.adopt(made, eg.eclass(cid).origin)
+    state.made.add(eg.canonical(conv))
+    eg.union(cid, conv_class)
+    return Merge("merge_conv_sum", ((cid, eg.canonical(conv)),), (eg.canonical(joined), eg.canonical(conv)),
+                 (add, first, second))
+
+
 def concat_of_split(eg: EGraph, state: MergeState) -> list[Merge]:
     merges = []
     for cid in sorted(eg.classes):
@@ -226,9 +305,14 @@ def _split_source(eg: EGraph, concat: ENode) -> int | None:
     return None
 
 
+# What the merges make besides the merged operation (one of those they merge): rules
+# rooted at these may fire on a graph that had none.
+MERGE_PRODUCTS = frozenset({"split", "concat"})
+
 MERGE_RULES: dict[str, Callable[[EGraph, MergeState], list[Merge]]] = {
     "merge_convs": merge_convs,
     "merge_linears": merge_linears,
     "merge_matmuls": merge_matmuls,
     "concat_of_split": concat_of_split,
+    "merge_conv_sum": merge_conv_sum,
 }

@@ -13,7 +13,7 @@ from __future__ import annotations
 from importlib import resources
 
 from nnefopt.rules.nnef_syntax import parse_rules, read_rules
-from nnefopt.rules.pattern import Rule
+from nnefopt.rules.pattern import Rule, op_nodes
 
 STANDARD = "standard.nnef"
 
@@ -40,6 +40,23 @@ def load_rule_set(spec: str) -> list[Rule]:
         else:
             found += read_rules(part)
     return found
+
+
+def rules_that_could_fire(rules: list[Rule], present: set[str]) -> list[Rule]:
+    """The rules (in order) whose left-hand side's operations could all be in the graph:
+    operations `present` in it, or made by the replacement of another rule that could
+    fire, closed over the set. A rule that only matches what another rewrite makes is
+    kept; one that can never match is left out (and not verified)."""
+    available = set(present)
+    kept = [False] * len(rules)
+    grown = True
+    while grown:
+        grown = False
+        for index, rule in enumerate(rules):
+            if not kept[index] and all(node.op in available for node in op_nodes(rule.lhs)):
+                kept[index] = grown = True
+                available.update(node.op for node in op_nodes(rule.rhs))
+    return [rule for rule, keep in zip(rules, kept) if keep]
 
 
 def describe_rules(spec: str) -> tuple[list[str], list[str]]:
