@@ -10,6 +10,7 @@ vectorize it). An NHWC variant is another kernel of the same signature.
 from __future__ import annotations
 
 from nnefopt.emit_c.kernels.elementwise import UNARY
+from nnefopt.emit_c.kernels.gemm import VECTOR_EPILOGUES
 
 
 def conv2d_kernel(activation: str) -> tuple[str, str]:
@@ -72,31 +73,69 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
     """Depthwise conv (one input channel per group, O / C outputs each): per output
     plane, the input plane inside a zero border (Hs x Ws, copied into the arena's
     scratch when the conv pads, so no read is checked), then each output row in one
-    pass; 3x3 at stride 1 and 2 spelled out, so compilers keep the nine taps in
-    registers and vectorize along the row (a plane of short rows as one long row).
-    Scratch: `depthwise_scratch_items`."""
+    pass. 3x3 is spelled out, so compilers keep the nine taps in registers and vectorize
+    along the row (a plane of short rows as one long row), each kernel row summed apart
+    (three chains of three multiply-adds, not one of nine: the chain's latency bounded
+    it). At stride 2 the copy lays each row out as its even columns, then its odd ones,
+    so the taps read consecutive items as at stride 1. Scratch: `depthwise_scratch_items`,
+    when `depthwise_copies`."""
     name = f"nn_depthwise_{activation}"
     taps = "\n".join(f"            const float w{t} = wp[{t}];" for t in range(9))
-    flat = " + ".join(f"w{3 * r + c} * x{r}[ow + {c}]" for r in range(3) for c in range(3))
 
-    def row(step: str) -> str:
-        terms = " + ".join(f"w{3 * r + c} * x{r}[{step}ow + {c}]" for r in range(3) for c in range(3))
-        return f"""                for (ow = 0; ow < OW; ++ow) {{
-                    const float v = bv + {terms};
-                    yr[ow] = {UNARY[activation]};
-                }}"""
+    def sums(at: str, c1: str, c2: str) -> str:
+        return " + ".join(f"({'bv + ' if r == 0 else ''}w{3 * r} * x{r}[{at}] + w{3 * r + 1} * x{r}[{at} + {c1}] + "
+                          f"w{3 * r + 2} * x{r}[{at} + {c2}])" for r in range(3))
+
+    def rows(target: str, count: str, c1: str, c2: str, epilogue: str) -> str:
+        """target[0, count) from rows x0, x1, x2; eight at a time in registers on the AVX2
+        path when the epilogue has a vector form, the rest by the portable loop."""
+        vector = ""
+        if epilogue in VECTOR_EPILOGUES:
+            loads = "\n".join(
+                f"                        s{r} = _mm256_fmadd_ps(k{3 * r + c}, _mm256_loadu_ps(x{r} + ow + {at}), s{r});"
+                for c, at in ((1, c1), (2, c2)) for r in range(3))
+            vector = f"""#ifdef NN_AVX2
+                    for (; ow + 8 <= {count}; ow += 8) {{{{
+                        __m256 s0 = _mm256_fmadd_ps(k0, _mm256_loadu_ps(x0 + ow), kb);
+                        __m256 s1 = _mm256_mul_ps(k3, _mm256_loadu_ps(x1 + ow));
+                        __m256 s2 = _mm256_mul_ps(k6, _mm256_loadu_ps(x2 + ow));
+                        __m256 v;
+{loads}
+                        v = _mm256_add_ps(_mm256_add_ps(s0, s1), s2);
+                        _mm256_storeu_ps({target} + ow, {VECTOR_EPILOGUES[epilogue]});
+                    }}}}
+#endif
+"""
+        return f"""                    ow = 0;
+{vector}                    for (; ow < {count}; ++ow) {{{{
+                        const float v = {sums("ow", c1, c2)};
+                        {target}[ow] = {UNARY[epilogue]};
+                    }}}}"""
+
+    vector_taps = ""
+    if activation in VECTOR_EPILOGUES:
+        vector_taps = ("#ifdef NN_AVX2\n                const __m256 "
+                       + ", ".join(f"k{t} = _mm256_set1_ps(w{t})" for t in range(9))
+                       + ", kb = _mm256_set1_ps(bv);\n"
+                       "                const __m256 lo = _mm256_set1_ps(p0), hi = _mm256_set1_ps(p1);\n"
+                       "                (void)lo;\n                (void)hi;\n#endif\n")
 
     return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *restrict y,
     float *restrict scratch, long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
     long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1, long Hs, long Ws)
 {{
-    const long mult = O / C;
-    const int padded = Hs != H || Ws != W;
-    long n, o, i, oh, ow, kh, kw;
+    const long mult = O / C, half = (Ws + 1) / 2;
+    const int fast = KH == 3 && KW == 3 && dw == 1 && (sw == 1 || sw == 2);
+    const int split = fast && sw == 2;  /* rows copied as their even columns, then their odd ones */
+    const int copied = Hs != H || Ws != W || split;
+    /* tap c of a kernel row reads column ow + c at stride 1; split, even column ow
+       (c = 0), odd ow (c = 1), even ow + 1 (c = 2) */
+    const long c1 = split ? half : 1, c2 = split ? 1 : 2;
+    long n, o, i, j, oh, ow, kh, kw;
     (void)G;
     (void)p0;
     (void)p1;
-    if (padded)
+    if (copied)
         memset(scratch, 0, (size_t)(Hs * Ws + 16) * sizeof(float));  /* the border stays zero */
     for (n = 0; n < N; ++n)
         for (o = 0; o < O; ++o) {{
@@ -105,21 +144,29 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
             const float *sp = xp;
             const float bv = bias[o];
             float *yp = y + (n * O + o) * OH * OW;
-            if (padded) {{
+            if (split)
+                for (i = 0; i < H; ++i) {{
+                    float *row = scratch + (i + ph) * Ws;
+                    const float *xr = xp + i * W;
+                    for (j = (pw + 1) / 2; 2 * j - pw < W; ++j)  /* even columns 2j of the bordered row */
+                        row[j] = xr[2 * j - pw];
+                    for (j = pw / 2; 2 * j + 1 - pw < W; ++j)  /* odd ones, 2j + 1 */
+                        row[half + j] = xr[2 * j + 1 - pw];
+                }}
+            else if (copied)
                 for (i = 0; i < H; ++i)
                     memcpy(scratch + (i + ph) * Ws + pw, xp + i * W, (size_t)W * sizeof(float));
+            if (copied)
                 sp = scratch;
-            }}
-            if (KH == 3 && KW == 3 && dw == 1 && (sw == 1 || sw == 2)) {{
+            if (fast) {{
 {taps}
-                if (padded && sw == 1 && sh == 1 && OW < 16) {{
+{vector_taps}                if (copied && sw == 1 && sh == 1 && OW < 16) {{
                     /* Short rows: the whole plane as one row Ws wide (its last columns
                        thrown away), read 2 floats past the plane, into the zero tail. */
                     const long L = OH * Ws;
                     const float *restrict x0 = sp, *restrict x1 = sp + dh * Ws, *restrict x2 = x1 + dh * Ws;
                     float *restrict yr = scratch + Hs * Ws + 16;
-                    for (ow = 0; ow < L; ++ow)
-                        yr[ow] = bv + {flat};
+{rows("yr", "L", "1", "2", "copy")}
                     for (oh = 0; oh < OH; ++oh)
                         for (ow = 0; ow < OW; ++ow) {{
                             const float v = yr[oh * Ws + ow];
@@ -132,11 +179,7 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
                     const float *restrict x1 = x0 + dh * Ws;
                     const float *restrict x2 = x1 + dh * Ws;
                     float *restrict yr = yp + oh * OW;
-                    if (sw == 1) {{
-{row("")}
-                    }} else {{
-{row("2 * ")}
-                    }}
+{rows("yr", "OW", "c1", "c2", activation)}
                 }}
                 continue;
             }}
@@ -159,6 +202,12 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
         }}
 }}
 """
+
+
+def depthwise_copies(h: int, w: int, hs: int, ws: int, kh: int, kw: int, sw: int, dw: int) -> bool:
+    """Whether `depthwise_kernel` copies each plane into its scratch (a border, or the
+    split columns of 3x3 at stride 2): the kernel's own test, for the lowering."""
+    return (hs, ws) != (h, w) or (kh == 3 and kw == 3 and dw == 1 and sw == 2)
 
 
 def depthwise_scratch_items(Hs: int, Ws: int, OH: int) -> int:
