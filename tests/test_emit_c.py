@@ -320,3 +320,63 @@ def test_conv_kernel_paths_match_the_interpreter(tmp_path, arch):
     got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+
+
+_DEPTHWISE = """
+graph G( x, s ) -> ( a, b, c, d, e, f, g, h )
+{
+    x = external<scalar>(shape = [1, 4, 9, 38]);
+    s = external<scalar>(shape = [1, 3, 13, 11]);
+    a = clamp(conv(x, variable<scalar>(shape = [4, 1, 3, 3], label = 'a'), 0.5, groups = 0, stride = [2, 2],
+                   padding = [(1, 1), (1, 1)]), 0.0, 6.0);
+    b = relu(conv(x, variable<scalar>(shape = [4, 1, 3, 3], label = 'b'), 0.0, groups = 0, stride = [2, 2],
+                  padding = [(0, 0), (0, 0)]));
+    c = conv(x, variable<scalar>(shape = [4, 1, 3, 3], label = 'c'), 0.0, groups = 0, stride = [2, 2],
+             padding = [(2, 1), (2, 2)]);
+    d = conv(x, variable<scalar>(shape = [8, 1, 3, 3], label = 'd'), 0.0, groups = 4, stride = [2, 2],
+             padding = [(1, 1), (1, 1)]);
+    e = sigmoid(conv(x, variable<scalar>(shape = [4, 1, 3, 3], label = 'e'), 0.0, groups = 0,
+                     padding = [(1, 1), (1, 1)]));
+    f = clamp(conv(s, variable<scalar>(shape = [3, 1, 3, 3], label = 'f'), 0.0, groups = 0, stride = [2, 2],
+                   padding = [(1, 1), (1, 1)]), 0.0, 6.0);
+    g = conv(s, variable<scalar>(shape = [3, 1, 3, 3], label = 'g'), 0.0, groups = 0, stride = [2, 2],
+             padding = [(1, 0), (0, 1)]);
+    h = relu(conv(s, variable<scalar>(shape = [3, 1, 3, 3], label = 'h'), 0.0, groups = 0,
+                  padding = [(1, 1), (1, 1)]));
+}
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_depthwise_paths_match_the_interpreter(tmp_path, arch):
+    """The depthwise 3x3 kernel's paths: stride 2 through the four phases of the copied
+    plane (bordered on both sides, on one side, evenly and not at all, odd and even
+    widths, two outputs per channel), rows of 16 or more with a last run of under 8
+    (the overlapping last vector), short rows as one long row at both strides, and
+    an activation without a vector form (sigmoid: the portable loop on every path)."""
+    from nnefopt.frontend.tensor_file import write_tensor
+
+    folder = _write_graph(tmp_path / "m", _DEPTHWISE)
+    rng = np.random.default_rng(7)
+    for label in "abcefgh":
+        write_tensor(folder / f"{label}.dat", rng.standard_normal((3 if label in "fgh" else 4, 1, 3, 3))
+                     .astype(np.float32))
+    write_tensor(folder / "d.dat", rng.standard_normal((8, 1, 3, 3)).astype(np.float32))
+    module = nnefopt.load(folder)
+    nnefopt.optimize(module, "default")
+    out = tmp_path / "c"
+    nnefopt.save(module, out, emit="c")
+    text = (out / "model.c").read_text()
+    calls = re.findall(r"^    model_nn_(\w+)\(", text, re.M)
+    assert len(calls) == 8 and all(c.startswith("depthwise_") for c in calls) and "depthwise_sigmoid" in calls
+    header = (out / "model.h").read_text()
+    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", header).group(1))
+    assert arena == int(re.search(r"MODEL_ARENA_LOWER_BOUND_BYTES (\d+)u", header).group(1))
+    library = Library(out / compile_library(out, arch))
+    from nnefopt.interp.ir_interpreter import Plan
+
+    inputs = Plan(module).random_inputs(3)
+    expected = list(nnefopt.run(module, inputs).values())
+    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)

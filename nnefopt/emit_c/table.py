@@ -135,7 +135,7 @@ def _conv(activation: str, transposed: bool = False):
         cropping = min(p for pair in padding for p in pair) < 0
         if c // groups == 1 and groups > 1 and not transposed and not cropping:
             hs, ws = _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding)
-            copies = conv.depthwise_copies(h, wd, hs, ws, kh, kw, stride[1], dilation[1])
+            copies = conv.depthwise_copies(h, wd, hs, ws, kh, kw, stride, dilation)
             scratch = ctx.scratch(conv.depthwise_scratch_items(hs, ws, oh) if copies else 1)
             ctx.call(conv.depthwise_kernel(activation), ctx.read(x), ctx.read(w), _bias(op, ctx, o), ctx.write(y),
                      scratch, *geometry, hs, ws)

@@ -73,44 +73,47 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
     """Depthwise conv (one input channel per group, O / C outputs each): per output
     plane, the input plane inside a zero border (Hs x Ws, copied into the arena's
     scratch when the conv pads, so no read is checked), then each output row in one
-    pass. 3x3 is spelled out, so compilers keep the nine taps in registers and vectorize
-    along the row (a plane of short rows as one long row), each kernel row summed apart
-    (three chains of three multiply-adds, not one of nine: the chain's latency bounded
-    it). At stride 2 the copy lays each row out as its even columns, then its odd ones,
-    so the taps read consecutive items as at stride 1. Scratch: `depthwise_scratch_items`,
-    when `depthwise_copies`."""
+    pass. 3x3 is spelled out: the nine taps stay in registers, each tap reads a run of
+    consecutive items from its own pointer, and each kernel row is summed apart (three
+    chains of three multiply-adds, not one of nine: the chain's latency bounded it).
+    At stride 2 the copy splits the plane into its four phases (even or odd row, even
+    or odd column; each ceil(Hs / 2) x ceil(Ws / 2)), so each tap reads consecutive
+    items of one phase as at stride 1. Short rows (under 16) are one long row over
+    the plane (its last columns computed and thrown away as the rows are moved out). Scratch: `depthwise_scratch_items`, when `depthwise_copies`."""
     name = f"nn_depthwise_{activation}"
-    taps = "\n".join(f"            const float w{t} = wp[{t}];" for t in range(9))
+    weights = "\n".join(f"                const float w{t} = wp[{t}];" for t in range(9))
+    sources = "\n".join(f"                const float *restrict x{t} = t{t} + oh * pitch;" for t in range(9))
+    scalar_sum = " + ".join(f"({'bv + ' if r == 0 else ''}" + " + ".join(f"w{3 * r + c} * x{3 * r + c}[ow]"
+                                                                         for c in range(3)) + ")" for r in range(3))
 
-    def sums(at: str, c1: str, c2: str) -> str:
-        return " + ".join(f"({'bv + ' if r == 0 else ''}w{3 * r} * x{r}[{at}] + w{3 * r + 1} * x{r}[{at} + {c1}] + "
-                          f"w{3 * r + 2} * x{r}[{at} + {c2}])" for r in range(3))
-
-    def rows(target: str, count: str, c1: str, c2: str, epilogue: str) -> str:
-        """target[0, count) from rows x0, x1, x2; eight at a time in registers on the AVX2
-        path when the epilogue has a vector form, the rest by the portable loop."""
+    def rows(target: str, count: str, epilogue: str) -> str:
+        """target[0, count) from the taps' runs x0..x8: eight at a time in registers on
+        the AVX2 path when the epilogue has a vector form (the last eight overlapping
+        the ones before when count is not a multiple of 8), else the portable loop."""
         vector = ""
         if epilogue in VECTOR_EPILOGUES:
-            loads = "\n".join(
-                f"                        s{r} = _mm256_fmadd_ps(k{3 * r + c}, _mm256_loadu_ps(x{r} + ow + {at}), s{r});"
-                for c, at in ((1, c1), (2, c2)) for r in range(3))
+            steps = "\n".join(f"                        s{r} = _mm256_fmadd_ps(k{3 * r + c}, "
+                              f"_mm256_loadu_ps(x{3 * r + c} + ow), s{r});" for c in (1, 2) for r in range(3))
             vector = f"""#ifdef NN_AVX2
-                    for (; ow + 8 <= {count}; ow += 8) {{{{
-                        __m256 s0 = _mm256_fmadd_ps(k0, _mm256_loadu_ps(x0 + ow), kb);
-                        __m256 s1 = _mm256_mul_ps(k3, _mm256_loadu_ps(x1 + ow));
-                        __m256 s2 = _mm256_mul_ps(k6, _mm256_loadu_ps(x2 + ow));
-                        __m256 v;
-{loads}
+                    while (ow + 8 <= {count} || (ow < {count} && {count} >= 8)) {{
+                        __m256 s0, s1, s2, v;
+                        if (ow + 8 > {count})
+                            ow = {count} - 8;
+                        s0 = _mm256_fmadd_ps(k0, _mm256_loadu_ps(x0 + ow), kb);
+                        s1 = _mm256_mul_ps(k3, _mm256_loadu_ps(x3 + ow));
+                        s2 = _mm256_mul_ps(k6, _mm256_loadu_ps(x6 + ow));
+{steps}
                         v = _mm256_add_ps(_mm256_add_ps(s0, s1), s2);
                         _mm256_storeu_ps({target} + ow, {VECTOR_EPILOGUES[epilogue]});
-                    }}}}
+                        ow += 8;
+                    }}
 #endif
 """
         return f"""                    ow = 0;
-{vector}                    for (; ow < {count}; ++ow) {{{{
-                        const float v = {sums("ow", c1, c2)};
+{vector}                    for (; ow < {count}; ++ow) {{
+                        const float v = {scalar_sum};
                         {target}[ow] = {UNARY[epilogue]};
-                    }}}}"""
+                    }}"""
 
     vector_taps = ""
     if activation in VECTOR_EPILOGUES:
@@ -119,67 +122,89 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
                        + ", kb = _mm256_set1_ps(bv);\n"
                        "                const __m256 lo = _mm256_set1_ps(p0), hi = _mm256_set1_ps(p1);\n"
                        "                (void)lo;\n                (void)hi;\n#endif\n")
+    # tap (r, c) reads from t<3r+c>, where output (0, 0) finds it
+    def phase(r: int, c: int) -> str:
+        terms = [f"{2 * (r & 1) + (c & 1)} * phase_rows" if r & 1 or c & 1 else "", "1" if r >> 1 else ""]
+        row = " + ".join(t for t in terms if t)
+        return " + ".join(t for t in ("sp", f"({row}) * half" if row else "", "1" if c >> 1 else "") if t)
+
+    def plain(r: int, c: int) -> str:
+        return " + ".join(t for t in ("sp", {0: "", 1: "dh * Ws", 2: "2 * dh * Ws"}[r], str(c) if c else "") if t)
+
+    pointers = ",\n                    ".join(f"*restrict t{3 * r + c} = split ? {phase(r, c)} : {plain(r, c)}"
+                                             for r in range(3) for c in range(3))
 
     return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *restrict y,
     float *restrict scratch, long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
     long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1, long Hs, long Ws)
 {{
-    const long mult = O / C, half = (Ws + 1) / 2;
-    const int fast = KH == 3 && KW == 3 && dw == 1 && (sw == 1 || sw == 2);
-    const int split = fast && sw == 2;  /* rows copied as their even columns, then their odd ones */
+    const long mult = O / C, half = (Ws + 1) / 2, phase_rows = (Hs + 1) / 2;
+    const int fast = KH == 3 && KW == 3 && dw == 1 && (sw == 1 || (sw == 2 && sh == 2 && dh == 1));
+    const int split = fast && sw == 2;  /* the plane copied as its four phases */
     const int copied = Hs != H || Ws != W || split;
-    /* tap c of a kernel row reads column ow + c at stride 1; split, even column ow
-       (c = 0), odd ow (c = 1), even ow + 1 (c = 2) */
-    const long c1 = split ? half : 1, c2 = split ? 1 : 2;
+    /* an output row's items, one tap's run to the next row's: */
+    const long pitch = split ? half : sh * Ws;
     long n, o, i, j, oh, ow, kh, kw;
     (void)G;
     (void)p0;
     (void)p1;
-    if (copied)
-        memset(scratch, 0, (size_t)(Hs * Ws + 16) * sizeof(float));  /* the border stays zero */
+    if (copied)  /* the border stays zero: every plane writes the same items */
+        memset(scratch, 0, (size_t)((split ? 4 * phase_rows * half : Hs * Ws) + 16) * sizeof(float));
     for (n = 0; n < N; ++n)
         for (o = 0; o < O; ++o) {{
             const float *xp = x + (n * C + o / mult) * H * W;
             const float *restrict wp = w + o * KH * KW;
-            const float *sp = xp;
+            const float *sp = copied ? scratch : xp;
             const float bv = bias[o];
             float *yp = y + (n * O + o) * OH * OW;
             if (split)
                 for (i = 0; i < H; ++i) {{
-                    float *row = scratch + (i + ph) * Ws;
+                    /* bordered row p = i + ph: row p / 2 of the phases of its parity */
+                    float *even = scratch + (2 * ((i + ph) & 1) * phase_rows + (i + ph) / 2) * half;
+                    float *odd = even + phase_rows * half;
                     const float *xr = xp + i * W;
-                    for (j = (pw + 1) / 2; 2 * j - pw < W; ++j)  /* even columns 2j of the bordered row */
-                        row[j] = xr[2 * j - pw];
-                    for (j = pw / 2; 2 * j + 1 - pw < W; ++j)  /* odd ones, 2j + 1 */
-                        row[half + j] = xr[2 * j + 1 - pw];
+                    long start = (pw + 1) / 2;  /* the first even bordered column 2j inside the row */
+                    if (pw / 2 < start)  /* an odd column before it */
+                        odd[pw / 2] = xr[2 * (pw / 2) + 1 - pw];
+#ifdef NN_AVX2
+                    for (; 2 * start - pw + 16 <= W; start += 8) {{  /* xr[m], m = 2j - pw: 8 even, 8 odd */
+                        const __m256 a = _mm256_loadu_ps(xr + 2 * start - pw), b = _mm256_loadu_ps(xr + 2 * start - pw + 8);
+                        _mm256_storeu_ps(even + start, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                            _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0))));
+                        _mm256_storeu_ps(odd + start, _mm256_castpd_ps(_mm256_permute4x64_pd(
+                            _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0))));
+                    }}
+#endif
+                    for (j = start; 2 * j - pw < W; ++j)  /* bordered column 2j */
+                        even[j] = xr[2 * j - pw];
+                    for (j = start; 2 * j + 1 - pw < W; ++j)  /* and 2j + 1 */
+                        odd[j] = xr[2 * j + 1 - pw];
                 }}
             else if (copied)
                 for (i = 0; i < H; ++i)
                     memcpy(scratch + (i + ph) * Ws + pw, xp + i * W, (size_t)W * sizeof(float));
-            if (copied)
-                sp = scratch;
             if (fast) {{
-{taps}
-{vector_taps}                if (copied && sw == 1 && sh == 1 && OW < 16) {{
-                    /* Short rows: the whole plane as one row Ws wide (its last columns
-                       thrown away), read 2 floats past the plane, into the zero tail. */
-                    const long L = OH * Ws;
-                    const float *restrict x0 = sp, *restrict x1 = sp + dh * Ws, *restrict x2 = x1 + dh * Ws;
-                    float *restrict yr = scratch + Hs * Ws + 16;
-{rows("yr", "L", "1", "2", "copy")}
+                const float {pointers};
+{weights}
+{vector_taps}                if (copied && (split || sh == 1) && OW < 16) {{
+                    /* Short rows: the plane as one row of OH rows `pitch` apart, read past
+                       its last row's end into the phases' (or the plane's) zero tail. */
+                    const long L = OH * pitch;
+                    float *restrict yr = scratch + (split ? 4 * phase_rows * half : Hs * Ws) + 16;
+                    oh = 0;
+                    {{
+{sources}
+{rows("yr", "L", activation)}
+                    }}
                     for (oh = 0; oh < OH; ++oh)
-                        for (ow = 0; ow < OW; ++ow) {{
-                            const float v = yr[oh * Ws + ow];
-                            yp[oh * OW + ow] = {UNARY[activation]};
-                        }}
+                        for (ow = 0; ow < OW; ++ow)
+                            yp[oh * OW + ow] = yr[oh * pitch + ow];
                     continue;
                 }}
                 for (oh = 0; oh < OH; ++oh) {{
-                    const float *restrict x0 = sp + oh * sh * Ws;
-                    const float *restrict x1 = x0 + dh * Ws;
-                    const float *restrict x2 = x1 + dh * Ws;
+{sources}
                     float *restrict yr = yp + oh * OW;
-{rows("yr", "OW", "c1", "c2", activation)}
+{rows("yr", "OW", activation)}
                 }}
                 continue;
             }}
@@ -204,14 +229,17 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
 """
 
 
-def depthwise_copies(h: int, w: int, hs: int, ws: int, kh: int, kw: int, sw: int, dw: int) -> bool:
+def depthwise_copies(h: int, w: int, hs: int, ws: int, kh: int, kw: int, stride, dilation) -> bool:
     """Whether `depthwise_kernel` copies each plane into its scratch (a border, or the
-    split columns of 3x3 at stride 2): the kernel's own test, for the lowering."""
-    return (hs, ws) != (h, w) or (kh == 3 and kw == 3 and dw == 1 and sw == 2)
+    phases of 3x3 at stride 2): the kernel's own test, for the lowering."""
+    split = kh == 3 and kw == 3 and dilation[1] == 1 and tuple(stride) == (2, 2) and dilation[0] == 1
+    return (hs, ws) != (h, w) or split
 
 
 def depthwise_scratch_items(Hs: int, Ws: int, OH: int) -> int:
-    return Hs * Ws + 16 + OH * Ws
+    """The copied plane (or its four phases) with a zero tail, and the short-row output."""
+    phases = 4 * ((Hs + 1) // 2) * ((Ws + 1) // 2)
+    return max(Hs * Ws, phases) + 16 + OH * Ws
 
 
 def deconv2d_kernel(activation: str) -> tuple[str, str]:
