@@ -323,7 +323,7 @@ def test_conv_kernel_paths_match_the_interpreter(tmp_path, arch):
 
 
 _DEPTHWISE = """
-graph G( x, s ) -> ( a, b, c, d, e, f, g, h )
+graph G( x, s ) -> ( a, b, c, d, e, f, g, h, k, m, n )
 {
     x = external<scalar>(shape = [1, 4, 9, 38]);
     s = external<scalar>(shape = [1, 3, 13, 11]);
@@ -343,17 +343,23 @@ graph G( x, s ) -> ( a, b, c, d, e, f, g, h )
              padding = [(1, 0), (0, 1)]);
     h = relu(conv(s, variable<scalar>(shape = [3, 1, 3, 3], label = 'h'), 0.0, groups = 0,
                   padding = [(1, 1), (1, 1)]));
+    k = relu(conv(x, variable<scalar>(shape = [5, 4, 7, 7], label = 'k'), 0.0, stride = [2, 2],
+                  padding = [(3, 3), (3, 3)]));
+    m = conv(x, variable<scalar>(shape = [6, 4, 3, 3], label = 'm'), 0.0, stride = [2, 2], padding = [(0, 0), (0, 0)]);
+    n = conv(s, variable<scalar>(shape = [4, 3, 1, 1], label = 'n'), 0.0, stride = [2, 2], padding = [(0, 0), (0, 0)]);
 }
 """
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_depthwise_paths_match_the_interpreter(tmp_path, arch):
+def test_depthwise_and_stride_2_paths_match_the_interpreter(tmp_path, arch):
     """The depthwise 3x3 kernel's paths: stride 2 through the four phases of the copied
     plane (bordered on both sides, on one side, evenly and not at all, odd and even
     widths, two outputs per channel), rows of 16 or more with a last run of under 8
     (the overlapping last vector), short rows as one long row at both strides, and
-    an activation without a vector form (sigmoid: the portable loop on every path)."""
+    an activation without a vector form (sigmoid: the portable loop on every path);
+    dense convs at stride 2 reading rows split in even and odd columns (7x7 with an
+    odd border, 3x3 without one), and a 1x1 one that gathers."""
     from nnefopt.frontend.tensor_file import write_tensor
 
     folder = _write_graph(tmp_path / "m", _DEPTHWISE)
@@ -361,14 +367,16 @@ def test_depthwise_paths_match_the_interpreter(tmp_path, arch):
     for label in "abcefgh":
         write_tensor(folder / f"{label}.dat", rng.standard_normal((3 if label in "fgh" else 4, 1, 3, 3))
                      .astype(np.float32))
-    write_tensor(folder / "d.dat", rng.standard_normal((8, 1, 3, 3)).astype(np.float32))
+    for label, shape in (("d", (8, 1, 3, 3)), ("k", (5, 4, 7, 7)), ("m", (6, 4, 3, 3)), ("n", (4, 3, 1, 1))):
+        write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.3)
     module = nnefopt.load(folder)
     nnefopt.optimize(module, "default")
     out = tmp_path / "c"
     nnefopt.save(module, out, emit="c")
     text = (out / "model.c").read_text()
     calls = re.findall(r"^    model_nn_(\w+)\(", text, re.M)
-    assert len(calls) == 8 and all(c.startswith("depthwise_") for c in calls) and "depthwise_sigmoid" in calls
+    assert len(calls) == 11 and "depthwise_sigmoid" in calls
+    assert sum(c.startswith("depthwise_") for c in calls) == 8 and sum(c.startswith("conv2d_gemm") for c in calls) == 3
     header = (out / "model.h").read_text()
     arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", header).group(1))
     assert arena == int(re.search(r"MODEL_ARENA_LOWER_BOUND_BYTES (\d+)u", header).group(1))

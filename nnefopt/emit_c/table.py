@@ -180,7 +180,7 @@ def _conv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, dims,
     n, c, h, wd, o, kh, kw, oh, ow = dims
     og, k = o // groups, c // groups * kh * kw
     hs, ws = _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding)
-    padded_items = c * hs * ws if (hs, ws) != (h, wd) else 0
+    padded_items = c * hs * ws if (hs, ws) != (h, wd) or conv.conv_splits(stride, kw) else 0
     kc, nb = _conv_blocking(k, og)
     filters = np.asarray(filter_data, np.float32).reshape(groups, og, k)
     packed = np.concatenate([gemm.row_panels(f).reshape(-1) for f in filters])

@@ -69,6 +69,31 @@ def conv2d_kernel(activation: str) -> tuple[str, str]:
 """
 
 
+def _split_row(row: str, even: str, odd: str, width: str, border: str, indent: int) -> str:
+    """C statements: the items of `row` (`width` of them, after `border` zero columns)
+    as the even columns of the bordered row at `even`[j] (column 2j) and the odd ones
+    at `odd`[j] (2j + 1), eight of each from two loads and two shuffles on the AVX2
+    path. Declares `start`: to be inside a block of its own."""
+    text = f"""long start = ({border} + 1) / 2;  /* the first even bordered column 2j inside the row */
+if ({border} / 2 < start)  /* an odd column before it */
+    {odd}[{border} / 2] = {row}[2 * ({border} / 2) + 1 - {border}];
+#ifdef NN_AVX2
+for (; 2 * start - {border} + 16 <= {width}; start += 8) {{  /* {row}[m], m = 2j - {border}: 8 even, 8 odd */
+    const __m256 a = _mm256_loadu_ps({row} + 2 * start - {border}), b = _mm256_loadu_ps({row} + 2 * start - {border} + 8);
+    _mm256_storeu_ps({even} + start, _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0))));
+    _mm256_storeu_ps({odd} + start, _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0))));
+}}
+#endif
+for (j = start; 2 * j - {border} < {width}; ++j)  /* bordered column 2j */
+    {even}[j] = {row}[2 * j - {border}];
+for (j = start; 2 * j + 1 - {border} < {width}; ++j)  /* and 2j + 1 */
+    {odd}[j] = {row}[2 * j + 1 - {border}];"""
+    pad = " " * indent
+    return "\n".join(pad + line if line and not line.startswith("#") else line for line in text.split("\n"))
+
+
 def depthwise_kernel(activation: str) -> tuple[str, str]:
     """Depthwise conv (one input channel per group, O / C outputs each): per output
     plane, the input plane inside a zero border (Hs x Ws, copied into the arena's
@@ -163,22 +188,7 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
                     float *even = scratch + (2 * ((i + ph) & 1) * phase_rows + (i + ph) / 2) * half;
                     float *odd = even + phase_rows * half;
                     const float *xr = xp + i * W;
-                    long start = (pw + 1) / 2;  /* the first even bordered column 2j inside the row */
-                    if (pw / 2 < start)  /* an odd column before it */
-                        odd[pw / 2] = xr[2 * (pw / 2) + 1 - pw];
-#ifdef NN_AVX2
-                    for (; 2 * start - pw + 16 <= W; start += 8) {{  /* xr[m], m = 2j - pw: 8 even, 8 odd */
-                        const __m256 a = _mm256_loadu_ps(xr + 2 * start - pw), b = _mm256_loadu_ps(xr + 2 * start - pw + 8);
-                        _mm256_storeu_ps(even + start, _mm256_castpd_ps(_mm256_permute4x64_pd(
-                            _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0))));
-                        _mm256_storeu_ps(odd + start, _mm256_castpd_ps(_mm256_permute4x64_pd(
-                            _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0))));
-                    }}
-#endif
-                    for (j = start; 2 * j - pw < W; ++j)  /* bordered column 2j */
-                        even[j] = xr[2 * j - pw];
-                    for (j = start; 2 * j + 1 - pw < W; ++j)  /* and 2j + 1 */
-                        odd[j] = xr[2 * j + 1 - pw];
+{_split_row('xr', 'even', 'odd', 'W', 'pw', 20)}
                 }}
             else if (copied)
                 for (i = 0; i < H; ++i)
@@ -295,6 +305,12 @@ def deconv2d_kernel(activation: str) -> tuple[str, str]:
 """
 
 
+def conv_splits(stride, kw: int) -> bool:
+    """Whether `conv2d_gemm_kernel` copies the input with its rows split in even and odd
+    columns (then always copied): its own test, for the lowering."""
+    return stride[1] == 2 and kw > 1
+
+
 def conv_scratch_items(C: int, K: int, KC: int, NB: int, padded_items: int) -> int:
     """The floats of arena scratch `conv2d_gemm` wants: its two offset tables (longs,
     counted as two floats each), NB column blocks of KC x 16, the zero-padded input."""
@@ -313,8 +329,11 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
     conv pads, so no read is checked. Sixteen positions in one output row at stride 1
     read sixteen consecutive items per (channel, tap): the tile reads them in place
     through a table of K offsets (the indirection); other blocks are gathered into
-    columns. K is cut in blocks of KC and NB position blocks share each block of the
-    filter, so what a tile reads stays in cache (the blocking is the lowering's choice).
+    columns. At stride 2 along the rows (wider than one column: `conv_splits`) the copy
+    lays each row out as its even columns, then its odd ones, so that sixteen positions
+    of a row read sixteen consecutive items there too. K is cut in blocks of KC and NB
+    position blocks share each block of the filter, so what a tile reads stays in cache
+    (the blocking is the lowering's choice).
     Each tile is `full` (gemm.tile_store_kernel: bias and activation in registers)."""
     name = f"nn_conv2d_gemm_{activation}"
     return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, float *scratch,
@@ -323,8 +342,10 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
     long Hs, long Ws, long KC, long NB)
 {{
     const long cg = C / G, og = O / G, K = cg * KH * KW, P = OH * OW, panels = (og + 5) / 6;
-    const long blocks = (P + 15) / 16, plane = Hs * Ws;
-    const int padded = Hs != H || Ws != W;
+    const long blocks = (P + 15) / 16, plane = Hs * Ws, half = (Ws + 1) / 2;
+    const int split = sw == 2 && KW > 1;  /* rows copied as their even columns, then their odd ones */
+    const int padded = Hs != H || Ws != W || split;
+    const long step = split ? 1 : sw;  /* the items between two positions of a row */
     long *boff = (long *)scratch;
     long *coff = boff + K;
     float *col = scratch + ((2 * (K + KC) + 15) / 16) * 16;
@@ -335,7 +356,7 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
     for (c = 0, k = 0; c < cg; ++c)
         for (kh = 0; kh < KH; ++kh)
             for (kw = 0; kw < KW; ++kw)
-                boff[k++] = c * plane + kh * dh * Ws + kw * dw;
+                boff[k++] = c * plane + kh * dh * Ws + (split ? (kw * dw) % 2 * half + kw * dw / 2 : kw * dw);
     for (k = 0; k < KC; ++k)
         coff[k] = k * 16;
     for (n = 0; n < N; ++n) {{
@@ -343,8 +364,14 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
         if (padded) {{
             memset(xpad, 0, (size_t)(C * plane) * sizeof(float));
             for (c = 0; c < C; ++c)
-                for (i = 0; i < H; ++i)
-                    memcpy(xpad + c * plane + (i + ph) * Ws + pw, src + (c * H + i) * W, (size_t)W * sizeof(float));
+                for (i = 0; i < H; ++i) {{
+                    float *row = xpad + c * plane + (i + ph) * Ws;
+                    const float *xr = src + (c * H + i) * W;
+                    if (split) {{
+{_split_row("xr", "row", "(row + half)", "W", "pw", 24)}
+                    }} else
+                        memcpy(row + pw, xr, (size_t)W * sizeof(float));
+                }}
             src = xpad;
         }}
         for (g = 0; g < G; ++g) {{
@@ -360,7 +387,7 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
                     for (i = 0; i < nb; ++i) {{
                         const long q0 = (b0 + i) * 16, nr = P - q0 < 16 ? P - q0 : 16;
                         const long oh0 = q0 / OW, ow0 = q0 % OW;
-                        if (nr == 16 && sw == 1 && (ow0 + 16 <= OW || (Ws == OW && sh == 1))) {{
+                        if (nr == 16 && step == 1 && (ow0 + 16 <= OW || (Ws == OW && sh == 1))) {{
                             bs[i] = sg + oh0 * sh * Ws + ow0;  /* in place: 16 consecutive items */
                             os[i] = boff + kb;
                         }} else {{
@@ -368,7 +395,7 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
                             float *cb = col + i * KC * 16;
                             for (j = 0; j < 16; ++j) {{
                                 const long q = q0 + (j < nr ? j : 0);
-                                pos[j] = (q / OW) * sh * Ws + (q % OW) * sw;
+                                pos[j] = (q / OW) * sh * Ws + (q % OW) * step;
                             }}
                             for (k = 0; k < kc; ++k) {{
                                 const float *sk = sg + boff[kb + k];
