@@ -239,6 +239,29 @@ VECTOR_EPILOGUES = {
 }
 
 
+def _tile_fmas(rows: int, halves: int) -> str:
+    return "\n".join(f"            t = _mm256_broadcast_ss(ak + {r});\n"
+                     + "\n".join(f"            c{r}{h} = _mm256_fmadd_ps(t, b{h}, c{r}{h});" for h in range(halves))
+                     for r in range(rows))
+
+
+def _row_count_loops() -> str:
+    """The AVX2 tile's k loops by the products wanted: half a tile when nr <= 8 (the
+    right half's are not), and 2, 4 or 6 rows by mr (the last panel of 16 or 32
+    channels has 4 or 2: a sixth to a third of its work was on the panel's zeros)."""
+    def by_rows(halves: int) -> str:
+        loops = [(f"if (mr > {rows - 2})" if rows > 2 else "", _avx2_k_loop(_tile_fmas(rows, halves), halves))
+                 for rows in (MR, 4, 2)]
+        return " else ".join(f"{test} {{\n{loop}\n        }}" if test else f"{{\n{loop}\n        }}"
+                             for test, loop in loops)
+
+    return f"""    if (nr <= 8) {{  /* half a tile */
+        {by_rows(1)}
+    }} else {{
+        {by_rows(2)}
+    }}"""
+
+
 def tile_store_kernel(activation: str) -> tuple[str, str]:
     """A tile of mr <= MR rows by nr <= NR of y (row stride ldy) += a b over K (as
     `tile_kernel`; a's rows past mr are the panel's zeros, computed and not stored; b's
@@ -253,13 +276,8 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
     starts = "\n".join(f"        c{r}{h} = mr > {r} ? _mm256_loadu_ps(y + {r} * ldy + {8 * h}) : _mm256_setzero_ps();"
                        for r, h in pairs)
     zeros = "\n".join(f"        c{r}{h} = _mm256_setzero_ps();" for r, h in pairs)
-    fmas = "\n".join(f"            t = _mm256_broadcast_ss(ak + {r});\n"
-                      f"            c{r}0 = _mm256_fmadd_ps(t, b0, c{r}0);\n"
-                      f"            c{r}1 = _mm256_fmadd_ps(t, b1, c{r}1);" for r in range(MR))
     raw = "\n".join(f"        if (mr > {r})\n            _mm256_storeu_ps(y + {r} * ldy + {8 * h}, c{r}{h});"
                     for r, h in pairs)
-    half = "\n".join(f"            t = _mm256_broadcast_ss(ak + {r});\n"
-                     f"            c{r}0 = _mm256_fmadd_ps(t, b0, c{r}0);" for r in range(MR))
     from_part = "\n".join(f"        c{r}{h} = _mm256_loadu_ps(part + {r * NR + 8 * h});" for r, h in pairs)
     to_part = "\n".join(f"        _mm256_storeu_ps(part + {r * NR + 8 * h}, c{r}{h});" for r, h in pairs)
     if activation in VECTOR_EPILOGUES:
@@ -297,11 +315,7 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
                 part[r * {NR} + j] = r < mr && j < nr ? y[r * ldy + j] : 0.0f;
 {from_part}
     }}
-    if (nr <= 8) {{  /* half a tile: the right half's products are not wanted */
-{_avx2_k_loop(half, 1)}
-    }} else {{
-{_avx2_k_loop(fmas)}
-    }}
+{_row_count_loops()}
     if (nr == {NR} && last) {{
 {final}
     }} else if (nr == {NR}) {{
