@@ -388,3 +388,39 @@ def test_depthwise_and_stride_2_paths_match_the_interpreter(tmp_path, arch):
     got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+
+
+_REDUCTIONS = """
+graph G( x ) -> ( inner, middle, apart, whole, big, small )
+{
+    x = external<scalar>(shape = [2, 3, 5, 7]);
+    inner = mean_reduce(x, axes = [2, 3]);
+    middle = sum_reduce(x, axes = [1, 2]);
+    apart = max_reduce(x, axes = [1, 3]);
+    whole = min_reduce(x, axes = [0, 1, 2, 3]);
+    big = max_reduce(x, axes = [3]);
+    small = min_reduce(x, axes = [0]);
+}
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_reductions_match_the_interpreter(tmp_path, arch):
+    """Reductions over the last axes (their items carried in a register), over middle
+    ones, over axes apart (neighbours merged only where both are reduced or both kept),
+    over all and over the first."""
+    folder = _write_graph(tmp_path / "m", _REDUCTIONS)
+    module = nnefopt.load(folder)
+    out = tmp_path / "c"
+    nnefopt.save(module, out, emit="c")
+    text = (out / "model.c").read_text()
+    assert "(const long[]){6, 35}, (const long[]){1, 0}, 2" in text  # [2, 3, 5, 7] over [2, 3] as [6, 35]
+    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", (out / "model.h").read_text()).group(1))
+    library = Library(out / compile_library(out, arch))
+    from nnefopt.interp.ir_interpreter import Plan
+
+    inputs = Plan(module).random_inputs(4)
+    expected = list(nnefopt.run(module, inputs).values())
+    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)

@@ -287,10 +287,20 @@ def _reduce(mode: str):
         axes = {a % len(xs) for a in ctx.attr(op, "axes")}
         if len(xs) > MAX_RANK:
             ctx.refuse(f"rank {len(xs)} is above the kernels' {MAX_RANK}")
+        reduced = math.prod(xs[d] for d in axes)
+        # Neighbouring axes both reduced or both kept as one: the kernel's inner loop
+        # runs over the last (49 items of a 7x7 mean, not 7), and its odometer turns less.
+        merged: list[list] = []
+        for d, extent in enumerate(xs):
+            if merged and merged[-1][1] == (d in axes):
+                merged[-1][0] *= extent
+            else:
+                merged.append([extent, d in axes])
+        xs = [extent for extent, _ in merged]
+        axes = {d for d, (_, gone) in enumerate(merged) if gone}
         kept = [1 if d in axes else e for d, e in enumerate(xs)]
         dense = _dense_strides(kept)
         ys = [0 if d in axes else s for d, s in enumerate(dense)]
-        reduced = math.prod(xs[d] for d in axes)
         ctx.call(window.reduce_kernel(mode), ctx.read(x), ctx.write(y), Longs(tuple(xs)), Longs(tuple(ys)), len(xs),
                  items(shape_of(y)), 1.0 / reduced if reduced else 0.0)
 
