@@ -172,13 +172,18 @@ def panel_items(k: int, n: int) -> int:
 
 def _avx2_k_loop(fmas: str, halves: int = 2) -> str:
     """The tile's k loop, two steps per turn (the loop's own instructions were a tenth of
-    its time at small K); each item still sums over k in order."""
-    loads = "const __m256 b0 = _mm256_loadu_ps(br)" + (", b1 = _mm256_loadu_ps(br + 8)" if halves == 2 else "")
+    its time at small K); each item still sums over k in order. `halves` 0: a quarter
+    tile, four columns in 4-wide registers."""
+    if halves == 0:
+        loads, kind = "const __m128 b0 = _mm_loadu_ps(br)", "__m128"
+    else:
+        loads = "const __m256 b0 = _mm256_loadu_ps(br)" + (", b1 = _mm256_loadu_ps(br + 8)" if halves == 2 else "")
+        kind = "__m256"
     step = f"""        {{
             const float *br = b + boff[k];
             const float *ak = a + k * {MR};
             {loads};
-            __m256 t;
+            {kind} t;
 {fmas}
         }}"""
     return f"""    for (k = 0; k + 1 < K; ++k) {{
@@ -240,14 +245,17 @@ VECTOR_EPILOGUES = {
 
 
 def _tile_fmas(rows: int, halves: int) -> str:
+    if halves == 0:  # a quarter tile: q<r>, the low half of c<r>0
+        return "\n".join(f"            t = _mm_broadcast_ss(ak + {r});\n"
+                         f"            q{r} = _mm_fmadd_ps(t, b0, q{r});" for r in range(rows))
     return "\n".join(f"            t = _mm256_broadcast_ss(ak + {r});\n"
                      + "\n".join(f"            c{r}{h} = _mm256_fmadd_ps(t, b{h}, c{r}{h});" for h in range(halves))
                      for r in range(rows))
 
 
 def _row_count_loops() -> str:
-    """The AVX2 tile's k loops by the products wanted: half a tile when nr <= 8 (the
-    right half's are not), and 2, 4 or 6 rows by mr (the last panel of 16 or 32
+    """The AVX2 tile's k loops by the products wanted: a quarter of a tile when nr <= 4,
+    half when nr <= 8 (the rest's are not wanted), and 2, 4 or 6 rows by mr (the last panel of 16 or 32
     channels has 4 or 2: a sixth to a third of its work was on the panel's zeros)."""
     def by_rows(halves: int) -> str:
         loops = [(f"if (mr > {rows - 2})" if rows > 2 else "", _avx2_k_loop(_tile_fmas(rows, halves), halves))
@@ -255,7 +263,13 @@ def _row_count_loops() -> str:
         return " else ".join(f"{test} {{\n{loop}\n        }}" if test else f"{{\n{loop}\n        }}"
                              for test, loop in loops)
 
-    return f"""    if (nr <= 8) {{  /* half a tile */
+    quarters = ", ".join(f"q{r} = _mm256_castps256_ps128(c{r}0)" for r in range(MR))
+    back = "\n".join(f"        c{r}0 = _mm256_insertf128_ps(c{r}0, q{r}, 0);" for r in range(MR))
+    return f"""    if (nr <= 4) {{  /* a quarter: the cost of the half tile's 8-wide products, halved */
+        __m128 {quarters};
+        {by_rows(0)}
+{back}
+    }} else if (nr <= 8) {{  /* half a tile */
         {by_rows(1)}
     }} else {{
         {by_rows(2)}
@@ -264,8 +278,8 @@ def _row_count_loops() -> str:
 
 def tile_store_kernel(activation: str) -> tuple[str, str]:
     """A tile of mr <= MR rows by nr <= NR of y (row stride ldy) += a b over K (as
-    `tile_kernel`; a's rows past mr are the panel's zeros, computed and not stored; b's
-    columns past nr are read, and only half a tile computed when nr <= 8), started
+    `tile_kernel`; a's rows past mr are the panel's zeros, not stored; b's columns past
+    nr are read, and only a quarter or half of a tile computed when nr <= 4 or 8), started
     from zero (`first`) or from y, and stored with the bias of each row and the
     activation when `last` (else as it is: K goes on in another call). The AVX2 path
     keeps it in registers from the first load to the store."""
