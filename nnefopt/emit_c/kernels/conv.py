@@ -390,6 +390,15 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
                         if (nr == 16 && step == 1 && (ow0 + 16 <= OW || (Ws == OW && sh == 1))) {{
                             bs[i] = sg + oh0 * sh * Ws + ow0;  /* in place: 16 consecutive items */
                             os[i] = boff + kb;
+#ifdef NN_AVX2
+                            /* the next block's items, in the cache by the time the panels
+                               are done with this one (dozens of rows apart, too many
+                               streams for the hardware's prefetcher) */
+                            for (k = 0; k < kc; ++k) {{
+                                _mm_prefetch((const char *)(bs[i] + boff[kb + k] + 16), _MM_HINT_T0);
+                                _mm_prefetch((const char *)(bs[i] + boff[kb + k] + 31), _MM_HINT_T0);
+                            }}
+#endif
                         }} else {{
                             long pos[16];
                             float *cb = col + i * KC * 16;
