@@ -157,14 +157,19 @@ def _conv(activation: str, transposed: bool = False):
     return lower
 
 
-def _conv_blocking(k: int, rows: int) -> tuple[int, int]:
+def _conv_blocking(k: int, rows: int, positions: int) -> tuple[int, int]:
     """(KC, NB): the filter's K cut in blocks of KC when long, and NB blocks of 16
     positions sharing each block of a filter too large for the second-level cache, so
     that it streams from memory once per NB blocks while their columns (NB x KC x 16
     floats) stay in a 256 KiB share of that cache. A filter that fits is read from
-    there anyway: one block, the least scratch."""
+    there anyway: one block, the least scratch; unless the output is well over that
+    cache and K short: then each panel's rows are written NB x 16 items at a time
+    (the columns in 16 KiB of the first-level cache), not 16 in each of the
+    output's rows in turn (MobileNetV2's 112x112 and 56x56 expansions, K = 16, 24)."""
     kc = k if k <= 1024 else 512
     if rows * k * 4 <= 256 * 1024:
+        if rows * positions * 4 > 1024 * 1024:
+            return kc, max(1, min(16, (16 * 1024) // (kc * 16 * 4)))
         return kc, 1
     return kc, max(1, min(8, (256 * 1024) // (kc * 16 * 4)))
 
@@ -181,7 +186,7 @@ def _conv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, dims,
     og, k = o // groups, c // groups * kh * kw
     hs, ws = _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding)
     padded_items = c * hs * ws if (hs, ws) != (h, wd) or conv.conv_splits(stride, kw) else 0
-    kc, nb = _conv_blocking(k, og)
+    kc, nb = _conv_blocking(k, og, oh * ow)
     filters = np.asarray(filter_data, np.float32).reshape(groups, og, k)
     packed = np.concatenate([gemm.row_panels(f).reshape(-1) for f in filters])
     x, _, bias, y = operands
