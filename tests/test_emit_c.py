@@ -424,3 +424,47 @@ def test_reductions_match_the_interpreter(tmp_path, arch):
     got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+
+
+_VECTOR_MAPS = """
+graph G( x ) -> ( wide, narrow, gate, flat )
+{
+    x = external<scalar>(shape = [1, 3, 16, 20]);
+    wide = tanh(conv(x, variable<scalar>(shape = [6, 3, 3, 3], label = 'a'), 0.0, padding = [(1, 1), (1, 1)]));
+    narrow = tanh(conv(x, variable<scalar>(shape = [8, 3, 3, 3], label = 'b'), 0.0, padding = [(1, 1), (1, 1)]));
+    gate = sigmoid(conv(x, variable<scalar>(shape = [6, 3, 3, 3], label = 'c'), 0.0, padding = [(1, 1), (1, 1)]));
+    flat = sigmoid(conv(x, variable<scalar>(shape = [7, 3, 1, 1], label = 'd'), 0.0));
+}
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_tanh_and_sigmoid_epilogues_match_the_interpreter(tmp_path, arch):
+    """The GEMM tile's tanh and sigmoid in registers (AVX2) or through libm (portable):
+    pre-activations from about -60 to 60 (exp clamped, tanh and sigmoid saturated),
+    mostly under 1/16 up to near it (tanh's series), and a NaN input item that stays
+    NaN in its windows."""
+    from nnefopt.frontend.tensor_file import write_tensor
+
+    folder = _write_graph(tmp_path / "m", _VECTOR_MAPS)
+    rng = np.random.default_rng(8)
+    for label, shape, scale in (("a", (6, 3, 3, 3), 8.0), ("b", (8, 3, 3, 3), 0.004), ("c", (6, 3, 3, 3), 8.0),
+                                ("d", (7, 3, 1, 1), 1.0)):
+        write_tensor(folder / f"{label}.dat", (rng.standard_normal(shape) * scale).astype(np.float32))
+    module = nnefopt.load(folder)
+    nnefopt.optimize(module, "default")
+    out = tmp_path / "c"
+    nnefopt.save(module, out, emit="c")
+    text = (out / "model.c").read_text()
+    assert "nn_conv2d_gemm_tanh(" in text and "nn_conv2d_gemm_sigmoid(" in text
+    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", (out / "model.h").read_text()).group(1))
+    library = Library(out / compile_library(out, arch))
+    x = rng.standard_normal((1, 3, 16, 20)).astype(np.float32)
+    x[0, 1, 5, 7] = np.nan
+    expected = list(nnefopt.run(module, {"x": x}).values())
+    got = library.run([x], [e.shape for e in expected], arena)
+    narrow = np.abs(expected[1][~np.isnan(expected[1])])
+    assert np.nanmax(np.abs(expected[0])) > 0.999 and np.mean(narrow < 1 / 16) > 0.9 and narrow.max() > 0.04
+    for g, e in zip(got, expected):
+        assert np.array_equal(np.isnan(g), np.isnan(e)) and np.isnan(e).any()
+        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
