@@ -190,6 +190,10 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
                     const float *xr = xp + i * W;
 {_split_row('xr', 'even', 'odd', 'W', 'pw', 20)}
                 }}
+            else if (copied && W < 16)  /* short rows: a call to memcpy each cost more than the copy */
+                for (i = 0; i < H; ++i)
+                    for (j = 0; j < W; ++j)
+                        scratch[(i + ph) * Ws + pw + j] = xp[i * W + j];
             else if (copied)
                 for (i = 0; i < H; ++i)
                     memcpy(scratch + (i + ph) * Ws + pw, xp + i * W, (size_t)W * sizeof(float));
