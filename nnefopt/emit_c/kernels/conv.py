@@ -350,6 +350,7 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
     const int split = sw == 2 && KW > 1;  /* rows copied as their even columns, then their odd ones */
     const int padded = Hs != H || Ws != W || split;
     const long step = split ? 1 : sw;  /* the items between two positions of a row */
+    const int fetch = cg * plane > 64 * 1024;  /* floats of a group's input: over 256 KiB */
     long *boff = (long *)scratch;
     long *coff = boff + K;
     float *col = scratch + ((2 * (K + KC) + 15) / 16) * 16;
@@ -357,6 +358,7 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
     long n, g, c, kh, kw, k, b0, kb, mp, i, j;
     (void)p0;
     (void)p1;
+    (void)fetch;
     for (c = 0, k = 0; c < cg; ++c)
         for (kh = 0; kh < KH; ++kh)
             for (kw = 0; kw < KW; ++kw)
@@ -397,8 +399,9 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
 #ifdef NN_AVX2
                             /* the next block's items, in the cache by the time the panels
                                are done with this one (dozens of rows apart, too many
-                               streams for the hardware's prefetcher) */
-                            for (k = 0; k < kc; ++k) {{
+                               streams for the hardware's prefetcher), when the input is
+                               over the L2 cache (else the prefetches cost, not save) */
+                            for (k = 0; fetch && k < kc; ++k) {{
                                 _mm_prefetch((const char *)(bs[i] + boff[kb + k] + 16), _MM_HINT_T0);
                                 _mm_prefetch((const char *)(bs[i] + boff[kb + k] + 31), _MM_HINT_T0);
                             }}
