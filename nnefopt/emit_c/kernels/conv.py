@@ -78,12 +78,21 @@ def _split_row(row: str, even: str, odd: str, width: str, border: str, indent: i
 if ({border} / 2 < start)  /* an odd column before it */
     {odd}[{border} / 2] = {row}[2 * ({border} / 2) + 1 - {border}];
 #ifdef NN_AVX2
-for (; 2 * start - {border} + 16 <= {width}; start += 8) {{  /* {row}[m], m = 2j - {border}: 8 even, 8 odd */
-    const __m256 a = _mm256_loadu_ps({row} + 2 * start - {border}), b = _mm256_loadu_ps({row} + 2 * start - {border} + 8);
-    _mm256_storeu_ps({even} + start, _mm256_castpd_ps(_mm256_permute4x64_pd(
-        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0))));
-    _mm256_storeu_ps({odd} + start, _mm256_castpd_ps(_mm256_permute4x64_pd(
-        _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0))));
+if (2 * start - {border} + 16 <= {width}) {{
+    /* {row}[m], m = 2j - {border}: 8 even, 8 odd per step, the last step back to the
+       last whole 16 (writing some again, the same values) */
+    const long stop = ({width} - 16 + {border}) / 2;
+    for (;;) {{
+        const __m256 a = _mm256_loadu_ps({row} + 2 * start - {border}), b = _mm256_loadu_ps({row} + 2 * start - {border} + 8);
+        _mm256_storeu_ps({even} + start, _mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))), _MM_SHUFFLE(3, 1, 2, 0))));
+        _mm256_storeu_ps({odd} + start, _mm256_castpd_ps(_mm256_permute4x64_pd(
+            _mm256_castps_pd(_mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))), _MM_SHUFFLE(3, 1, 2, 0))));
+        if (start == stop)
+            break;
+        start = start + 8 <= stop ? start + 8 : stop;
+    }}
+    start = stop + 8;
 }}
 #endif
 for (j = start; 2 * j - {border} < {width}; ++j)  /* bordered column 2j */
