@@ -320,3 +320,151 @@ def test_conv_kernel_paths_match_the_interpreter(tmp_path, arch):
     got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+
+
+_DEPTHWISE = """
+graph G( x, s ) -> ( a, b, c, d, e, f, g, h, k, m, n )
+{
+    x = external<scalar>(shape = [1, 4, 9, 38]);
+    s = external<scalar>(shape = [1, 3, 13, 11]);
+    a = clamp(conv(x, variable<scalar>(shape = [4, 1, 3, 3], label = 'a'), 0.5, groups = 0, stride = [2, 2],
+                   padding = [(1, 1), (1, 1)]), 0.0, 6.0);
+    b = relu(conv(x, variable<scalar>(shape = [4, 1, 3, 3], label = 'b'), 0.0, groups = 0, stride = [2, 2],
+                  padding = [(0, 0), (0, 0)]));
+    c = conv(x, variable<scalar>(shape = [4, 1, 3, 3], label = 'c'), 0.0, groups = 0, stride = [2, 2],
+             padding = [(2, 1), (2, 2)]);
+    d = conv(x, variable<scalar>(shape = [8, 1, 3, 3], label = 'd'), 0.0, groups = 4, stride = [2, 2],
+             padding = [(1, 1), (1, 1)]);
+    e = sigmoid(conv(x, variable<scalar>(shape = [4, 1, 3, 3], label = 'e'), 0.0, groups = 0,
+                     padding = [(1, 1), (1, 1)]));
+    f = clamp(conv(s, variable<scalar>(shape = [3, 1, 3, 3], label = 'f'), 0.0, groups = 0, stride = [2, 2],
+                   padding = [(1, 1), (1, 1)]), 0.0, 6.0);
+    g = conv(s, variable<scalar>(shape = [3, 1, 3, 3], label = 'g'), 0.0, groups = 0, stride = [2, 2],
+             padding = [(1, 0), (0, 1)]);
+    h = relu(conv(s, variable<scalar>(shape = [3, 1, 3, 3], label = 'h'), 0.0, groups = 0,
+                  padding = [(1, 1), (1, 1)]));
+    k = relu(conv(x, variable<scalar>(shape = [5, 4, 7, 7], label = 'k'), 0.0, stride = [2, 2],
+                  padding = [(3, 3), (3, 3)]));
+    m = conv(x, variable<scalar>(shape = [6, 4, 3, 3], label = 'm'), 0.0, stride = [2, 2], padding = [(0, 0), (0, 0)]);
+    n = conv(s, variable<scalar>(shape = [4, 3, 1, 1], label = 'n'), 0.0, stride = [2, 2], padding = [(0, 0), (0, 0)]);
+}
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_depthwise_and_stride_2_paths_match_the_interpreter(tmp_path, arch):
+    """The depthwise 3x3 kernel's paths: stride 2 through the four phases of the copied
+    plane (bordered on both sides, on one side, evenly and not at all, odd and even
+    widths, two outputs per channel), rows of 16 or more with a last run of under 8
+    (the overlapping last vector), short rows as one long row at both strides, and
+    an activation without a vector form (sigmoid: the portable loop on every path);
+    dense convs at stride 2 reading rows split in even and odd columns (7x7 with an
+    odd border, 3x3 without one), and a 1x1 one that gathers."""
+    from nnefopt.frontend.tensor_file import write_tensor
+
+    folder = _write_graph(tmp_path / "m", _DEPTHWISE)
+    rng = np.random.default_rng(7)
+    for label in "abcefgh":
+        write_tensor(folder / f"{label}.dat", rng.standard_normal((3 if label in "fgh" else 4, 1, 3, 3))
+                     .astype(np.float32))
+    for label, shape in (("d", (8, 1, 3, 3)), ("k", (5, 4, 7, 7)), ("m", (6, 4, 3, 3)), ("n", (4, 3, 1, 1))):
+        write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.3)
+    module = nnefopt.load(folder)
+    nnefopt.optimize(module, "default")
+    out = tmp_path / "c"
+    nnefopt.save(module, out, emit="c")
+    text = (out / "model.c").read_text()
+    calls = re.findall(r"^    model_nn_(\w+)\(", text, re.M)
+    assert len(calls) == 11 and "depthwise_sigmoid" in calls
+    assert sum(c.startswith("depthwise_") for c in calls) == 8 and sum(c.startswith("conv2d_gemm") for c in calls) == 3
+    header = (out / "model.h").read_text()
+    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", header).group(1))
+    assert arena == int(re.search(r"MODEL_ARENA_LOWER_BOUND_BYTES (\d+)u", header).group(1))
+    library = Library(out / compile_library(out, arch))
+    from nnefopt.interp.ir_interpreter import Plan
+
+    inputs = Plan(module).random_inputs(3)
+    expected = list(nnefopt.run(module, inputs).values())
+    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+
+
+_REDUCTIONS = """
+graph G( x ) -> ( inner, middle, apart, whole, big, small )
+{
+    x = external<scalar>(shape = [2, 3, 5, 7]);
+    inner = mean_reduce(x, axes = [2, 3]);
+    middle = sum_reduce(x, axes = [1, 2]);
+    apart = max_reduce(x, axes = [1, 3]);
+    whole = min_reduce(x, axes = [0, 1, 2, 3]);
+    big = max_reduce(x, axes = [3]);
+    small = min_reduce(x, axes = [0]);
+}
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_reductions_match_the_interpreter(tmp_path, arch):
+    """Reductions over the last axes (their items carried in a register), over middle
+    ones, over axes apart (neighbours merged only where both are reduced or both kept),
+    over all and over the first."""
+    folder = _write_graph(tmp_path / "m", _REDUCTIONS)
+    module = nnefopt.load(folder)
+    out = tmp_path / "c"
+    nnefopt.save(module, out, emit="c")
+    text = (out / "model.c").read_text()
+    assert "(const long[]){6, 35}, (const long[]){1, 0}, 2" in text  # [2, 3, 5, 7] over [2, 3] as [6, 35]
+    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", (out / "model.h").read_text()).group(1))
+    library = Library(out / compile_library(out, arch))
+    from nnefopt.interp.ir_interpreter import Plan
+
+    inputs = Plan(module).random_inputs(4)
+    expected = list(nnefopt.run(module, inputs).values())
+    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+
+
+_VECTOR_MAPS = """
+graph G( x ) -> ( wide, narrow, gate, flat )
+{
+    x = external<scalar>(shape = [1, 3, 16, 20]);
+    wide = tanh(conv(x, variable<scalar>(shape = [6, 3, 3, 3], label = 'a'), 0.0, padding = [(1, 1), (1, 1)]));
+    narrow = tanh(conv(x, variable<scalar>(shape = [8, 3, 3, 3], label = 'b'), 0.0, padding = [(1, 1), (1, 1)]));
+    gate = sigmoid(conv(x, variable<scalar>(shape = [6, 3, 3, 3], label = 'c'), 0.0, padding = [(1, 1), (1, 1)]));
+    flat = sigmoid(conv(x, variable<scalar>(shape = [7, 3, 1, 1], label = 'd'), 0.0));
+}
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_tanh_and_sigmoid_epilogues_match_the_interpreter(tmp_path, arch):
+    """The GEMM tile's tanh and sigmoid in registers (AVX2) or through libm (portable):
+    pre-activations from about -60 to 60 (exp clamped, tanh and sigmoid saturated),
+    mostly under 1/16 up to near it (tanh's series), and a NaN input item that stays
+    NaN in its windows."""
+    from nnefopt.frontend.tensor_file import write_tensor
+
+    folder = _write_graph(tmp_path / "m", _VECTOR_MAPS)
+    rng = np.random.default_rng(8)
+    for label, shape, scale in (("a", (6, 3, 3, 3), 8.0), ("b", (8, 3, 3, 3), 0.004), ("c", (6, 3, 3, 3), 8.0),
+                                ("d", (7, 3, 1, 1), 1.0)):
+        write_tensor(folder / f"{label}.dat", (rng.standard_normal(shape) * scale).astype(np.float32))
+    module = nnefopt.load(folder)
+    nnefopt.optimize(module, "default")
+    out = tmp_path / "c"
+    nnefopt.save(module, out, emit="c")
+    text = (out / "model.c").read_text()
+    assert "nn_conv2d_gemm_tanh(" in text and "nn_conv2d_gemm_sigmoid(" in text
+    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", (out / "model.h").read_text()).group(1))
+    library = Library(out / compile_library(out, arch))
+    x = rng.standard_normal((1, 3, 16, 20)).astype(np.float32)
+    x[0, 1, 5, 7] = np.nan
+    expected = list(nnefopt.run(module, {"x": x}).values())
+    got = library.run([x], [e.shape for e in expected], arena)
+    narrow = np.abs(expected[1][~np.isnan(expected[1])])
+    assert np.nanmax(np.abs(expected[0])) > 0.999 and np.mean(narrow < 1 / 16) > 0.9 and narrow.max() > 0.04
+    for g, e in zip(got, expected):
+        assert np.array_equal(np.isnan(g), np.isnan(e)) and np.isnan(e).any()
+        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)

@@ -135,7 +135,8 @@ def _conv(activation: str, transposed: bool = False):
         cropping = min(p for pair in padding for p in pair) < 0
         if c // groups == 1 and groups > 1 and not transposed and not cropping:
             hs, ws = _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding)
-            scratch = ctx.scratch(conv.depthwise_scratch_items(hs, ws, oh) if (hs, ws) != (h, wd) else 1)
+            copies = conv.depthwise_copies(h, wd, hs, ws, kh, kw, stride, dilation)
+            scratch = ctx.scratch(conv.depthwise_scratch_items(hs, ws, oh) if copies else 1)
             ctx.call(conv.depthwise_kernel(activation), ctx.read(x), ctx.read(w), _bias(op, ctx, o), ctx.write(y),
                      scratch, *geometry, hs, ws)
             return
@@ -156,14 +157,19 @@ def _conv(activation: str, transposed: bool = False):
     return lower
 
 
-def _conv_blocking(k: int, rows: int) -> tuple[int, int]:
+def _conv_blocking(k: int, rows: int, positions: int) -> tuple[int, int]:
     """(KC, NB): the filter's K cut in blocks of KC when long, and NB blocks of 16
     positions sharing each block of a filter too large for the second-level cache, so
     that it streams from memory once per NB blocks while their columns (NB x KC x 16
     floats) stay in a 256 KiB share of that cache. A filter that fits is read from
-    there anyway: one block, the least scratch."""
+    there anyway: one block, the least scratch; unless the output is well over that
+    cache and K short: then each panel's rows are written NB x 16 items at a time
+    (the columns in 16 KiB of the first-level cache), not 16 in each of the
+    output's rows in turn (MobileNetV2's 112x112 and 56x56 expansions, K = 16, 24)."""
     kc = k if k <= 1024 else 512
     if rows * k * 4 <= 256 * 1024:
+        if rows * positions * 4 > 1024 * 1024:
+            return kc, max(1, min(16, (16 * 1024) // (kc * 16 * 4)))
         return kc, 1
     return kc, max(1, min(8, (256 * 1024) // (kc * 16 * 4)))
 
@@ -179,8 +185,8 @@ def _conv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, dims,
     n, c, h, wd, o, kh, kw, oh, ow = dims
     og, k = o // groups, c // groups * kh * kw
     hs, ws = _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding)
-    padded_items = c * hs * ws if (hs, ws) != (h, wd) else 0
-    kc, nb = _conv_blocking(k, og)
+    padded_items = c * hs * ws if (hs, ws) != (h, wd) or conv.conv_splits(stride, kw) else 0
+    kc, nb = _conv_blocking(k, og, oh * ow)
     filters = np.asarray(filter_data, np.float32).reshape(groups, og, k)
     packed = np.concatenate([gemm.row_panels(f).reshape(-1) for f in filters])
     x, _, bias, y = operands
@@ -286,10 +292,20 @@ def _reduce(mode: str):
         axes = {a % len(xs) for a in ctx.attr(op, "axes")}
         if len(xs) > MAX_RANK:
             ctx.refuse(f"rank {len(xs)} is above the kernels' {MAX_RANK}")
+        reduced = math.prod(xs[d] for d in axes)
+        # Neighbouring axes both reduced or both kept as one: the kernel's inner loop
+        # runs over the last (49 items of a 7x7 mean, not 7), and its odometer turns less.
+        merged: list[list] = []
+        for d, extent in enumerate(xs):
+            if merged and merged[-1][1] == (d in axes):
+                merged[-1][0] *= extent
+            else:
+                merged.append([extent, d in axes])
+        xs = [extent for extent, _ in merged]
+        axes = {d for d, (_, gone) in enumerate(merged) if gone}
         kept = [1 if d in axes else e for d, e in enumerate(xs)]
         dense = _dense_strides(kept)
         ys = [0 if d in axes else s for d, s in enumerate(dense)]
-        reduced = math.prod(xs[d] for d in axes)
         ctx.call(window.reduce_kernel(mode), ctx.read(x), ctx.write(y), Longs(tuple(xs)), Longs(tuple(ys)), len(xs),
                  items(shape_of(y)), 1.0 / reduced if reduced else 0.0)
 

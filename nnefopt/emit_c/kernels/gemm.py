@@ -172,13 +172,18 @@ def panel_items(k: int, n: int) -> int:
 
 def _avx2_k_loop(fmas: str, halves: int = 2) -> str:
     """The tile's k loop, two steps per turn (the loop's own instructions were a tenth of
-    its time at small K); each item still sums over k in order."""
-    loads = "const __m256 b0 = _mm256_loadu_ps(br)" + (", b1 = _mm256_loadu_ps(br + 8)" if halves == 2 else "")
+    its time at small K); each item still sums over k in order. `halves` 0: a quarter
+    tile, four columns in 4-wide registers."""
+    if halves == 0:
+        loads, kind = "const __m128 b0 = _mm_loadu_ps(br)", "__m128"
+    else:
+        loads = "const __m256 b0 = _mm256_loadu_ps(br)" + (", b1 = _mm256_loadu_ps(br + 8)" if halves == 2 else "")
+        kind = "__m256"
     step = f"""        {{
             const float *br = b + boff[k];
             const float *ak = a + k * {MR};
             {loads};
-            __m256 t;
+            {kind} t;
 {fmas}
         }}"""
     return f"""    for (k = 0; k + 1 < K; ++k) {{
@@ -239,10 +244,92 @@ VECTOR_EPILOGUES = {
 }
 
 
+def _vector_exp(x: str, e: str) -> str:
+    """C statements setting `e` to exp(`x`) for eight floats: x clamped to [-88, 88]
+    (exp is finite there; below it the result is 0), x = n ln 2 + r with |r| <= ln 2 / 2
+    (ln 2 in two parts, so r is exact), exp(r) by a degree-7 polynomial (relative
+    error under 2e-7), times 2^n built in the exponent bits."""
+    return f"""{{
+                const __m256 x_ = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(_mm256_set1_ps(-88.0f), {x}));
+                const __m256 n_ = _mm256_round_ps(_mm256_mul_ps(x_, _mm256_set1_ps(1.44269504089f)),
+                                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                const __m256 r_ = _mm256_fnmadd_ps(n_, _mm256_set1_ps(-2.12194440e-4f),
+                                                   _mm256_fnmadd_ps(n_, _mm256_set1_ps(0.693359375f), x_));
+                __m256 p_ = _mm256_set1_ps(1.9875691500e-4f);
+                p_ = _mm256_fmadd_ps(p_, r_, _mm256_set1_ps(1.3981999507e-3f));
+                p_ = _mm256_fmadd_ps(p_, r_, _mm256_set1_ps(8.3334519073e-3f));
+                p_ = _mm256_fmadd_ps(p_, r_, _mm256_set1_ps(4.1665795894e-2f));
+                p_ = _mm256_fmadd_ps(p_, r_, _mm256_set1_ps(1.6666665459e-1f));
+                p_ = _mm256_fmadd_ps(p_, r_, _mm256_set1_ps(5.0000001201e-1f));
+                p_ = _mm256_fmadd_ps(p_, _mm256_mul_ps(r_, r_), _mm256_add_ps(r_, _mm256_set1_ps(1.0f)));
+                {e} = _mm256_mul_ps(p_, _mm256_castsi256_ps(_mm256_slli_epi32(
+                    _mm256_add_epi32(_mm256_cvtps_epi32(n_), _mm256_set1_epi32(127)), 23)));
+            }}"""
+
+
+# Epilogues the AVX2 tile applies in registers as statements mapping `v` (eight items)
+# in place, where a scalar libm call per item was most of a conv's time (a tanh conv
+# over K = 216: half): within 1e-6 of the scalar map, a NaN kept a NaN.
+VECTOR_MAPS = {
+    "sigmoid": f"""{{
+            __m256 e;
+            {_vector_exp("_mm256_sub_ps(_mm256_setzero_ps(), v)", "e")}
+            v = _mm256_blendv_ps(_mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e)), v,
+                                 _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        }}""",
+    # tanh |v| = 1 - 2 / (exp(2 |v|) + 1) with v's sign; under 1/16 its odd series to
+    # v^7, where the formula would lose digits to 1 - (almost 1)
+    "tanh": f"""{{
+            const __m256 sign = _mm256_set1_ps(-0.0f), a = _mm256_andnot_ps(sign, v), v2 = _mm256_mul_ps(v, v);
+            __m256 e, big, small;
+            {_vector_exp("_mm256_add_ps(a, a)", "e")}
+            big = _mm256_or_ps(_mm256_and_ps(sign, v), _mm256_sub_ps(_mm256_set1_ps(1.0f),
+                  _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f)))));
+            small = _mm256_fmadd_ps(_mm256_set1_ps(-17.0f / 315.0f), v2, _mm256_set1_ps(2.0f / 15.0f));
+            small = _mm256_fmadd_ps(small, v2, _mm256_set1_ps(-1.0f / 3.0f));
+            small = _mm256_fmadd_ps(_mm256_mul_ps(small, v2), v, v);
+            v = _mm256_blendv_ps(_mm256_blendv_ps(big, small, _mm256_cmp_ps(a, _mm256_set1_ps(0.0625f), _CMP_LT_OQ)),
+                                 v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        }}""",
+}
+
+
+def _tile_fmas(rows: int, halves: int) -> str:
+    if halves == 0:  # a quarter tile: q<r>, the low half of c<r>0
+        return "\n".join(f"            t = _mm_broadcast_ss(ak + {r});\n"
+                         f"            q{r} = _mm_fmadd_ps(t, b0, q{r});" for r in range(rows))
+    return "\n".join(f"            t = _mm256_broadcast_ss(ak + {r});\n"
+                     + "\n".join(f"            c{r}{h} = _mm256_fmadd_ps(t, b{h}, c{r}{h});" for h in range(halves))
+                     for r in range(rows))
+
+
+def _row_count_loops() -> str:
+    """The AVX2 tile's k loops by the products wanted: a quarter of a tile when nr <= 4,
+    half when nr <= 8 (the rest's are not wanted), and 2, 4 or 6 rows by mr (the last panel of 16 or 32
+    channels has 4 or 2: a sixth to a third of its work was on the panel's zeros)."""
+    def by_rows(halves: int) -> str:
+        loops = [(f"if (mr > {rows - 2})" if rows > 2 else "", _avx2_k_loop(_tile_fmas(rows, halves), halves))
+                 for rows in (MR, 4, 2)]
+        return " else ".join(f"{test} {{\n{loop}\n        }}" if test else f"{{\n{loop}\n        }}"
+                             for test, loop in loops)
+
+    quarters = ", ".join(f"q{r} = _mm256_castps256_ps128(c{r}0)" for r in range(MR))
+    back = "\n".join(f"        c{r}0 = _mm256_insertf128_ps(c{r}0, q{r}, 0);" for r in range(MR))
+    return f"""    if (nr <= 4) {{  /* a quarter: the cost of the half tile's 8-wide products, halved */
+        __m128 {quarters};
+        {by_rows(0)}
+{back}
+    }} else if (nr <= 8) {{  /* half a tile */
+        {by_rows(1)}
+    }} else {{
+        {by_rows(2)}
+    }}"""
+
+
 def tile_store_kernel(activation: str) -> tuple[str, str]:
     """A tile of mr <= MR rows by nr <= NR of y (row stride ldy) += a b over K (as
-    `tile_kernel`; a's rows past mr are the panel's zeros, computed and not stored; b's
-    columns past nr are read, and only half a tile computed when nr <= 8), started
+    `tile_kernel`; a's rows past mr are the panel's zeros, not stored; b's columns past
+    nr are read, and only a quarter or half of a tile computed when nr <= 4 or 8), started
     from zero (`first`) or from y, and stored with the bias of each row and the
     activation when `last` (else as it is: K goes on in another call). The AVX2 path
     keeps it in registers from the first load to the store."""
@@ -253,13 +340,8 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
     starts = "\n".join(f"        c{r}{h} = mr > {r} ? _mm256_loadu_ps(y + {r} * ldy + {8 * h}) : _mm256_setzero_ps();"
                        for r, h in pairs)
     zeros = "\n".join(f"        c{r}{h} = _mm256_setzero_ps();" for r, h in pairs)
-    fmas = "\n".join(f"            t = _mm256_broadcast_ss(ak + {r});\n"
-                      f"            c{r}0 = _mm256_fmadd_ps(t, b0, c{r}0);\n"
-                      f"            c{r}1 = _mm256_fmadd_ps(t, b1, c{r}1);" for r in range(MR))
     raw = "\n".join(f"        if (mr > {r})\n            _mm256_storeu_ps(y + {r} * ldy + {8 * h}, c{r}{h});"
                     for r, h in pairs)
-    half = "\n".join(f"            t = _mm256_broadcast_ss(ak + {r});\n"
-                     f"            c{r}0 = _mm256_fmadd_ps(t, b0, c{r}0);" for r in range(MR))
     from_part = "\n".join(f"        c{r}{h} = _mm256_loadu_ps(part + {r * NR + 8 * h});" for r, h in pairs)
     to_part = "\n".join(f"        _mm256_storeu_ps(part + {r * NR + 8 * h}, c{r}{h});" for r, h in pairs)
     if activation in VECTOR_EPILOGUES:
@@ -270,6 +352,14 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
         (void)lo;
         (void)hi;
 {finals}"""
+    elif activation in VECTOR_MAPS:
+        final = f"""{to_part}
+        for (r = 0; r < mr; ++r)
+            for (j = 0; j < {NR}; j += 8) {{
+                __m256 v = _mm256_add_ps(_mm256_loadu_ps(part + r * {NR} + j), _mm256_broadcast_ss(bias + r));
+                {VECTOR_MAPS[activation]}
+                _mm256_storeu_ps(y + r * ldy + j, v);
+            }}"""
     else:
         final = f"""{raw}
         for (r = 0; r < mr; ++r)
@@ -297,11 +387,7 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
                 part[r * {NR} + j] = r < mr && j < nr ? y[r * ldy + j] : 0.0f;
 {from_part}
     }}
-    if (nr <= 8) {{  /* half a tile: the right half's products are not wanted */
-{_avx2_k_loop(half, 1)}
-    }} else {{
-{_avx2_k_loop(fmas)}
-    }}
+{_row_count_loops()}
     if (nr == {NR} && last) {{
 {final}
     }} else if (nr == {NR}) {{

@@ -133,11 +133,19 @@ def reduce_kernel(mode: str) -> tuple[str, str]:
     for (d = 0; d < rank; ++d)
         index[d] = 0;
     for (;;) {{
-        for (i = 0; i < inner; ++i) {{
-            const float v = x[xo + i];
-            const long t = yo + i * si;
-            {_REDUCE_STEP[mode]}
-        }}
+        if (si == 0) {{  /* the last axis reduced: one item of y, carried in a register */
+            float acc = y[yo];
+            for (i = 0; i < inner; ++i) {{
+                const float v = x[xo + i];
+                {_REDUCE_STEP[mode].replace("y[t]", "acc")}
+            }}
+            y[yo] = acc;
+        }} else
+            for (i = 0; i < inner; ++i) {{
+                const float v = x[xo + i];
+                const long t = yo + i * si;
+                {_REDUCE_STEP[mode]}
+            }}
         xo += inner;
         for (d = rank - 2; d >= 0; --d) {{
             yo += ys[d];
