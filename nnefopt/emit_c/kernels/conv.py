@@ -341,7 +341,8 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
     border is copied once around the input (Hs x Ws, in the arena's scratch) when the
     conv pads, so no read is checked. Sixteen positions in one output row at stride 1
     read sixteen consecutive items per (channel, tap): the tile reads them in place
-    through a table of K offsets (the indirection); other blocks are gathered into
+    through a table of K offsets (the indirection), and so do two rows of 8 (the tile
+    reads the second 8 items a row further); other blocks are gathered into
     columns. At stride 2 along the rows (wider than one column: `conv_splits`) the copy
     lays each row out as its even columns, then its odd ones, so that sixteen positions
     of a row read sixteen consecutive items there too. K is cut in blocks of KC and NB
@@ -399,10 +400,17 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
                     const int last = kb + kc == K;
                     const float *bs[64];
                     const long *os[64];
+                    long hs[64];  /* where the block's second 8 positions read, from its first */
                     for (i = 0; i < nb; ++i) {{
                         const long q0 = (b0 + i) * 16, nr = P - q0 < 16 ? P - q0 : 16;
                         const long oh0 = q0 / OW, ow0 = q0 % OW;
-                        if (nr == 16 && step == 1 && (ow0 + 16 <= OW || (Ws == OW && sh == 1))) {{
+                        hs[i] = 8;
+                        if (nr == 16 && step == 1 && OW == 8) {{
+                            /* in place: two output rows of 8, each 8 consecutive items */
+                            bs[i] = sg + oh0 * sh * Ws;
+                            os[i] = boff + kb;
+                            hs[i] = sh * Ws;
+                        }} else if (nr == 16 && step == 1 && (ow0 + 16 <= OW || (Ws == OW && sh == 1))) {{
                             bs[i] = sg + oh0 * sh * Ws + ow0;  /* in place: 16 consecutive items */
                             os[i] = boff + kb;
 #ifdef NN_AVX2
@@ -437,7 +445,7 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
                         for (i = 0; i < nb; ++i) {{
                             const long q0 = (b0 + i) * 16, nr = P - q0 < 16 ? P - q0 : 16;
                             float *yt = y + (n * O + g * og + m0) * P + q0;
-                            {full}(a, bs[i], os[i], kc, yt, P, mr, nr, kb == 0, last, bias + g * og + m0, p0, p1);
+                            {full}(a, bs[i], os[i], kc, yt, P, mr, nr, hs[i], kb == 0, last, bias + g * og + m0, p0, p1);
                         }}
                     }}
                 }}
