@@ -348,10 +348,11 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
     of a row read sixteen consecutive items there too. K is cut in blocks of KC and NB
     position blocks share each block of the filter, so what a tile reads stays in cache
     (the blocking is the lowering's choice).
-    Each tile is `full` (gemm.tile_store_kernel: bias and activation in registers)."""
+    Each tile is `full` (gemm.tile_store_kernel: bias, the residual `res` of y's shape
+    when not NULL, and activation in registers)."""
     name = f"nn_conv2d_gemm_{activation}"
-    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, float *scratch,
-    long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
+    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, const float *res,
+    float *scratch, long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
     long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1,
     long Hs, long Ws, long KC, long NB)
 {{
@@ -445,7 +446,9 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
                         for (i = 0; i < nb; ++i) {{
                             const long q0 = (b0 + i) * 16, nr = P - q0 < 16 ? P - q0 : 16;
                             float *yt = y + (n * O + g * og + m0) * P + q0;
-                            {full}(a, bs[i], os[i], kc, yt, P, mr, nr, hs[i], kb == 0, last, bias + g * og + m0, p0, p1);
+                            const float *rt = res ? res + (n * O + g * og + m0) * P + q0 : NULL;
+                            {full}(a, bs[i], os[i], kc, yt, P, mr, nr, hs[i], kb == 0, last, bias + g * og + m0, rt,
+                                   p0, p1);
                         }}
                     }}
                 }}

@@ -346,7 +346,8 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
     `tile_kernel`; a's rows past mr are the panel's zeros, not stored; b's columns past
     nr are read, and only a quarter or half of a tile computed when nr <= 4 or 8), started
     from zero (`first`) or from y, and stored with the bias of each row and the
-    activation when `last` (else as it is: K goes on in another call). Columns NR / 2..
+    activation when `last` (else as it is: K goes on in another call); a residual `res`
+    (row stride ldy; NULL for none) is added after the bias, before the activation. Columns NR / 2..
     of b's row k are at b + boff[k] + `half` (NR / 2 for one row; two output rows of
     NR / 2 positions read in place otherwise). The AVX2 path keeps the tile in registers
     from the first load to the store."""
@@ -362,18 +363,29 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
     from_part = "\n".join(f"        c{r}{h} = _mm256_loadu_ps(part + {r * NR + 8 * h});" for r, h in pairs)
     to_part = "\n".join(f"        _mm256_storeu_ps(part + {r * NR + 8 * h}, c{r}{h});" for r, h in pairs)
     if activation in VECTOR_EPILOGUES:
-        finals = "\n".join(f"        if (mr > {r}) {{\n            const __m256 v = _mm256_add_ps(c{r}{h}, _mm256_broadcast_ss(bias + {r}));\n"
-                            f"            _mm256_storeu_ps(y + {r} * ldy + {8 * h}, {VECTOR_EPILOGUES[activation]});\n"
-                            f"        }}" for r, h in pairs)
+        def finals(residual: bool) -> str:
+            add = "_mm256_add_ps(c{r}{h}, _mm256_broadcast_ss(bias + {r}))"
+            if residual:
+                add = "_mm256_add_ps(" + add + ", _mm256_loadu_ps(res + {r} * ldy + {o}))"
+            return "\n".join(f"            if (mr > {r}) {{\n                const __m256 v = "
+                             + add.format(r=r, h=h, o=8 * h) + ";\n"
+                             f"                _mm256_storeu_ps(y + {r} * ldy + {8 * h}, {VECTOR_EPILOGUES[activation]});\n"
+                             f"            }}" for r, h in pairs)
         final = f"""        const __m256 lo = _mm256_set1_ps(p0), hi = _mm256_set1_ps(p1);
         (void)lo;
         (void)hi;
-{finals}"""
+        if (res) {{
+{finals(True)}
+        }} else {{
+{finals(False)}
+        }}"""
     elif activation in VECTOR_MAPS:
         final = f"""{to_part}
         for (r = 0; r < mr; ++r)
             for (j = 0; j < {NR}; j += 8) {{
                 __m256 v = _mm256_add_ps(_mm256_loadu_ps(part + r * {NR} + j), _mm256_broadcast_ss(bias + r));
+                if (res)
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(res + r * ldy + j));
                 {VECTOR_MAPS[activation]}
                 _mm256_storeu_ps(y + r * ldy + j, v);
             }}"""
@@ -381,12 +393,12 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
         final = f"""{raw}
         for (r = 0; r < mr; ++r)
             for (j = 0; j < {NR}; ++j) {{
-                const float v = y[r * ldy + j] + bias[r];
+                const float v = res ? y[r * ldy + j] + bias[r] + res[r * ldy + j] : y[r * ldy + j] + bias[r];
                 y[r * ldy + j] = {UNARY[activation]};
             }}"""
     return name, f"""static void {name}(const float *restrict a, const float *restrict b, const long *restrict boff, long K,
     float *restrict y, long ldy, long mr, long nr, long half, int first, int last, const float *restrict bias,
-    float p0, float p1)
+    const float *restrict res, float p0, float p1)
 {{
     long k, r, j;
     (void)p0;
@@ -413,7 +425,7 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
 {to_part}
         for (r = 0; r < mr; ++r)
             for (j = 0; j < nr; ++j) {{
-                const float v = part[r * {NR} + j] + (last ? bias[r] : 0.0f);
+                const float v = part[r * {NR} + j] + bias[r] + (res ? res[r * ldy + j] : 0.0f);
                 y[r * ldy + j] = last ? {UNARY[activation]} : part[r * {NR} + j];
             }}
     }}
@@ -424,7 +436,7 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
             acc[r * {NR} + j] = first || r >= mr || j >= nr ? 0.0f : y[r * ldy + j];
 {_SCALAR_K_LOOP_HALVES}    for (r = 0; r < mr; ++r)
         for (j = 0; j < nr; ++j) {{
-            const float v = acc[r * {NR} + j] + (last ? bias[r] : 0.0f);
+            const float v = acc[r * {NR} + j] + bias[r] + (res ? res[r * ldy + j] : 0.0f);
             y[r * ldy + j] = last ? {UNARY[activation]} : acc[r * {NR} + j];
         }}
 #endif
