@@ -14,7 +14,7 @@ import numpy as np
 from xdsl.ir import Operation
 
 from nnefopt.broadcasting import aligned_shape
-from nnefopt.emit_c.kernels import conv, elementwise, gemm, movement, window
+from nnefopt.emit_c.kernels import conv, elementwise, gemm, movement, window, winograd
 from nnefopt.emit_c.kernels.common import MAX_RANK
 from nnefopt.emit_c.lower import CKernel, Longs, Lowering, c_kernel_of, items, shape_of
 from nnefopt.frontend.fused import BASES, fused_name
@@ -205,13 +205,22 @@ def _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding) -> tuple[int, in
 def _conv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, dims, stride, dilation, padding, groups,
                residual=None):
     n, c, h, wd, o, kh, kw, oh, ow = dims
+    x, _, bias, y = operands
+    if winograd.applies(c, o, kh, kw, stride, dilation, padding, groups, oh, ow) \
+            and activation in gemm.VECTOR_EPILOGUES:
+        scratch = ctx.scratch(winograd.scratch_items(c, o, oh, ow))
+        full = ctx.use(gemm.tile_store_kernel("copy"))
+        panels = winograd.filter_panels(np.asarray(filter_data, np.float32).reshape(o, c, 3, 3))
+        ctx.call(winograd.winograd_kernel(activation, full), x,
+                 ctx.pack(panels, f"{ctx.names.get(ctx.current.results[0], 'conv')}_winograd"), bias, y, residual,
+                 scratch, n, c, h, wd, o, oh, ow, geometry[16], geometry[17])
+        return
     og, k = o // groups, c // groups * kh * kw
     hs, ws = _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding)
     padded_items = c * hs * ws if (hs, ws) != (h, wd) or conv.conv_splits(stride, kw) else 0
     kc, nb = _conv_blocking(k, og, oh * ow)
     filters = np.asarray(filter_data, np.float32).reshape(groups, og, k)
     packed = np.concatenate([gemm.row_panels(f).reshape(-1) for f in filters])
-    x, _, bias, y = operands
     scratch = ctx.scratch(conv.conv_scratch_items(c, k, kc, nb, padded_items))
     full = ctx.use(gemm.tile_store_kernel(activation))
     ctx.call(conv.conv2d_gemm_kernel(activation, full), x,
