@@ -415,8 +415,8 @@ graph G( x ) -> ( a, b, c, d, e, f, h, k )
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_residual_adds_fuse_into_the_conv_that_makes_an_operand(tmp_path, arch):
-    """A conv's residual add (and the activation after it) in its kernel's epilogue (the
-    3x3 ones by Winograd, the 1x1 ones by the GEMM tile): with a bias, then relu; then
+    """A conv's residual add (and the activation after it) in the GEMM tile's epilogue
+    (Winograd's: `test_winograd_convs_match_the_interpreter`): with a bias, then relu; then
     clamp with its bounds; without an activation into a graph output; the later of two
     convs taking the earlier one's result (a ResNet shortcut). Not fused: a conv whose
     result has another user, and an add that broadcasts its other operand."""
@@ -438,7 +438,7 @@ def test_residual_adds_fuse_into_the_conv_that_makes_an_operand(tmp_path, arch):
     assert comments["f"] == comments["h"] == "conv + add"
     assert comments["b"] == "add" and comments["u"] == "conv" and comments["d"] == "relu"  # not fused
     # a: into the caller's output, adding the caller's input x
-    assert re.search(r"model_nn_winograd_relu\([^;]*, outputs\[0\], inputs\[0\], A", text)
+    assert re.search(r"model_nn_conv2d_gemm_relu\([^;]*, outputs\[0\], inputs\[0\], A", text)
     assert re.search(r"model_nn_conv2d_gemm_relu\([^;]*, outputs\[7\], A \+ \d+, A", text)  # k's residual s
     header = (out / "model.h").read_text()
     arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", header).group(1))
@@ -456,13 +456,13 @@ def test_residual_adds_fuse_into_the_conv_that_makes_an_operand(tmp_path, arch):
 _WINOGRAD = """
 graph G( x, r ) -> ( a, b, c, d )
 {
-    x = external<scalar>(shape = [2, 9, 11, 13]);
+    x = external<scalar>(shape = [2, 16, 11, 13]);
     r = external<scalar>(shape = [2, 13, 11, 13]);
-    a = conv(x, variable<scalar>(shape = [13, 9, 3, 3], label = 'a'), variable<scalar>(shape = [1, 13], label = 'ab'),
+    a = conv(x, variable<scalar>(shape = [13, 16, 3, 3], label = 'a'), variable<scalar>(shape = [1, 13], label = 'ab'),
              padding = [(1, 1), (1, 1)]);
-    b = clamp(add(conv(x, variable<scalar>(shape = [13, 9, 3, 3], label = 'b'), 0.0, padding = [(1, 1), (1, 1)]), r),
+    b = clamp(add(conv(x, variable<scalar>(shape = [13, 16, 3, 3], label = 'b'), 0.0, padding = [(1, 1), (1, 1)]), r),
               -0.5, 0.5);
-    c = relu(conv(x, variable<scalar>(shape = [8, 9, 3, 3], label = 'c'), 0.0, padding = [(0, 0), (0, 0)]));
+    c = relu(conv(x, variable<scalar>(shape = [8, 16, 3, 3], label = 'c'), 0.0, padding = [(0, 0), (0, 0)]));
     y = external<scalar>(shape = [1, 16, 8, 40]);
     d = leaky_relu(conv(y, variable<scalar>(shape = [16, 16, 3, 3], label = 'd'), 0.0, padding = [(1, 1), (1, 1)]),
                    alpha = 0.1);
@@ -481,7 +481,7 @@ def test_winograd_convs_match_the_interpreter(tmp_path, arch):
 
     folder = _write_graph(tmp_path / "m", _WINOGRAD.replace("graph G( x, r )", "graph G( x, r, y )"))
     rng = np.random.default_rng(17)
-    for label, shape in (("a", (13, 9, 3, 3)), ("ab", (1, 13)), ("b", (13, 9, 3, 3)), ("c", (8, 9, 3, 3)),
+    for label, shape in (("a", (13, 16, 3, 3)), ("ab", (1, 13)), ("b", (13, 16, 3, 3)), ("c", (8, 16, 3, 3)),
                          ("d", (16, 16, 3, 3))):
         write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.3)
     module = nnefopt.load(folder)

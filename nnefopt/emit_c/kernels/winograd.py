@@ -26,10 +26,11 @@ _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.
 
 def applies(c: int, o: int, kh: int, kw: int, stride, dilation, padding, groups: int, oh: int, ow: int) -> bool:
     """Where the kernel pays and applies: a dense 3x3 conv at stride 1 with a border of
-    one on every side, channels enough for the GEMM (8 in and out) and a plane of at
-    least 8x8 outputs (fewer blocks: the transforms cost more than they save)."""
+    one on every side, input channels enough for the GEMM (16: its K; at 8 the tile's
+    own cost ate the gain), 8 outputs and a plane of at least 8x8 outputs (fewer blocks:
+    the transforms cost more than they save)."""
     return (kh, kw) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1) and groups == 1 \
-        and [tuple(p) for p in padding] == [(1, 1), (1, 1)] and c >= 8 and o >= 8 and oh >= 8 and ow >= 8
+        and [tuple(p) for p in padding] == [(1, 1), (1, 1)] and c >= 16 and o >= 8 and oh >= 8 and ow >= 8
 
 
 def filter_panels(filters: np.ndarray) -> np.ndarray:
