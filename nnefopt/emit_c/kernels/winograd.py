@@ -144,7 +144,8 @@ def winograd_kernel(activation: str, full: str) -> tuple[str, str]:
         zero[j] = 0.0f;
     for (n = 0; n < N; ++n) {{
         memset(xs, 0, (size_t)(C * plane + 16) * sizeof(float));
-        memset(vb, 0, (size_t)(16 * C * 16) * sizeof(float));  /* a last group's unused blocks: zeros */
+        if (T % 16)  /* a last group's unused blocks: zeros (the tile reads them, never stores them) */
+            memset(vb, 0, (size_t)(16 * C * 16) * sizeof(float));
         for (c = 0; c < C; ++c)
             for (i = 0; i < H; ++i) {{
                 float *row = xs + c * plane + (i + 1) * Ws;
