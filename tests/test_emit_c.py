@@ -390,6 +390,118 @@ def test_depthwise_and_stride_2_paths_match_the_interpreter(tmp_path, arch):
         np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
 
 
+_RESIDUALS = """
+graph G( x ) -> ( a, b, c, d, e, f, h, k )
+{
+    x = external<scalar>(shape = [1, 8, 8, 8]);
+    s = relu(conv(x, variable<scalar>(shape = [8, 8, 3, 3], label = 'p'), 0.0, padding = [(1, 1), (1, 1)]));
+    t = conv(s, variable<scalar>(shape = [8, 8, 3, 3], label = 'q'), variable<scalar>(shape = [1, 8], label = 'qb'),
+             padding = [(1, 1), (1, 1)]);
+    a = relu(add(t, x));
+    u = conv(s, variable<scalar>(shape = [8, 8, 3, 3], label = 'r'), 0.0, padding = [(1, 1), (1, 1)]);
+    b = add(u, s);
+    c = sigmoid(u);
+    v = conv(x, variable<scalar>(shape = [8, 8, 1, 1], label = 'v'), 0.0);
+    d = relu(add(v, mean_reduce(x, axes = [2, 3])));
+    z = conv(x, variable<scalar>(shape = [8, 8, 3, 3], label = 'z'), 0.0, padding = [(1, 1), (1, 1)]);
+    e = clamp(add(s, z), 0.0, 0.5);
+    f = add(conv(s, variable<scalar>(shape = [8, 8, 1, 1], label = 'g'), 0.0), s);
+    h = add(conv(x, variable<scalar>(shape = [8, 8, 3, 3], label = 'h1'), 0.0, padding = [(1, 1), (1, 1)]),
+            conv(s, variable<scalar>(shape = [8, 8, 1, 1], label = 'h2'), 0.0));
+    k = relu(add(conv(x, variable<scalar>(shape = [8, 8, 1, 1], label = 'k'), 0.0), s));
+}
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_residual_adds_fuse_into_the_conv_that_makes_an_operand(tmp_path, arch):
+    """A conv's residual add (and the activation after it) in the GEMM tile's epilogue
+    (Winograd's: `test_winograd_convs_match_the_interpreter`): with a bias, then relu; then
+    clamp with its bounds; without an activation into a graph output; the later of two
+    convs taking the earlier one's result (a ResNet shortcut). Not fused: a conv whose
+    result has another user, and an add that broadcasts its other operand."""
+    from nnefopt.frontend.tensor_file import write_tensor
+
+    folder = _write_graph(tmp_path / "m", _RESIDUALS)
+    rng = np.random.default_rng(13)
+    for label, shape in (("p", (8, 8, 3, 3)), ("q", (8, 8, 3, 3)), ("qb", (1, 8)), ("r", (8, 8, 3, 3)),
+                         ("v", (8, 8, 1, 1)), ("z", (8, 8, 3, 3)), ("g", (8, 8, 1, 1)), ("h1", (8, 8, 3, 3)),
+                         ("h2", (8, 8, 1, 1)), ("k", (8, 8, 1, 1))):
+        write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.3)
+    module = nnefopt.load(folder)
+    nnefopt.optimize(module, "default")
+    out = tmp_path / "c"
+    nnefopt.save(module, out, emit="c")
+    text = (out / "model.c").read_text()
+    comments = dict(re.findall(r"/\* %(\w+) = ([^[]+) \[", text))
+    assert comments["a"] == comments["k"] == "conv + add + relu" and comments["e"] == "conv + add + clamp"
+    assert comments["f"] == comments["h"] == "conv + add"
+    assert comments["b"] == "add" and comments["u"] == "conv" and comments["d"] == "relu"  # not fused
+    # a: into the caller's output, adding the caller's input x
+    assert re.search(r"model_nn_conv2d_gemm_relu\([^;]*, outputs\[0\], inputs\[0\], A", text)
+    assert re.search(r"model_nn_conv2d_gemm_relu\([^;]*, outputs\[7\], A \+ \d+, A", text)  # k's residual s
+    header = (out / "model.h").read_text()
+    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", header).group(1))
+    assert arena == int(re.search(r"MODEL_ARENA_LOWER_BOUND_BYTES (\d+)u", header).group(1))
+    library = Library(out / compile_library(out, arch))
+    from nnefopt.interp.ir_interpreter import Plan
+
+    inputs = Plan(module).random_inputs(4)
+    expected = list(nnefopt.run(module, inputs).values())
+    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+
+
+_WINOGRAD = """
+graph G( x, r ) -> ( a, b, c, d )
+{
+    x = external<scalar>(shape = [2, 16, 11, 13]);
+    r = external<scalar>(shape = [2, 13, 11, 13]);
+    a = conv(x, variable<scalar>(shape = [13, 16, 3, 3], label = 'a'), variable<scalar>(shape = [1, 13], label = 'ab'),
+             padding = [(1, 1), (1, 1)]);
+    b = clamp(add(conv(x, variable<scalar>(shape = [13, 16, 3, 3], label = 'b'), 0.0, padding = [(1, 1), (1, 1)]), r),
+              -0.5, 0.5);
+    c = relu(conv(x, variable<scalar>(shape = [8, 16, 3, 3], label = 'c'), 0.0, padding = [(0, 0), (0, 0)]));
+    y = external<scalar>(shape = [1, 16, 8, 40]);
+    d = leaky_relu(conv(y, variable<scalar>(shape = [16, 16, 3, 3], label = 'd'), 0.0, padding = [(1, 1), (1, 1)]),
+                   alpha = 0.1);
+}
+"""
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_winograd_convs_match_the_interpreter(tmp_path, arch):
+    """3x3 convs at stride 1 with a border of one by Winograd's F(2x2, 3x3): odd planes
+    (the last row and column of 2x2 blocks cut), two images, a last panel of one
+    channel, groups of 16 blocks across rows and a last group short, with a bias, a
+    residual and clamp, leaky relu on rows of 20 blocks (runs of 16 and 4); a conv
+    without a border stays on the GEMM."""
+    from nnefopt.frontend.tensor_file import write_tensor
+
+    folder = _write_graph(tmp_path / "m", _WINOGRAD.replace("graph G( x, r )", "graph G( x, r, y )"))
+    rng = np.random.default_rng(17)
+    for label, shape in (("a", (13, 16, 3, 3)), ("ab", (1, 13)), ("b", (13, 16, 3, 3)), ("c", (8, 16, 3, 3)),
+                         ("d", (16, 16, 3, 3))):
+        write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.3)
+    module = nnefopt.load(folder)
+    nnefopt.optimize(module, "default")
+    out = tmp_path / "c"
+    nnefopt.save(module, out, emit="c")
+    calls = re.findall(r"^    model_nn_(\w+)\(", (out / "model.c").read_text(), re.M)
+    assert calls == ["winograd_copy", "winograd_clamp", "conv2d_gemm_relu", "winograd_leaky_relu"]
+    header = (out / "model.h").read_text()
+    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", header).group(1))
+    library = Library(out / compile_library(out, arch))
+    from nnefopt.interp.ir_interpreter import Plan
+
+    inputs = Plan(module).random_inputs(8)
+    expected = list(nnefopt.run(module, inputs).values())
+    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+
+
 _REDUCTIONS = """
 graph G( x ) -> ( inner, middle, apart, whole, big, small )
 {

@@ -7,6 +7,12 @@ function that forms its call(s) from the operation's attributes and shapes. The
 lowering asks that slot and knows no operation by name; an operation without one is an
 error at its location.
 
+Fused epilogues past the op table's own fused ops (`conv_relu`): an operation whose
+kernel `takes_residual` absorbs the `residual_add` that is its result's only user (the
+add's other operand of the same shape, computed before it), and the `activation` that
+is the sum's only user, so a ResNet block's conv, add and relu are one call that adds
+the shortcut in registers (`Lowering.fusion` tells the kernel).
+
 Memory: graph inputs and outputs are the caller's buffers (an operation computing an
 output writes it there), weights are read-only data, every other tensor is a buffer of
 the arena, placed by `memory_plan.place` over the lifetimes of the schedule (aliases
@@ -41,6 +47,21 @@ class CKernel:
     lower: Callable[[Operation, Lowering], None] | None  # forms the call(s); None for an alias
     alias: bool = False  # the result is the operand's memory, reinterpreted (reshape, squeeze)
     inplace: bool = False  # item i of the result depends on item i of same-shaped operands only
+    # whether this operation's kernel can add a same-shaped tensor to its result and map
+    # the sum by an activation in its epilogue (asked with the operation and the lowering)
+    takes_residual: Callable[[Operation, Lowering], bool] | None = None
+    residual_add: bool = False  # the sum of two same-shaped operands: a producer's residual add
+    activation: str | None = None  # an item-by-item map, elementwise.UNARY[activation]
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """A producer's fused residual add (and the activation after it)."""
+
+    residual: SSAValue  # the add's other operand
+    result: SSAValue  # the value the fused call computes: the add's, or the activation's
+    activation: Operation | None  # the absorbed activation, for its name and parameters
+    absorbed: tuple[Operation, ...]  # the add, and the activation: no call of their own
 
 
 @dataclass(eq=False)
@@ -125,6 +146,8 @@ class Lowering:
         self.current: Operation | None = None
         self.index = 0  # the current operation's position, for scratch lifetimes
         self.scratches: list[Storage] = []
+        self.fusions: dict[Operation, Fusion] = {}
+        self.absorbed: dict[Operation, Operation] = {}  # an absorbed operation -> its producer
         self._weight_names: set[str] = set()
 
     # ---- the helpers kernels use ----------------------------------------------------
@@ -186,6 +209,10 @@ class Lowering:
         self.kernels.setdefault(name, source)
         self.calls.append(Call(name, args, self._comment()))
 
+    def fusion(self, op: Operation) -> Fusion | None:
+        """The residual add (and activation) `op`'s kernel is to fuse; None for none."""
+        return self.fusions.get(op)
+
     def refuse(self, message: str) -> None:
         raise NNEFError(f"{self.current.OP_DEF.name}: {message}", location_of(self.current))
 
@@ -197,6 +224,7 @@ class Lowering:
         outputs = list(returned.operands) if returned is not None else []
         for op in body:
             self._check(op)
+        self._fuse(body, outputs)
         last = self._last_uses(body, outputs)
         output_storage = [Storage("output", j, v, items(shape_of(v)) * 4) for j, v in enumerate(outputs)]
         claims = {}
@@ -230,6 +258,48 @@ class Lowering:
                 raise NNEFError(f"the C emitter handles float32 tensors only; '{op.OP_DEF.name}' has "
                                 f"{type_.element_type}", location_of(op))
 
+    def _fuse(self, body: list[Operation], outputs: list[SSAValue]) -> None:
+        users: dict[SSAValue, list[Operation]] = {}
+        for op in body:
+            for value in set(op.operands):
+                users.setdefault(value, []).append(op)
+        returned = set(outputs)
+
+        def sole_user(value: SSAValue) -> Operation | None:
+            found = users.get(value, [])
+            return found[0] if len(found) == 1 and value not in returned else None
+
+        position = {op: index for index, op in enumerate(body)}
+        for op in body:
+            kernel = c_kernel_of(op)
+            if kernel.takes_residual is None or len(op.results) != 1 or op in self.absorbed:
+                continue
+            self.current = op
+            if not kernel.takes_residual(op, self):
+                continue
+            result = op.results[0]
+            add = sole_user(result)
+            if add is None or add in self.absorbed or not c_kernel_of(add).residual_add:
+                continue
+            others = [v for v in add.operands if v is not result]
+            if len(add.operands) != 2 or len(others) != 1:
+                continue
+            residual = others[0]
+            if shape_of(residual) != shape_of(result) or shape_of(add.results[0]) != shape_of(result):
+                continue  # a broadcast add stays a call of its own
+            owner = residual.owner
+            if not isinstance(owner, Operation) or position.get(owner, len(body)) >= position[op]:
+                continue  # computed after the producer: the producer cannot read it
+            absorbed, final, activation = [add], add.results[0], None
+            after = sole_user(final)
+            if after is not None and c_kernel_of(after).activation is not None and after.operands[0] is final \
+                    and list(after.operands).count(final) == 1 and len(after.results) == 1:
+                absorbed.append(after)
+                final, activation = after.results[0], after
+            self.fusions[op] = Fusion(residual, final, activation, tuple(absorbed))
+            for other in absorbed:
+                self.absorbed[other] = op
+
     @staticmethod
     def _last_uses(body: list[Operation], outputs: list[SSAValue]) -> dict[SSAValue, int]:
         last: dict[SSAValue, int] = {}
@@ -261,9 +331,16 @@ class Lowering:
                 # Written out only if a kernel reads it as it is (a packed copy may replace it).
                 self.root[value] = Storage("weight", -1, value, int(data.size) * 4)
                 continue
+            if op in self.absorbed:  # its result is the fused producer's
+                for result in op.results:
+                    storage = self.root[self.absorbed[op].results[0]]
+                    storage.last = max(storage.last, last.get(result, index))
+                    self.root[result] = storage
+                continue
+            fused = self.fusions.get(op)
             taken: set[int] = set()
             for result in op.results:
-                storage = claims.get(result)
+                storage = claims.get(fused.result if fused is not None else result)
                 if storage is None and kernel.alias:
                     storage = self.root[op.operands[0]]
                 if storage is None and kernel.inplace:
@@ -286,7 +363,7 @@ class Lowering:
 
     def _emit(self, body: list[Operation]) -> None:
         for index, op in enumerate(body):
-            if op.has_trait(TensorSource):
+            if op.has_trait(TensorSource) or op in self.absorbed:
                 continue
             self.current, self.index = op, index
             kernel = c_kernel_of(op)
@@ -310,9 +387,12 @@ class Lowering:
 
     def _comment(self) -> str:
         op = self.current
-        results = ", ".join(f"%{self.names.get(r, '?')}" for r in op.results)
-        shapes = ", ".join("x".join(map(str, shape_of(r))) for r in op.results)
-        return f"{results} = {op.OP_DEF.name} [{shapes}]"
+        fused = self.fusions.get(op)
+        values = [fused.result] if fused is not None else op.results
+        results = ", ".join(f"%{self.names.get(r, '?')}" for r in values)
+        shapes = ", ".join("x".join(map(str, shape_of(r))) for r in values)
+        names = " + ".join(o.OP_DEF.name for o in (op, *(fused.absorbed if fused is not None else ())))
+        return f"{results} = {names} [{shapes}]"
 
     def _weight_name(self, hint: str) -> str:
         base = "w_" + (re.sub(r"[^A-Za-z0-9_]", "_", hint) or "w")

@@ -14,9 +14,9 @@ import numpy as np
 from xdsl.ir import Operation
 
 from nnefopt.broadcasting import aligned_shape
-from nnefopt.emit_c.kernels import conv, elementwise, gemm, movement, window
+from nnefopt.emit_c.kernels import conv, elementwise, gemm, movement, window, winograd
 from nnefopt.emit_c.kernels.common import MAX_RANK
-from nnefopt.emit_c.lower import CKernel, Longs, Lowering, items, shape_of
+from nnefopt.emit_c.lower import CKernel, Longs, Lowering, c_kernel_of, items, shape_of
 from nnefopt.frontend.fused import BASES, fused_name
 from nnefopt.ops import op_table, register_slot
 from nnefopt.traits import TensorSource
@@ -110,8 +110,9 @@ def _as_2d(shape):
     return shape if len(shape) == 4 else (shape[0], shape[1], 1, shape[2])
 
 
-def _conv(activation: str, transposed: bool = False):
+def _conv(own_activation: str, transposed: bool = False):
     def lower(op: Operation, ctx: Lowering) -> None:
+        activation = own_activation
         x, w, y = ctx.operand(op, "input"), ctx.operand(op, "filter"), op.results[0]
         xs, ws, ys = shape_of(x), shape_of(w), shape_of(y)
         if len(xs) not in (3, 4):
@@ -130,6 +131,13 @@ def _conv(activation: str, transposed: bool = False):
         _, o, oh, ow = _as_2d(ys)
         kh, kw = (1, size[0]) if len(size) == 1 else size
         p0, p1 = _activation_parameters(op, ctx, activation)
+        fused = ctx.fusion(op)  # a residual add (and activation) in the GEMM's epilogue
+        residual = None
+        if fused is not None:
+            residual = ctx.read(fused.residual)
+            if fused.activation is not None:
+                activation = c_kernel_of(fused.activation).activation
+                p0, p1 = _activation_parameters(fused.activation, ctx, activation)
         geometry = (n, c, h, wd, o, kh, kw, oh, ow, stride[0], stride[1], dilation[0], dilation[1],
                     padding[0][0], padding[1][0], groups, p0, p1)
         cropping = min(p for pair in padding for p in pair) < 0
@@ -152,9 +160,22 @@ def _conv(activation: str, transposed: bool = False):
             ctx.call(make(activation), *operands, *geometry)
             return
         _conv_gemm(ctx, activation, filter_data, operands, geometry, (n, c, h, wd, o, kh, kw, oh, ow), stride,
-                   dilation, padding, groups)
+                   dilation, padding, groups, residual)
 
     return lower
+
+
+def _conv_takes_residual(op: Operation, ctx: Lowering) -> bool:
+    """Whether `_conv` lowers `op` to the GEMM kernel (whose tile can add a residual):
+    a dense or grouped conv that does not crop, not depthwise."""
+    x, w = ctx.operand(op, "input"), ctx.operand(op, "filter")
+    xs, ws, ys = shape_of(x), shape_of(w), shape_of(op.results[0])
+    if len(xs) not in (3, 4) or ctx.known(w) is None:
+        return False
+    groups = ctx.attr(op, "groups") or xs[1]
+    _, _, padding = _window_geometry(ctx, op, xs[2:], ws[2:], ys[2:], False)
+    cropping = min(p for pair in padding for p in pair) < 0
+    return not cropping and not (xs[1] // groups == 1 and groups > 1)
 
 
 def _conv_blocking(k: int, rows: int, positions: int) -> tuple[int, int]:
@@ -181,19 +202,29 @@ def _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding) -> tuple[int, in
     return hs, ws
 
 
-def _conv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, dims, stride, dilation, padding, groups):
+def _conv_gemm(ctx: Lowering, activation, filter_data, operands, geometry, dims, stride, dilation, padding, groups,
+               residual=None):
     n, c, h, wd, o, kh, kw, oh, ow = dims
+    x, _, bias, y = operands
+    if winograd.applies(c, o, kh, kw, stride, dilation, padding, groups, oh, ow) \
+            and activation in gemm.VECTOR_EPILOGUES:
+        scratch = ctx.scratch(winograd.scratch_items(c, o, oh, ow))
+        full = ctx.use(gemm.tile_store_kernel("copy"))
+        panels = winograd.filter_panels(np.asarray(filter_data, np.float32).reshape(o, c, 3, 3))
+        ctx.call(winograd.winograd_kernel(activation, full), x,
+                 ctx.pack(panels, f"{ctx.names.get(ctx.current.results[0], 'conv')}_winograd"), bias, y, residual,
+                 scratch, n, c, h, wd, o, oh, ow, geometry[16], geometry[17])
+        return
     og, k = o // groups, c // groups * kh * kw
     hs, ws = _bordered(h, wd, oh, ow, kh, kw, stride, dilation, padding)
     padded_items = c * hs * ws if (hs, ws) != (h, wd) or conv.conv_splits(stride, kw) else 0
     kc, nb = _conv_blocking(k, og, oh * ow)
     filters = np.asarray(filter_data, np.float32).reshape(groups, og, k)
     packed = np.concatenate([gemm.row_panels(f).reshape(-1) for f in filters])
-    x, _, bias, y = operands
     scratch = ctx.scratch(conv.conv_scratch_items(c, k, kc, nb, padded_items))
     full = ctx.use(gemm.tile_store_kernel(activation))
     ctx.call(conv.conv2d_gemm_kernel(activation, full), x,
-             ctx.pack(packed, f"{ctx.names.get(ctx.current.results[0], 'conv')}_panels"), bias, y, scratch,
+             ctx.pack(packed, f"{ctx.names.get(ctx.current.results[0], 'conv')}_panels"), bias, y, residual, scratch,
              *geometry, hs, ws, kc, nb)
 
 
@@ -402,14 +433,16 @@ def _register() -> None:
         if entry.has_trait(TensorSource):
             slots[name] = CKernel(None)
     for name in elementwise.UNARY:
-        slots[name] = CKernel(_unary(name), inplace=True)
+        slots[name] = CKernel(_unary(name), inplace=True, activation=name)
     slots["copy"] = CKernel(_copy)
     for name in elementwise.BINARY:
-        slots[name] = CKernel(_binary(name), inplace=True)
+        slots[name] = CKernel(_binary(name), inplace=True, residual_add=name == "add")
     for activation in ("none", *elementwise.UNARY):
         conv_name = "conv" if activation == "none" else fused_name("conv", activation)
         linear_name = "linear" if activation == "none" else fused_name("linear", activation)
-        slots[conv_name] = CKernel(_conv("copy" if activation == "none" else activation))
+        # a conv with an activation of its own keeps it: the residual would come after
+        slots[conv_name] = CKernel(_conv("copy" if activation == "none" else activation),
+                                   takes_residual=_conv_takes_residual if activation == "none" else None)
         slots[linear_name] = CKernel(_linear("copy" if activation == "none" else activation))
     slots["deconv"] = CKernel(_conv("copy", transposed=True))
     slots["matmul"] = CKernel(_matmul)

@@ -341,16 +341,18 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
     border is copied once around the input (Hs x Ws, in the arena's scratch) when the
     conv pads, so no read is checked. Sixteen positions in one output row at stride 1
     read sixteen consecutive items per (channel, tap): the tile reads them in place
-    through a table of K offsets (the indirection); other blocks are gathered into
+    through a table of K offsets (the indirection), and so do two rows of 8 (the tile
+    reads the second 8 items a row further); other blocks are gathered into
     columns. At stride 2 along the rows (wider than one column: `conv_splits`) the copy
     lays each row out as its even columns, then its odd ones, so that sixteen positions
     of a row read sixteen consecutive items there too. K is cut in blocks of KC and NB
     position blocks share each block of the filter, so what a tile reads stays in cache
     (the blocking is the lowering's choice).
-    Each tile is `full` (gemm.tile_store_kernel: bias and activation in registers)."""
+    Each tile is `full` (gemm.tile_store_kernel: bias, the residual `res` of y's shape
+    when not NULL, and activation in registers)."""
     name = f"nn_conv2d_gemm_{activation}"
-    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, float *scratch,
-    long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
+    return name, f"""static void {name}(const float *x, const float *w, const float *bias, float *y, const float *res,
+    float *scratch, long N, long C, long H, long W, long O, long KH, long KW, long OH, long OW,
     long sh, long sw, long dh, long dw, long ph, long pw, long G, float p0, float p1,
     long Hs, long Ws, long KC, long NB)
 {{
@@ -399,10 +401,17 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
                     const int last = kb + kc == K;
                     const float *bs[64];
                     const long *os[64];
+                    long hs[64];  /* where the block's second 8 positions read, from its first */
                     for (i = 0; i < nb; ++i) {{
                         const long q0 = (b0 + i) * 16, nr = P - q0 < 16 ? P - q0 : 16;
                         const long oh0 = q0 / OW, ow0 = q0 % OW;
-                        if (nr == 16 && step == 1 && (ow0 + 16 <= OW || (Ws == OW && sh == 1))) {{
+                        hs[i] = 8;
+                        if (nr == 16 && step == 1 && OW == 8) {{
+                            /* in place: two output rows of 8, each 8 consecutive items */
+                            bs[i] = sg + oh0 * sh * Ws;
+                            os[i] = boff + kb;
+                            hs[i] = sh * Ws;
+                        }} else if (nr == 16 && step == 1 && (ow0 + 16 <= OW || (Ws == OW && sh == 1))) {{
                             bs[i] = sg + oh0 * sh * Ws + ow0;  /* in place: 16 consecutive items */
                             os[i] = boff + kb;
 #ifdef NN_AVX2
@@ -437,7 +446,9 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
                         for (i = 0; i < nb; ++i) {{
                             const long q0 = (b0 + i) * 16, nr = P - q0 < 16 ? P - q0 : 16;
                             float *yt = y + (n * O + g * og + m0) * P + q0;
-                            {full}(a, bs[i], os[i], kc, yt, P, mr, nr, kb == 0, last, bias + g * og + m0, p0, p1);
+                            const float *rt = res ? res + (n * O + g * og + m0) * P + q0 : NULL;
+                            {full}(a, bs[i], os[i], kc, yt, P, mr, nr, hs[i], kb == 0, last, bias + g * og + m0, rt,
+                                   p0, p1);
                         }}
                     }}
                 }}

@@ -74,6 +74,21 @@ _SCALAR_K_LOOP = f"""    for (k = 0; k < K; ++k) {{
         }}
     }}
 """
+# The same where columns NR / 2.. of row k are at b + boff[k] + `half` (two output rows
+# of NR / 2 positions read in place; half = NR / 2 for one contiguous row).
+_SCALAR_K_LOOP_HALVES = f"""    for (k = 0; k < K; ++k) {{
+        const float *br = b + boff[k];
+        const float *ak = a + k * {MR};
+        for (r = 0; r < {MR}; ++r) {{
+            const float av = ak[r];
+            float *cr = acc + r * {NR};
+            for (j = 0; j < {NR // 2}; ++j)
+                cr[j] += av * br[j];
+            for (j = 0; j < {NR // 2}; ++j)
+                cr[{NR // 2} + j] += av * br[half + j];
+        }}
+    }}
+"""
 
 
 def gemm_kernel(activation: str, bias_along: str) -> tuple[str, str]:
@@ -170,14 +185,14 @@ def panel_items(k: int, n: int) -> int:
     return k * -(-n // NR) * NR
 
 
-def _avx2_k_loop(fmas: str, halves: int = 2) -> str:
+def _avx2_k_loop(fmas: str, halves: int = 2, second: str = "8") -> str:
     """The tile's k loop, two steps per turn (the loop's own instructions were a tenth of
     its time at small K); each item still sums over k in order. `halves` 0: a quarter
     tile, four columns in 4-wide registers."""
     if halves == 0:
         loads, kind = "const __m128 b0 = _mm_loadu_ps(br)", "__m128"
     else:
-        loads = "const __m256 b0 = _mm256_loadu_ps(br)" + (", b1 = _mm256_loadu_ps(br + 8)" if halves == 2 else "")
+        loads = "const __m256 b0 = _mm256_loadu_ps(br)" + (f", b1 = _mm256_loadu_ps(br + {second})" if halves == 2 else "")
         kind = "__m256"
     step = f"""        {{
             const float *br = b + boff[k];
@@ -308,7 +323,7 @@ def _row_count_loops() -> str:
     half when nr <= 8 (the rest's are not wanted), and 2, 4 or 6 rows by mr (the last panel of 16 or 32
     channels has 4 or 2: a sixth to a third of its work was on the panel's zeros)."""
     def by_rows(halves: int) -> str:
-        loops = [(f"if (mr > {rows - 2})" if rows > 2 else "", _avx2_k_loop(_tile_fmas(rows, halves), halves))
+        loops = [(f"if (mr > {rows - 2})" if rows > 2 else "", _avx2_k_loop(_tile_fmas(rows, halves), halves, "half"))
                  for rows in (MR, 4, 2)]
         return " else ".join(f"{test} {{\n{loop}\n        }}" if test else f"{{\n{loop}\n        }}"
                              for test, loop in loops)
@@ -331,8 +346,11 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
     `tile_kernel`; a's rows past mr are the panel's zeros, not stored; b's columns past
     nr are read, and only a quarter or half of a tile computed when nr <= 4 or 8), started
     from zero (`first`) or from y, and stored with the bias of each row and the
-    activation when `last` (else as it is: K goes on in another call). The AVX2 path
-    keeps it in registers from the first load to the store."""
+    activation when `last` (else as it is: K goes on in another call); a residual `res`
+    (row stride ldy; NULL for none) is added after the bias, before the activation. Columns NR / 2..
+    of b's row k are at b + boff[k] + `half` (NR / 2 for one row; two output rows of
+    NR / 2 positions read in place otherwise). The AVX2 path keeps the tile in registers
+    from the first load to the store."""
     from nnefopt.emit_c.kernels.elementwise import UNARY
 
     name = f"nn_tile_{MR}x{NR}_{activation}"
@@ -345,18 +363,29 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
     from_part = "\n".join(f"        c{r}{h} = _mm256_loadu_ps(part + {r * NR + 8 * h});" for r, h in pairs)
     to_part = "\n".join(f"        _mm256_storeu_ps(part + {r * NR + 8 * h}, c{r}{h});" for r, h in pairs)
     if activation in VECTOR_EPILOGUES:
-        finals = "\n".join(f"        if (mr > {r}) {{\n            const __m256 v = _mm256_add_ps(c{r}{h}, _mm256_broadcast_ss(bias + {r}));\n"
-                            f"            _mm256_storeu_ps(y + {r} * ldy + {8 * h}, {VECTOR_EPILOGUES[activation]});\n"
-                            f"        }}" for r, h in pairs)
+        def finals(residual: bool) -> str:
+            add = "_mm256_add_ps(c{r}{h}, _mm256_broadcast_ss(bias + {r}))"
+            if residual:
+                add = "_mm256_add_ps(" + add + ", _mm256_loadu_ps(res + {r} * ldy + {o}))"
+            return "\n".join(f"            if (mr > {r}) {{\n                const __m256 v = "
+                             + add.format(r=r, h=h, o=8 * h) + ";\n"
+                             f"                _mm256_storeu_ps(y + {r} * ldy + {8 * h}, {VECTOR_EPILOGUES[activation]});\n"
+                             f"            }}" for r, h in pairs)
         final = f"""        const __m256 lo = _mm256_set1_ps(p0), hi = _mm256_set1_ps(p1);
         (void)lo;
         (void)hi;
-{finals}"""
+        if (res) {{
+{finals(True)}
+        }} else {{
+{finals(False)}
+        }}"""
     elif activation in VECTOR_MAPS:
         final = f"""{to_part}
         for (r = 0; r < mr; ++r)
             for (j = 0; j < {NR}; j += 8) {{
                 __m256 v = _mm256_add_ps(_mm256_loadu_ps(part + r * {NR} + j), _mm256_broadcast_ss(bias + r));
+                if (res)
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(res + r * ldy + j));
                 {VECTOR_MAPS[activation]}
                 _mm256_storeu_ps(y + r * ldy + j, v);
             }}"""
@@ -364,12 +393,12 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
         final = f"""{raw}
         for (r = 0; r < mr; ++r)
             for (j = 0; j < {NR}; ++j) {{
-                const float v = y[r * ldy + j] + bias[r];
+                const float v = res ? y[r * ldy + j] + bias[r] + res[r * ldy + j] : y[r * ldy + j] + bias[r];
                 y[r * ldy + j] = {UNARY[activation]};
             }}"""
     return name, f"""static void {name}(const float *restrict a, const float *restrict b, const long *restrict boff, long K,
-    float *restrict y, long ldy, long mr, long nr, int first, int last, const float *restrict bias, float p0,
-    float p1)
+    float *restrict y, long ldy, long mr, long nr, long half, int first, int last, const float *restrict bias,
+    const float *restrict res, float p0, float p1)
 {{
     long k, r, j;
     (void)p0;
@@ -396,7 +425,7 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
 {to_part}
         for (r = 0; r < mr; ++r)
             for (j = 0; j < nr; ++j) {{
-                const float v = part[r * {NR} + j] + (last ? bias[r] : 0.0f);
+                const float v = part[r * {NR} + j] + bias[r] + (res ? res[r * ldy + j] : 0.0f);
                 y[r * ldy + j] = last ? {UNARY[activation]} : part[r * {NR} + j];
             }}
     }}
@@ -405,9 +434,9 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
     for (r = 0; r < {MR}; ++r)
         for (j = 0; j < {NR}; ++j)
             acc[r * {NR} + j] = first || r >= mr || j >= nr ? 0.0f : y[r * ldy + j];
-{_SCALAR_K_LOOP}    for (r = 0; r < mr; ++r)
+{_SCALAR_K_LOOP_HALVES}    for (r = 0; r < mr; ++r)
         for (j = 0; j < nr; ++j) {{
-            const float v = acc[r * {NR} + j] + (last ? bias[r] : 0.0f);
+            const float v = acc[r * {NR} + j] + bias[r] + (res ? res[r * ldy + j] : 0.0f);
             y[r * ldy + j] = last ? {UNARY[activation]} : acc[r * {NR} + j];
         }}
 #endif
