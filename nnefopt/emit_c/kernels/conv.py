@@ -69,7 +69,7 @@ def conv2d_kernel(activation: str) -> tuple[str, str]:
 """
 
 
-def _split_row(row: str, even: str, odd: str, width: str, border: str, indent: int) -> str:
+def split_row(row: str, even: str, odd: str, width: str, border: str, indent: int) -> str:
     """C statements: the items of `row` (`width` of them, after `border` zero columns)
     as the even columns of the bordered row at `even`[j] (column 2j) and the odd ones
     at `odd`[j] (2j + 1), eight of each from two loads and two shuffles on the AVX2
@@ -197,7 +197,7 @@ def depthwise_kernel(activation: str) -> tuple[str, str]:
                     float *even = scratch + (2 * ((i + ph) & 1) * phase_rows + (i + ph) / 2) * half;
                     float *odd = even + phase_rows * half;
                     const float *xr = xp + i * W;
-{_split_row('xr', 'even', 'odd', 'W', 'pw', 20)}
+{split_row('xr', 'even', 'odd', 'W', 'pw', 20)}
                 }}
             else if (copied && W < 16)  /* short rows: a call to memcpy each cost more than the copy */
                 for (i = 0; i < H; ++i)
@@ -385,7 +385,7 @@ def conv2d_gemm_kernel(activation: str, full: str) -> tuple[str, str]:
                     float *row = xpad + c * plane + (i + ph) * Ws;
                     const float *xr = src + (c * H + i) * W;
                     if (split) {{
-{_split_row("xr", "row", "(row + half)", "W", "pw", 24)}
+{split_row("xr", "row", "(row + half)", "W", "pw", 24)}
                     }} else
                         memcpy(row + pw, xr, (size_t)W * sizeof(float));
                 }}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnefopt.emit_c.kernels.conv import _split_row
+from nnefopt.emit_c.kernels.conv import split_row
 from nnefopt.emit_c.kernels.elementwise import UNARY
 from nnefopt.emit_c.kernels.gemm import MR, VECTOR_EPILOGUES, row_panels
 
@@ -150,7 +150,7 @@ def winograd_kernel(activation: str, full: str) -> tuple[str, str]:
             for (i = 0; i < H; ++i) {{
                 float *row = xs + c * plane + (i + 1) * Ws;
                 const float *xr = x + ((n * C + c) * H + i) * W;
-{_split_row("xr", "row", "(row + half)", "W", "1", 16)}
+{split_row("xr", "row", "(row + half)", "W", "1", 16)}
             }}
         for (q0 = 0; q0 < T; q0 += 16) {{
             const long nt = T - q0 < 16 ? T - q0 : 16;
