@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import nnefopt
-from nnefopt.memory_plan import plan
+from nnefopt.memory_plan import Buffer, lower_bound, place, plan
 from tests.models import SHARED
 
 
@@ -38,3 +38,15 @@ graph g( x ) -> ( z )
 """)
     arena = plan(nnefopt.load(tmp_path))
     assert len(arena.buffers) == 4 and arena.peak_bytes == 2 * 4000
+
+
+def test_the_plan_reaches_the_bound_where_largest_first_does_not():
+    """Largest first puts the 48-byte pair on top of the 32-byte tensors (112 bytes); by
+    size x lifetime the long-lived 32s go first and both 48s fit beside them: the bound."""
+    buffers = [Buffer("a", 32, 1, 3), Buffer("b", 48, 2, 2), Buffer("c", 32, 3, 6), Buffer("d", 48, 4, 6)]
+    made = place(buffers, 16)
+    assert lower_bound(buffers, 16) == made.peak_bytes == 80
+    for x, y in ((x, y) for x in buffers for y in buffers if x is not y):
+        if x.first <= y.last and y.first <= x.last:  # live together: apart in the arena
+            ox, oy = made.offsets[x.value], made.offsets[y.value]
+            assert ox + x.size <= oy or oy + y.size <= ox
