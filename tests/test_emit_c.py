@@ -16,6 +16,8 @@ import pytest
 
 import nnefopt
 from nnefopt.emit_c.runtime import CFLAGS
+from nnefopt.frontend.tensor_file import write_tensor
+from nnefopt.interp.ir_interpreter import Plan
 from tests.c_build import COMPILERS, Library, compile_library, emitted
 from tests.models import SHARED, variants
 
@@ -32,9 +34,8 @@ class _Emitted:
     def __init__(self, module, folder: Path):
         self.module = module
         self.folder = folder
-        header = (folder / "model.h").read_text()
-        self.arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", header).group(1))
-        self.lower_bound = int(re.search(r"MODEL_ARENA_LOWER_BOUND_BYTES (\d+)u", header).group(1))
+        self.arena = _header_bytes(folder, "ARENA_BYTES")
+        self.lower_bound = _header_bytes(folder, "ARENA_LOWER_BOUND_BYTES")
         self.libraries: dict[tuple[str, str], Library] = {}
 
     def library(self, arch: str, compiler: str = "gcc") -> Library:
@@ -61,8 +62,6 @@ def emitted_model(tmp_path_factory):
 
 
 def _output_shapes(module) -> list[tuple]:
-    from nnefopt.interp.ir_interpreter import Plan
-
     plan = Plan(module)
     return [tuple(a.shape) for a in plan.run(plan.random_inputs(0)).values()]
 
@@ -81,8 +80,6 @@ def test_library_matches_the_reference_output(emitted_model, name, path, arch):
 @pytest.mark.parametrize("name,path", FLOAT_VARIANTS, ids=[n for n, _ in FLOAT_VARIANTS])
 def test_library_matches_the_interpreter_on_random_inputs(emitted_model, name, path, arch):
     model = emitted_model(name, path)
-    from nnefopt.interp.ir_interpreter import Plan
-
     plan = Plan(model.module)
     inputs = plan.random_inputs(7)
     expected = list(nnefopt.run(model.module, inputs).values())
@@ -149,6 +146,41 @@ def _write_graph(folder: Path, body: str) -> Path:
     return folder
 
 
+def _emit_graph(tmp_path: Path, body: str, weights: dict[str, np.ndarray] | None = None,
+                pipeline: str | None = "default"):
+    """`body` and its weights (label -> array) as a model folder, loaded, optimized by
+    `pipeline` and emitted to C: the module and the emitted folder."""
+    folder = _write_graph(tmp_path / "m", body)
+    for label, data in (weights or {}).items():
+        write_tensor(folder / f"{label}.dat", data)
+    module = nnefopt.load(folder)
+    if pipeline:
+        nnefopt.optimize(module, pipeline)
+    out = tmp_path / "c"
+    nnefopt.save(module, out, emit="c")
+    return module, out
+
+
+def _normal_weights(rng, shapes, scale: float = 1.0) -> dict[str, np.ndarray]:
+    return {label: (rng.standard_normal(shape) * scale).astype(np.float32) for label, shape in shapes}
+
+
+def _header_bytes(out: Path, name: str) -> int:
+    """A byte count model.h defines (`ARENA_BYTES`, `ARENA_LOWER_BOUND_BYTES`)."""
+    return int(re.search(rf"MODEL_{name} (\d+)u", (out / "model.h").read_text()).group(1))
+
+
+def _agrees_with_the_interpreter(module, out: Path, arch: str, inputs: dict) -> tuple[list, list]:
+    """The library emitted in `out`, built for `arch`, computes on `inputs` what the
+    interpreter does (rtol/atol); returns (expected, got)."""
+    library = Library(out / compile_library(out, arch))
+    expected = list(nnefopt.run(module, inputs).values())
+    got = library.run(list(inputs.values()), [e.shape for e in expected], _header_bytes(out, "ARENA_BYTES"))
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+    return expected, got
+
+
 def test_an_op_without_a_c_kernel_is_one_error_line_and_nothing_written(tmp_path):
     model = _write_graph(tmp_path / "m", """
 graph G( x ) -> ( y )
@@ -193,7 +225,7 @@ def test_element_wise_chains_run_in_place_and_outputs_that_alias_are_copied(tmp_
     """exp -> relu -> neg: the relu and the neg overwrite the buffer whose tensor dies there, so the
     arena is one tensor; an output that is a reshape, a repeated output and an input
     returned as an output each get their own copy."""
-    model = _write_graph(tmp_path / "m", """
+    module, out = _emit_graph(tmp_path, """
 graph G( x ) -> ( y, r, r2, x2, z )
 {
     x = external<scalar>(shape = [2, 8]);
@@ -207,24 +239,11 @@ graph G( x ) -> ( y, r, r2, x2, z )
     z = mul(x, [[2.0], [3.0]]);
 }
 """)
-    module = nnefopt.load(model)
-    nnefopt.optimize(module, "default")
-    out = tmp_path / "c"
-    nnefopt.save(module, out, emit="c")
     text = (out / "model.c").read_text()
-    header = (out / "model.h").read_text()
-    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", header).group(1))
-    library = Library(out / compile_library(out, "-march=x86-64"))
-    from nnefopt.interp.ir_interpreter import Plan
-
-    inputs = Plan(module).random_inputs(3)
-    expected = list(nnefopt.run(module, inputs).values())
-    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
-    for g, e in zip(got, expected):
-        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+    _agrees_with_the_interpreter(module, out, "-march=x86-64", Plan(module).random_inputs(3))
     assert "nn_map_relu(A, A, 16" in text  # in place: the exp's buffer
     assert "nn_map_neg(A, A, 16" in text
-    assert arena == 64  # e, n and m: one buffer of 16 floats
+    assert _header_bytes(out, "ARENA_BYTES") == 64  # e, n and m: one buffer of 16 floats
 
 
 def test_repeated_outputs_and_an_input_returned_are_copied_at_the_end(tmp_path):
@@ -296,30 +315,14 @@ def test_conv_kernel_paths_match_the_interpreter(tmp_path, arch):
     filter cut in K blocks shared by position blocks (K = 1224, 64 rows),
     depthwise 3x3 at stride 2, on short rows, 5x5 and with two outputs per channel, deconvs that overlap
     and that are grouped, a 1-D conv; pools with and without borders, nearest upsampling."""
-    from nnefopt.frontend.tensor_file import write_tensor
-
-    folder = _write_graph(tmp_path / "m", _WINDOWS)
-    rng = np.random.default_rng(5)
-    for label, shape in (("a", (7, 8, 3, 3)), ("b", (6, 4, 3, 3)), ("c", (136, 8, 1, 1)), ("e", (64, 136, 3, 3)),
-                         ("f", (8, 1, 3, 3)), ("g", (8, 1, 5, 5)), ("h", (16, 1, 3, 3)), ("i", (8, 5, 3, 3)),
-                         ("j", (8, 3, 2, 2)), ("k", (5, 4, 3)), ("l", (7, 1, 3, 3))):
-        # Small weights: the rounding of a 1224-term sum in another order stays under ATOL.
-        write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.1)
-    module = nnefopt.load(folder)
-    nnefopt.optimize(module, "default")
-    out = tmp_path / "c"
-    nnefopt.save(module, out, emit="c")
+    shapes = (("a", (7, 8, 3, 3)), ("b", (6, 4, 3, 3)), ("c", (136, 8, 1, 1)), ("e", (64, 136, 3, 3)),
+              ("f", (8, 1, 3, 3)), ("g", (8, 1, 5, 5)), ("h", (16, 1, 3, 3)), ("i", (8, 5, 3, 3)),
+              ("j", (8, 3, 2, 2)), ("k", (5, 4, 3)), ("l", (7, 1, 3, 3)))
+    # Small weights: the rounding of a 1224-term sum in another order stays under ATOL.
+    module, out = _emit_graph(tmp_path, _WINDOWS, _normal_weights(np.random.default_rng(5), shapes, 0.1))
     text = (out / "model_kernels.c").read_text()
     assert all(f"model_nn_{kind}" in text for kind in ("conv2d_gemm", "depthwise", "deconv2d_gemm", "tile_6x16"))
-    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", (out / "model.h").read_text()).group(1))
-    library = Library(out / compile_library(out, arch))
-    from nnefopt.interp.ir_interpreter import Plan
-
-    inputs = Plan(module).random_inputs(11)
-    expected = list(nnefopt.run(module, inputs).values())
-    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
-    for g, e in zip(got, expected):
-        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+    _agrees_with_the_interpreter(module, out, arch, Plan(module).random_inputs(11))
 
 
 _DEPTHWISE = """
@@ -360,34 +363,17 @@ def test_depthwise_and_stride_2_paths_match_the_interpreter(tmp_path, arch):
     an activation without a vector form (sigmoid: the portable loop on every path);
     dense convs at stride 2 reading rows split in even and odd columns (7x7 with an
     odd border, 3x3 without one), and a 1x1 one that gathers."""
-    from nnefopt.frontend.tensor_file import write_tensor
-
-    folder = _write_graph(tmp_path / "m", _DEPTHWISE)
     rng = np.random.default_rng(7)
-    for label in "abcefgh":
-        write_tensor(folder / f"{label}.dat", rng.standard_normal((3 if label in "fgh" else 4, 1, 3, 3))
-                     .astype(np.float32))
-    for label, shape in (("d", (8, 1, 3, 3)), ("k", (5, 4, 7, 7)), ("m", (6, 4, 3, 3)), ("n", (4, 3, 1, 1))):
-        write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.3)
-    module = nnefopt.load(folder)
-    nnefopt.optimize(module, "default")
-    out = tmp_path / "c"
-    nnefopt.save(module, out, emit="c")
+    weights = _normal_weights(rng, [(label, (3 if label in "fgh" else 4, 1, 3, 3)) for label in "abcefgh"])
+    weights |= _normal_weights(rng, (("d", (8, 1, 3, 3)), ("k", (5, 4, 7, 7)), ("m", (6, 4, 3, 3)),
+                                     ("n", (4, 3, 1, 1))), 0.3)
+    module, out = _emit_graph(tmp_path, _DEPTHWISE, weights)
     text = (out / "model.c").read_text()
     calls = re.findall(r"^    model_nn_(\w+)\(", text, re.M)
     assert len(calls) == 11 and "depthwise_sigmoid" in calls
     assert sum(c.startswith("depthwise_") for c in calls) == 8 and sum(c.startswith("conv2d_gemm") for c in calls) == 3
-    header = (out / "model.h").read_text()
-    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", header).group(1))
-    assert arena == int(re.search(r"MODEL_ARENA_LOWER_BOUND_BYTES (\d+)u", header).group(1))
-    library = Library(out / compile_library(out, arch))
-    from nnefopt.interp.ir_interpreter import Plan
-
-    inputs = Plan(module).random_inputs(3)
-    expected = list(nnefopt.run(module, inputs).values())
-    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
-    for g, e in zip(got, expected):
-        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+    assert _header_bytes(out, "ARENA_BYTES") == _header_bytes(out, "ARENA_LOWER_BOUND_BYTES")
+    _agrees_with_the_interpreter(module, out, arch, Plan(module).random_inputs(3))
 
 
 _RESIDUALS = """
@@ -420,18 +406,9 @@ def test_residual_adds_fuse_into_the_conv_that_makes_an_operand(tmp_path, arch):
     clamp with its bounds; without an activation into a graph output; the later of two
     convs taking the earlier one's result (a ResNet shortcut). Not fused: a conv whose
     result has another user, and an add that broadcasts its other operand."""
-    from nnefopt.frontend.tensor_file import write_tensor
-
-    folder = _write_graph(tmp_path / "m", _RESIDUALS)
-    rng = np.random.default_rng(13)
-    for label, shape in (("p", (8, 8, 3, 3)), ("q", (8, 8, 3, 3)), ("qb", (1, 8)), ("r", (8, 8, 3, 3)),
-                         ("v", (8, 8, 1, 1)), ("z", (8, 8, 3, 3)), ("g", (8, 8, 1, 1)), ("h1", (8, 8, 3, 3)),
-                         ("h2", (8, 8, 1, 1)), ("k", (8, 8, 1, 1))):
-        write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.3)
-    module = nnefopt.load(folder)
-    nnefopt.optimize(module, "default")
-    out = tmp_path / "c"
-    nnefopt.save(module, out, emit="c")
+    shapes = (("p", (8, 8, 3, 3)), ("q", (8, 8, 3, 3)), ("qb", (1, 8)), ("r", (8, 8, 3, 3)), ("v", (8, 8, 1, 1)),
+              ("z", (8, 8, 3, 3)), ("g", (8, 8, 1, 1)), ("h1", (8, 8, 3, 3)), ("h2", (8, 8, 1, 1)), ("k", (8, 8, 1, 1)))
+    module, out = _emit_graph(tmp_path, _RESIDUALS, _normal_weights(np.random.default_rng(13), shapes, 0.3))
     text = (out / "model.c").read_text()
     comments = dict(re.findall(r"/\* %(\w+) = ([^[]+) \[", text))
     assert comments["a"] == comments["k"] == "conv + add + relu" and comments["e"] == "conv + add + clamp"
@@ -440,17 +417,8 @@ def test_residual_adds_fuse_into_the_conv_that_makes_an_operand(tmp_path, arch):
     # a: into the caller's output, adding the caller's input x
     assert re.search(r"model_nn_conv2d_gemm_relu\([^;]*, outputs\[0\], inputs\[0\], A", text)
     assert re.search(r"model_nn_conv2d_gemm_relu\([^;]*, outputs\[7\], A \+ \d+, A", text)  # k's residual s
-    header = (out / "model.h").read_text()
-    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", header).group(1))
-    assert arena == int(re.search(r"MODEL_ARENA_LOWER_BOUND_BYTES (\d+)u", header).group(1))
-    library = Library(out / compile_library(out, arch))
-    from nnefopt.interp.ir_interpreter import Plan
-
-    inputs = Plan(module).random_inputs(4)
-    expected = list(nnefopt.run(module, inputs).values())
-    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
-    for g, e in zip(got, expected):
-        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+    assert _header_bytes(out, "ARENA_BYTES") == _header_bytes(out, "ARENA_LOWER_BOUND_BYTES")
+    _agrees_with_the_interpreter(module, out, arch, Plan(module).random_inputs(4))
 
 
 _WINOGRAD = """
@@ -477,29 +445,12 @@ def test_winograd_convs_match_the_interpreter(tmp_path, arch):
     channel, groups of 16 blocks across rows and a last group short, with a bias, a
     residual and clamp, leaky relu on rows of 20 blocks (runs of 16 and 4); a conv
     without a border stays on the GEMM."""
-    from nnefopt.frontend.tensor_file import write_tensor
-
-    folder = _write_graph(tmp_path / "m", _WINOGRAD.replace("graph G( x, r )", "graph G( x, r, y )"))
-    rng = np.random.default_rng(17)
-    for label, shape in (("a", (13, 16, 3, 3)), ("ab", (1, 13)), ("b", (13, 16, 3, 3)), ("c", (8, 16, 3, 3)),
-                         ("d", (16, 16, 3, 3))):
-        write_tensor(folder / f"{label}.dat", rng.standard_normal(shape).astype(np.float32) * 0.3)
-    module = nnefopt.load(folder)
-    nnefopt.optimize(module, "default")
-    out = tmp_path / "c"
-    nnefopt.save(module, out, emit="c")
+    shapes = (("a", (13, 16, 3, 3)), ("ab", (1, 13)), ("b", (13, 16, 3, 3)), ("c", (8, 16, 3, 3)), ("d", (16, 16, 3, 3)))
+    module, out = _emit_graph(tmp_path, _WINOGRAD.replace("graph G( x, r )", "graph G( x, r, y )"),
+                              _normal_weights(np.random.default_rng(17), shapes, 0.3))
     calls = re.findall(r"^    model_nn_(\w+)\(", (out / "model.c").read_text(), re.M)
     assert calls == ["winograd_copy", "winograd_clamp", "conv2d_gemm_relu", "winograd_leaky_relu"]
-    header = (out / "model.h").read_text()
-    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", header).group(1))
-    library = Library(out / compile_library(out, arch))
-    from nnefopt.interp.ir_interpreter import Plan
-
-    inputs = Plan(module).random_inputs(8)
-    expected = list(nnefopt.run(module, inputs).values())
-    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
-    for g, e in zip(got, expected):
-        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+    _agrees_with_the_interpreter(module, out, arch, Plan(module).random_inputs(8))
 
 
 _REDUCTIONS = """
@@ -521,21 +472,10 @@ def test_reductions_match_the_interpreter(tmp_path, arch):
     """Reductions over the last axes (their items carried in a register), over middle
     ones, over axes apart (neighbours merged only where both are reduced or both kept),
     over all and over the first."""
-    folder = _write_graph(tmp_path / "m", _REDUCTIONS)
-    module = nnefopt.load(folder)
-    out = tmp_path / "c"
-    nnefopt.save(module, out, emit="c")
+    module, out = _emit_graph(tmp_path, _REDUCTIONS, pipeline=None)
     text = (out / "model.c").read_text()
     assert "(const long[]){6, 35}, (const long[]){1, 0}, 2" in text  # [2, 3, 5, 7] over [2, 3] as [6, 35]
-    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", (out / "model.h").read_text()).group(1))
-    library = Library(out / compile_library(out, arch))
-    from nnefopt.interp.ir_interpreter import Plan
-
-    inputs = Plan(module).random_inputs(4)
-    expected = list(nnefopt.run(module, inputs).values())
-    got = library.run(list(inputs.values()), [e.shape for e in expected], arena)
-    for g, e in zip(got, expected):
-        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
+    _agrees_with_the_interpreter(module, out, arch, Plan(module).random_inputs(4))
 
 
 _VECTOR_MAPS = """
@@ -556,27 +496,18 @@ def test_tanh_and_sigmoid_epilogues_match_the_interpreter(tmp_path, arch):
     pre-activations from about -60 to 60 (exp clamped, tanh and sigmoid saturated),
     mostly under 1/16 up to near it (tanh's series), and a NaN input item that stays
     NaN in its windows."""
-    from nnefopt.frontend.tensor_file import write_tensor
-
-    folder = _write_graph(tmp_path / "m", _VECTOR_MAPS)
     rng = np.random.default_rng(8)
+    weights = {}
     for label, shape, scale in (("a", (6, 3, 3, 3), 8.0), ("b", (8, 3, 3, 3), 0.004), ("c", (6, 3, 3, 3), 8.0),
                                 ("d", (7, 3, 1, 1), 1.0)):
-        write_tensor(folder / f"{label}.dat", (rng.standard_normal(shape) * scale).astype(np.float32))
-    module = nnefopt.load(folder)
-    nnefopt.optimize(module, "default")
-    out = tmp_path / "c"
-    nnefopt.save(module, out, emit="c")
+        weights |= _normal_weights(rng, [(label, shape)], scale)
+    module, out = _emit_graph(tmp_path, _VECTOR_MAPS, weights)
     text = (out / "model.c").read_text()
     assert "nn_conv2d_gemm_tanh(" in text and "nn_conv2d_gemm_sigmoid(" in text
-    arena = int(re.search(r"MODEL_ARENA_BYTES (\d+)u", (out / "model.h").read_text()).group(1))
-    library = Library(out / compile_library(out, arch))
     x = rng.standard_normal((1, 3, 16, 20)).astype(np.float32)
     x[0, 1, 5, 7] = np.nan
-    expected = list(nnefopt.run(module, {"x": x}).values())
-    got = library.run([x], [e.shape for e in expected], arena)
+    expected, got = _agrees_with_the_interpreter(module, out, arch, {"x": x})
     narrow = np.abs(expected[1][~np.isnan(expected[1])])
     assert np.nanmax(np.abs(expected[0])) > 0.999 and np.mean(narrow < 1 / 16) > 0.9 and narrow.max() > 0.04
     for g, e in zip(got, expected):
         assert np.array_equal(np.isnan(g), np.isnan(e)) and np.isnan(e).any()
-        np.testing.assert_allclose(g, e, rtol=RTOL, atol=ATOL)
