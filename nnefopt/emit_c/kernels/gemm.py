@@ -61,22 +61,12 @@ def matmul_kernel() -> tuple[str, str]:
 # accumulators (6 x 16 floats: twelve 8-wide registers on the AVX2 path; the portable
 # path keeps them in an array the compiler may vectorize).
 MR, NR = 6, 16
-# The portable path's inner loops: acc[MR x NR] += a panel (MR per k) times the rows of b
-# at boff[k]; both tile kernels share it.
-_SCALAR_K_LOOP = f"""    for (k = 0; k < K; ++k) {{
-        const float *br = b + boff[k];
-        const float *ak = a + k * {MR};
-        for (r = 0; r < {MR}; ++r) {{
-            const float av = ak[r];
-            float *cr = acc + r * {NR};
-            for (j = 0; j < {NR}; ++j)
-                cr[j] += av * br[j];
-        }}
-    }}
-"""
-# The same where columns NR / 2.. of row k are at b + boff[k] + `half` (two output rows
-# of NR / 2 positions read in place; half = NR / 2 for one contiguous row).
-_SCALAR_K_LOOP_HALVES = f"""    for (k = 0; k < K; ++k) {{
+def _scalar_k_loop(half: str) -> str:
+    """The portable path's inner loops, shared by both tile kernels: acc[MR x NR] += a
+    panel (MR per k) times row k of b, whose columns 0.. are at b + boff[k] and columns
+    NR / 2.. at b + boff[k] + `half` (C text: a literal NR / 2 for one contiguous row,
+    a variable for two output rows of NR / 2 positions read in place)."""
+    return f"""    for (k = 0; k < K; ++k) {{
         const float *br = b + boff[k];
         const float *ak = a + k * {MR};
         for (r = 0; r < {MR}; ++r) {{
@@ -85,7 +75,7 @@ _SCALAR_K_LOOP_HALVES = f"""    for (k = 0; k < K; ++k) {{
             for (j = 0; j < {NR // 2}; ++j)
                 cr[j] += av * br[j];
             for (j = 0; j < {NR // 2}; ++j)
-                cr[{NR // 2} + j] += av * br[half + j];
+                cr[{NR // 2} + j] += av * br[{half} + j];
         }}
     }}
 """
@@ -232,7 +222,7 @@ def tile_kernel() -> tuple[str, str]:
 {stores}
 #else
     long r, j;
-{_SCALAR_K_LOOP}#endif
+{_scalar_k_loop(str(NR // 2))}#endif
 }}
 """
 
@@ -434,7 +424,7 @@ def tile_store_kernel(activation: str) -> tuple[str, str]:
     for (r = 0; r < {MR}; ++r)
         for (j = 0; j < {NR}; ++j)
             acc[r * {NR} + j] = first || r >= mr || j >= nr ? 0.0f : y[r * ldy + j];
-{_SCALAR_K_LOOP_HALVES}    for (r = 0; r < mr; ++r)
+{_scalar_k_loop('half')}    for (r = 0; r < mr; ++r)
         for (j = 0; j < nr; ++j) {{
             const float v = acc[r * {NR} + j] + bias[r] + (res ? res[r * ldy + j] : 0.0f);
             y[r * ldy + j] = last ? {UNARY[activation]} : acc[r * {NR} + j];
