@@ -108,6 +108,22 @@ class KeepsQuantization(OpTrait):
 
 
 @dataclass(frozen=True)
+class WithinOperandRange(OpTrait):
+    """Each item of its result lies between zero and items of its first operand (an
+    average, a mean, leaky relu's alpha * x for 0 <= alpha <= 1): the operand's range
+    holds the result, so an int8 engine computes it on the operand's scale and the
+    result keeps the operand's quantization entry (quantize pass; tract averages only
+    so)."""
+
+
+@dataclass(frozen=True)
+class Requantizing(OpTrait):
+    """An int8 engine computes it on its operand's codes and requantizes into an entry
+    of its result's own, chosen from its values (sigmoid, tanh, exp, softmax: tract
+    does so when the result has an entry; quantize pass)."""
+
+
+@dataclass(frozen=True)
 class Clipping(OpTrait):
     """An activation that only clips (relu, clamp): an int8 engine folds it into the
     requantization of its producer, so the two share one entry, chosen from the clipped
@@ -134,6 +150,7 @@ class Fused(OpTrait):
 
 ALL_TRAITS = (ElementWise, Activation, Declaration, GraphInput, TensorSource, Effectful, NotFoldable,
               ChannelLastCapable, SlidingWindow, AxesReduction, Biased, PadFoldable, Reshaping, DataMovement,
-              PositivelyHomogeneous, KeepsQuantization, Clipping, SharedQuantization, Contraction, Fused)
+              PositivelyHomogeneous, KeepsQuantization, WithinOperandRange, Requantizing, Clipping,
+              SharedQuantization, Contraction, Fused)
 
 __all__ = [t.__name__ for t in ALL_TRAITS] + ["ALL_TRAITS"]

@@ -31,6 +31,7 @@ from nnefopt.frontend.evaluate import evaluate_constant
 from nnefopt.frontend.model import Quantization
 from nnefopt.interp.ir_binding import quant_entry
 from nnefopt.quant.integer import Int8Kernel, combined_scale, float_requantizer, requantizer, round_real
+from nnefopt.traits import ElementWise, Requantizing
 
 ARITHMETICS = ("integer", "float")
 
@@ -108,6 +109,32 @@ def integer_quantizer(quant: Quantization) -> Callable[[np.ndarray], np.ndarray]
         return codes.real(codes.of(array)).astype(array.dtype, copy=False)
 
     return settled
+
+
+def truncating_quantizer(quant: Quantization) -> Callable[[np.ndarray], np.ndarray] | None:
+    """`integer_quantizer`, but as tract requantizes the result of an element-wise
+    function of codes (sigmoid, tanh, exp: its `element_wise!` operations): f(x) / scale
+    + zero point in float32, cast to the code type, so truncated toward zero, not
+    rounded (saturated to the code range)."""
+    codes = codes_of(quant)
+    if codes is None or not codes.per_tensor():
+        return None
+
+    def settled(array):
+        if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
+            return array
+        shifted = array.astype(np.float32, copy=False) / codes.scale.reshape(()) + np.float32(codes.zero.reshape(()))
+        truncated = np.clip(np.trunc(np.nan_to_num(shifted)), codes.low, codes.high).astype(codes.dtype)
+        return codes.real(truncated).astype(array.dtype, copy=False)
+
+    return settled
+
+
+def quantizer_for(op: Operation) -> Callable[[Quantization], Callable | None]:
+    """How integer arithmetic applies `op`'s result entry: truncated for an element-wise
+    `Requantizing` operation, as tract does, else rounded (`integer_quantizer`)."""
+    truncates = op.has_trait(Requantizing) and op.has_trait(ElementWise)
+    return truncating_quantizer if truncates else integer_quantizer
 
 
 def int8_kernel_of(op: Operation) -> Int8Kernel | None:

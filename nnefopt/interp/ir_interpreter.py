@@ -28,7 +28,7 @@ from xdsl.ir import Operation, SSAValue
 from nnefopt.dialects.nnef import ReturnOp, dtype_of, from_attribute
 from nnefopt.errors import NNEFError
 from nnefopt.export.from_ir import fragment_signatures, graph_of, location_of, tensor_names
-from nnefopt.interp.integer_binding import ARITHMETICS, Codes, bind_integer, codes_of, integer_quantizer
+from nnefopt.interp.integer_binding import ARITHMETICS, Codes, bind_integer, codes_of, integer_quantizer, quantizer_for
 from nnefopt.interp.interpreter import ArrayDomain, check_declared, random_declared
 from nnefopt.interp.ir_binding import (
     bias_in_accumulator_scale,
@@ -83,7 +83,8 @@ class Plan:
                 bias_in_accumulator_scale(op, weights)
                 step = bind_integer(op, slot_of) if arithmetic == "integer" else None
                 if step is None:
-                    step = bind_operation(op, slot_of, self.domain, weights, quantizer=quantizer)
+                    step = bind_operation(op, slot_of, self.domain, weights,
+                                          quantizer=quantizer and quantizer_for(op))
                 if op.operands or not _computed_now(step, self.template):
                     self.steps.append(step)
                 else:

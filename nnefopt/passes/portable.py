@@ -62,6 +62,7 @@ from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriter, 
 from xdsl.rewriter import InsertPoint
 
 from nnefopt.dialects.nnef import OPERATIONS, FragmentOp, from_attribute, to_attribute
+from nnefopt.dialects.quantization import quantization_of, with_quantization
 from nnefopt.dialects.tensor_names import NAMES, FreshNames, set_tensor_name, tensor_name
 from nnefopt.export.from_ir import fragment_of, is_literal
 from nnefopt.frontend import ast
@@ -326,9 +327,23 @@ class NearestUpsampleAsTile(RewritePattern):
         new_ops, value = [], op.input
         for kind, attribs in (("reshape", {"shape": spread}), ("tile", {"repeats": repeats}),
                               ("reshape", {"shape": list(static_shape(op.results[0]))})):
-            new_ops.append(create(kind, [value], attribs, like=op, name=self.names.tensor(f"{name}_{kind}")))
+            new_ops.append(_moving(create(kind, [value], attribs, like=op, name=self.names.tensor(f"{name}_{kind}"))))
             value = new_ops[-1].results[0]
         _replace(rewriter, op, new_ops, [value])
+
+
+def _moving(op: Operation) -> Operation:
+    """A new operation that only moves its operand's items, as an int8 engine moves codes:
+    its result keeps the operand's quantization (none if the operand has none)."""
+    quant = quantization_of(op.operands[0])
+    if quant is None:
+        return op
+    moving = op.__class__(operands=list(op.operands), properties=dict(op.properties), attributes=dict(op.attributes),
+                          result_types=[with_quantization(r.type, quant) for r in op.results])
+    moving.location = op.location
+    for old, new in zip(op.results, moving.results):
+        set_tensor_name(new, tensor_name(old))
+    return moving
 
 
 class SplitAsSlices(RewritePattern):
@@ -341,7 +356,7 @@ class SplitAsSlices(RewritePattern):
         axis, ratios = attribute(op, "axis"), list(attribute(op, "ratios"))
         unit = shape[axis] // sum(ratios)
         bounds = np.cumsum([0, *ratios]) * unit
-        new_ops = [create("slice", [op.value], {"axes": [axis], "begin": [int(b)], "end": [int(e)]}, like=op)
+        new_ops = [_moving(create("slice", [op.value], {"axes": [axis], "begin": [int(b)], "end": [int(e)]}, like=op))
                    for b, e in zip(bounds[:-1], bounds[1:])]
         _replace(rewriter, op, new_ops, [o.results[0] for o in new_ops])
 
@@ -440,6 +455,11 @@ def _portable_fragments(module: ModuleOp) -> None:
             fragment = fragment_of(op)
             if _negate_tensors(fragment):
                 op.properties["text"] = StringAttr(format_fragment(fragment))
+
+
+def deconvs_as_convs(module: ModuleOp) -> None:
+    """Only the deconv spelling: the quantize pass's portable profile quantizes the conv."""
+    PatternRewriteWalker(DeconvAsConv(_Names(module))).rewrite_module(module)
 
 
 @register_pass

@@ -27,9 +27,13 @@ with the per-tensor scale written per channel, and keeps the model whose outputs
 nearer the float model's on the calibration inputs (nnefopt/quant/granularity.py): per
 channel only where it helps, so it is never worse than per-tensor there.
 
-profile=portable writes what tract runs in integer arithmetic (no entry on a matmul
-output, one scale per tensor); profile=generic also quantizes matmul and allows
-per-channel scales (the specification's tensor-valued scales).
+profile=portable writes what tract runs in integer arithmetic in standard NNEF, so that
+the Khronos parser reads it too: no entry on a matmul output, one scale per tensor,
+int8 from the first quantized value to the outputs (no float operation after an int8
+one: tract has no standard way back), deconv, a spatial mean and leaky relu spelled
+as tract computes them in int8 (nnefopt/quant/tract_spelling.py); profile=generic also
+quantizes matmul, allows per-channel scales (the specification's tensor-valued
+scales) and float islands anywhere.
 """
 
 from __future__ import annotations
@@ -110,6 +114,10 @@ def quantize_module(module: ModuleOp, options: Quantize) -> dict:
     batches = list(calibration_batches(module, options.calib, options.samples))
     prepare(module)
     unfuse(module)
+    if options.profile == "portable":
+        from nnefopt.quant.tract_spelling import spell_before_assignment
+
+        spell_before_assignment(module)
     unknown = sorted(options.keep_float_names - set(tensor_names(module).values()))
     if unknown:
         warn(f"quantize: keep-float names no tensor of the graph (after fuse): {', '.join(unknown)}")
@@ -152,16 +160,11 @@ def finish_quantization(module: ModuleOp, stats, reference: ModuleOp, check, opt
                         broadcast: bool = False):
     """From the calibration statistics to the quantized graph: entries, copies, integer
     weights (with `broadcast`, per-channel scales holding the per-tensor one), the
-    portable profile's casts, bias correction. Returns (method, layers, floats, corrected)."""
+    portable profile's leaky relus spelled for tract, bias correction. Returns (method, layers, floats, corrected)."""
     from nnefopt.quant.assign import assign
     from nnefopt.quant.bias_correction import correct_biases
-    from nnefopt.quant.rewrite import (
-        dequantize_for_float_ops,
-        insert_copies,
-        mean_as_sum_for_tract,
-        quantize_weights,
-        set_entries,
-    )
+    from nnefopt.quant.rewrite import insert_copies, quantize_weights, set_entries
+    from nnefopt.quant.tract_spelling import leaky_relus_as_max
 
     plan = assign(module, keep_float=options.keep_float_names, portable=options.profile == "portable")
     method = ACTIVATION_METHOD.get(options.method, options.method)
@@ -170,11 +173,9 @@ def finish_quantization(module: ModuleOp, stats, reference: ModuleOp, check, opt
                reason) for op, reason in plan.floats]
     insert_copies(module, plan, entries)
     set_entries(plan, entries)
-    layers = quantize_weights(module, plan.layers, bits=options.bits, per_channel=options.per_channel,
+    convs = leaky_relus_as_max(module) if options.profile == "portable" else []
+    layers = quantize_weights(module, plan.layers + convs, bits=options.bits, per_channel=options.per_channel,
                               broadcast=broadcast)
-    if options.profile == "portable":
-        dequantize_for_float_ops(module)
-        mean_as_sum_for_tract(module)
     corrected = correct_biases(reference, module, check) if options.bias_correction else 0
     return method, layers, floats, corrected
 

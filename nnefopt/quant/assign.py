@@ -10,12 +10,22 @@ Decided from the op table's traits (nnefopt.traits), never from operation names:
 - a `KeepsQuantization` operation (reshape, transpose, max_pool, pad, relu, ...) of a
   quantized value keeps its operand's entry: the same group. A `Clipping` one (relu,
   clamp) chooses the group's range from its clipped values when the operand has no
-  other user, as an int8 engine folds it into the producer's requantization;
+  other user, as an int8 engine folds it into the producer's requantization. A
+  `WithinOperandRange` one (avg_pool, mean_reduce, leaky_relu with 0 <= alpha <= 1)
+  keeps it too;
+- a `Requantizing` operation (sigmoid, tanh, softmax, exp) of a quantized value gets an
+  entry of its own;
 - a `SharedQuantization` operation (add, concat) has all its operands in one group: an
   operand no one else uses joins it, any other is requantized by a `copy` into it;
 - a float value that a quantized operation reads is quantized by a `copy` (a graph
   input, the output of a float island).
 Everything else stays float, and says why.
+
+The portable profile has no way back from int8 to float (tract keeps a value's quantized
+type through every standard operation, nnefopt.quant.tract_spelling), so there a value
+that a float operation reads must be float: its producer stays float, and so, in turn,
+do the producers of what that one reads, until no float operation reads a quantized
+value. A float operation before int8 ones is fine: a `copy` quantizes its result.
 """
 
 from __future__ import annotations
@@ -27,15 +37,18 @@ from xdsl.ir import Operation, SSAValue
 
 from nnefopt.dialects.nnef import ReturnOp, dtype_of
 from nnefopt.export.from_ir import graph_of, tensor_names
-from nnefopt.passes.rewriting import known_value, static_shape
+from nnefopt.ops import register_slot
+from nnefopt.passes.rewriting import attribute, known_value, static_shape
 from nnefopt.traits import (
     Biased,
     Clipping,
     Contraction,
     Declaration,
     KeepsQuantization,
+    Requantizing,
     SharedQuantization,
     TensorSource,
+    WithinOperandRange,
 )
 
 
@@ -101,7 +114,43 @@ def is_float(value: object) -> bool:
 
 
 def assign(module: ModuleOp, *, keep_float: frozenset[str] = frozenset(), portable: bool = True) -> Assignment:
-    """The groups of values that share an entry, the copies to insert, the layers."""
+    """The groups of values that share an entry, the copies to insert, the layers; for
+    the portable profile, with no float operation reading a quantized value."""
+    forced: dict[Operation, str] = {}
+    floats: dict[Operation, str] = {}  # an operation once float stays so: why it was first
+    while True:
+        plan = _assign(module, keep_float, portable, forced)
+        floats.update((op, why) for op, why in plan.floats if op not in floats)
+        read_in_float = {} if not portable else _read_in_float(module, plan)
+        new = {op: why for op, why in read_in_float.items() if op not in forced}
+        if not new:
+            plan.floats = list(floats.items())  # with the float reader that started a closure
+            return plan
+        forced.update(new)
+
+
+def _read_in_float(module: ModuleOp, plan: Assignment) -> dict[Operation, str]:
+    """The producers of quantized values that a float operation reads, and why each must
+    then be float."""
+    names = tensor_names(module)
+    producers: dict[Operation, str] = {}
+    for op in graph_of(module).body.block.ops:
+        if isinstance(op, ReturnOp) or any(r in plan.group_of for r in op.results):
+            continue
+        reader = " ".join(filter(None, [_kind(op), names.get(op.results[0]) if op.results else None]))
+        for value in op.operands:
+            if value in plan.group_of and isinstance(value.owner, Operation):
+                producers.setdefault(value.owner, f"profile=portable: the float {reader} reads it, and tract has "
+                                                  "no way back from int8 to float in standard NNEF")
+    return producers
+
+
+def _kind(op: Operation) -> str:
+    entry = getattr(op, "OP_DEF", None)
+    return entry.name if entry is not None else op.name
+
+
+def _assign(module: ModuleOp, keep_float: frozenset[str], portable: bool, forced: dict[Operation, str]) -> Assignment:
     plan = Assignment()
     names = tensor_names(module)
     float_copies: dict[SSAValue, Copy] = {}
@@ -136,6 +185,13 @@ def assign(module: ModuleOp, *, keep_float: frozenset[str] = frozenset(), portab
         if names.get(out) in keep_float:
             plan.floats.append((op, "keep-float"))
             continue
+        if op in forced:
+            plan.floats.append((op, forced[op]))
+            continue
+        problem = _portable_problem(op) if portable and any(v in plan.group_of for v in op.operands) else None
+        if problem:
+            plan.floats.append((op, f"profile=portable: {problem}"))
+            continue
         if op.has_trait(Biased):
             reason = _layer_problem(op, portable)
             if reason:
@@ -163,16 +219,50 @@ def assign(module: ModuleOp, *, keep_float: frozenset[str] = frozenset(), portab
             for value in dict.fromkeys(op.operands):
                 shared_operand(value, op, shared)
             plan.add(out, shared if op.has_trait(KeepsQuantization) else plan.new_group())
-        elif op.has_trait(KeepsQuantization):
+        elif op.has_trait(KeepsQuantization) or (op.has_trait(WithinOperandRange) and _within_range(op)):
             source = op.operands[0]
             if source not in plan.group_of or any(v in plan.group_of for v in tensors[1:]):
                 continue  # data moving inside a float island
             plan.add(out, plan.group_of[source])
             if op.has_trait(Clipping) and source.has_one_use():
                 plan.clipped.add(source)
+        elif op.has_trait(Requantizing) and len(tensors) == 1 and tensors[0] is op.operands[0]:
+            if op.operands[0] in plan.group_of:
+                plan.add(out, plan.new_group())
         elif any(v in plan.group_of for v in op.operands):
             plan.floats.append((op, "no int8 rule: computed in float"))
     return plan
+
+
+def _portable_problem(op: Operation) -> str | None:
+    """Why tract cannot run `op` in int8 however it is written (its table entry's say)."""
+    entry = getattr(op, "OP_DEF", None)
+    rule = entry.slot("portable_int8_problem") if entry is not None else None
+    return rule(op) if rule is not None else None
+
+
+def _within_range(op: Operation) -> bool:
+    condition = op.OP_DEF.slot("within_operand_range_if")
+    return condition is None or condition(op)
+
+
+def _mean_problem(op: Operation) -> str | None:
+    from nnefopt.quant.tract_spelling import mean_as_avg_pool_possible
+
+    return None if mean_as_avg_pool_possible(op) else \
+        "tract refuses a quantized mean_reduce; one over axes from 2 with static shapes is written as avg_pool"
+
+
+def _leaky_problem(op: Operation) -> str | None:
+    from nnefopt.quant.tract_spelling import leaky_relu_as_conv_possible
+
+    return None if leaky_relu_as_conv_possible(op) else \
+        "tract has no int8 leaky_relu; one of rank >= 3 with a static shape is written with a depthwise conv"
+
+
+register_slot("leaky_relu", "within_operand_range_if", lambda op: 0.0 <= float(attribute(op, "alpha")) <= 1.0)
+register_slot("mean_reduce", "portable_int8_problem", _mean_problem)
+register_slot("leaky_relu", "portable_int8_problem", _leaky_problem)
 
 
 def _layer_problem(op: Operation, portable: bool) -> str | None:

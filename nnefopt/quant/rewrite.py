@@ -11,11 +11,11 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-from xdsl.dialects.builtin import ArrayAttr, ModuleOp, StringAttr
+from xdsl.dialects.builtin import StringAttr
 from xdsl.ir import Operation, SSAValue
 from xdsl.rewriter import InsertPoint, Rewriter
 
-from nnefopt.dialects.nnef import OPERATIONS, ReturnOp, tensor_type, to_attribute, weight_attribute
+from nnefopt.dialects.nnef import OPERATIONS, tensor_type, to_attribute, weight_attribute
 from nnefopt.dialects.quantization import (
     QuantAttr,
     quantization,
@@ -25,17 +25,12 @@ from nnefopt.dialects.quantization import (
     with_quantization,
 )
 from nnefopt.dialects.tensor_names import fresh_name, set_tensor_name
-from nnefopt.export.from_ir import graph_of, tensor_names
+from nnefopt.export.from_ir import tensor_names
 from nnefopt.frontend.tensor_file import INT, QINT
 from nnefopt.passes.rewriting import (
     Weights,
-    attribute,
-    create,
     erase_dead_producers,
-    is_op,
     known_value,
-    static_shape,
-    take_place,
 )
 from nnefopt.quant.assign import Assignment
 from nnefopt.quant.bias_correction import channel_axis
@@ -143,72 +138,3 @@ def _variable(weights: Weights, codes: np.ndarray, hint: str, entry: QuantAttr |
     set_tensor_name(op.results[0], re.sub(r"\W", "_", label))
     op.location = like.location
     return op
-
-
-TRACT_REGISTRY = "tract_registry tract_core"
-
-
-def dequantize_for_float_ops(module: ModuleOp) -> int:
-    """profile=portable: a float operation reading a quantized value reads it through
-    `tract_core_cast(x, to = 'f32')`, as torch-to-nnef writes it. tract computes an
-    operation on quantized operands in integers and refuses one whose result has no
-    entry (softmax, mean_reduce); a `copy` would stay quantized. The module then names
-    tract's registry. Returns how many casts were inserted."""
-    names = tensor_names(module)
-    taken = set(names.values())
-    casts: dict[SSAValue, SSAValue] = {}
-    for op in list(graph_of(module).body.block.ops):
-        if isinstance(op, ReturnOp) or not op.results or any(quantization_of(r) for r in op.results):
-            continue
-        if not any(isinstance(v, SSAValue) and quantization_of(v) is not None and not _is_weight(v)
-                   for v in op.operands):
-            continue
-        operands = []
-        for value in op.operands:
-            if quantization_of(value) is None or _is_weight(value):
-                operands.append(value)
-                continue
-            if value not in casts:
-                cast = OPERATIONS["tract_core_cast"](operands=[value], properties={"to": StringAttr("f32")},
-                                                     result_types=[unquantized(value.type)])
-                cast.location = op.location
-                set_tensor_name(cast.results[0], fresh_name(f"{names.get(value, 'value')}_f32", taken))
-                Rewriter.insert_op(cast, InsertPoint.after(value.owner))
-                casts[value] = cast.results[0]
-            operands.append(casts[value])
-        op.operands = operands
-    if casts:
-        extensions = [e.data for e in module.attributes.get("nnef.extensions", ArrayAttr([])).data]
-        if TRACT_REGISTRY not in extensions:
-            module.attributes["nnef.extensions"] = ArrayAttr([StringAttr(e) for e in [*extensions, TRACT_REGISTRY]])
-    return len(casts)
-
-
-def _is_weight(value: SSAValue) -> bool:
-    return _is_variable(value)
-
-
-def mean_as_sum_for_tract(module: ModuleOp) -> int:
-    """profile=portable: tract moves a dequantizing cast forward past a float
-    `mean_reduce` (and the element-wise operations before it) and then averages in the
-    quantized type: wrong by half the range on resnet8, or refused. `sum_reduce` and a
-    multiplication by 1/count, which it computes in float, say the same mean."""
-    weights = Weights(module)
-    made = 0
-    for op in list(graph_of(module).body.block.ops):
-        if not is_op(op, "mean_reduce") or quantization_of(op.results[0]) is not None:
-            continue
-        shape, axes = static_shape(op.operands[0]), attribute(op, "axes")
-        if shape is None:
-            continue
-        count = int(np.prod([shape[a] for a in axes]))
-        total = create("sum_reduce", [op.operands[0]], {"axes": axes}, like=op)
-        factor = weights.new(np.float32(1.0 / count), "mean_factor", like=op)
-        mean = create("mul", [total.results[0], factor.results[0]], result_types=[op.results[0].type], like=op)
-        for new in (total, factor, mean):
-            Rewriter.insert_op(new, InsertPoint.before(op))
-        value = take_place(op.results[0], mean.results[0])
-        op.results[0].replace_all_uses_with(value)
-        Rewriter.erase_op(op)
-        made += 1
-    return made
