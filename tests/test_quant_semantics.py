@@ -2,7 +2,7 @@
 computed as an int8 engine does agrees with the specification's float simulation within
 one output step (and differs exactly on ties), with a float64 reference, and with tract
 bit for bit on cnn_digits_q8; its accuracy is the int8 accuracy PyTorch measured; codes
-come out with the entry's dtype."""
+come out with the entry's dtype. Element-wise functions of codes truncate as tract's do."""
 
 from __future__ import annotations
 
@@ -306,3 +306,26 @@ def test_the_khronos_parser_loads_the_quantized_export(digits_export):
     assert quantized["fc__fc_linear0"]["op-name"] == "zero_point_linear_quantize"
     assert int(quantized["fc__fc_linear0"]["zero_point"]) == 119
     assert len(quantized) >= 10
+
+
+# sigmoid, tanh, exp of codes, each output entry unsigned and signed (zero point odd)
+ELEMENT_WISE = [("sigmoid", entry(1 / 255)), ("sigmoid", entry(1 / 250, -125, signed=True)),
+                ("tanh", entry(2 / 255, 127)), ("tanh", entry(2 / 251, 3, signed=True)),
+                ("exp", entry(0.08, 0)), ("exp", entry(0.08, -128, signed=True))]
+
+
+@pytest.mark.parametrize("function,out", ELEMENT_WISE, ids=[f"{f}-{'i8' if q['signed'] else 'u8'}"
+                                                             for f, q in ELEMENT_WISE])
+def test_tract_agrees_bit_for_bit_on_element_wise_functions_of_every_code(function, out, tmp_path):
+    """tract computes f(dequantized code) in float32 and casts f / scale + zero point to
+    the code type, truncating toward zero; ours does the same on all 256 input codes,
+    while the specification's float simulation rounds, up to one step away."""
+    folder = write_model(tmp_path / "m", {"x": [1, 256]}, ["xq = copy(x)", f"y = {function}(xq)"], ["y"],
+                         {"xq": entry(0.03, 128), "y": out}, {})
+    every_code = ((np.arange(256, dtype=np.float32) - 128) * np.float32(0.03)).reshape(1, 256)
+    agreement = tract_integer_agreement(folder, every_code)
+    assert agreement.total == 256 and (agreement.max_steps, agreement.n_diff) == (0.0, 0)
+    module = load(folder)
+    integer, floating = Plan(module), Plan(module, arithmetic="float")
+    apart = steps_apart(integer.run({"x": every_code})["y"], floating.run({"x": every_code})["y"], out["scale"])
+    assert apart.max() <= 1.0 + 1e-4 and np.count_nonzero(apart > 0.5) > 0

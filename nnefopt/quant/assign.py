@@ -3,10 +3,7 @@
 Decided from the op table's traits (nnefopt.traits), never from operation names:
 - a `Biased` operation (conv, linear, deconv) with known weights is a quantized layer:
   its input must be quantized, its output gets an entry of its own;
-  (for the portable profile, only one whose filter has its output channels on axis 0:
-  tract reads a quantized deconv's filter in another layout);
-- a `Contraction` (matmul) likewise, except for the portable profile: tract refuses
-  an entry directly on a matmul output, so there it stays float;
+- a `Contraction` (matmul) likewise;
 - a `KeepsQuantization` operation (reshape, transpose, max_pool, pad, relu, ...) of a
   quantized value keeps its operand's entry: the same group. A `Clipping` one (relu,
   clamp) chooses the group's range from its clipped values when the operand has no
@@ -26,6 +23,8 @@ type through every standard operation, nnefopt.quant.tract_spelling), so there a
 that a float operation reads must be float: its producer stays float, and so, in turn,
 do the producers of what that one reads, until no float operation reads a quantized
 value. A float operation before int8 ones is fine: a `copy` quantizes its result.
+What tract cannot compute in int8 at all (a matmul's output entry, a deconv's filter
+layout) stays float there too: the op table's `portable_int8_problem` slot says why.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ from nnefopt.dialects.nnef import ReturnOp, dtype_of
 from nnefopt.export.from_ir import graph_of, tensor_names
 from nnefopt.ops import register_slot
 from nnefopt.passes.rewriting import attribute, known_value, static_shape
+from nnefopt.quant import tract_spelling  # noqa: F401  (its `portable_int8_problem` slots)
 from nnefopt.traits import (
     Biased,
     Clipping,
@@ -188,12 +188,13 @@ def _assign(module: ModuleOp, keep_float: frozenset[str], portable: bool, forced
         if op in forced:
             plan.floats.append((op, forced[op]))
             continue
-        problem = _portable_problem(op) if portable and any(v in plan.group_of for v in op.operands) else None
+        quantizable = op.has_trait(Biased) or op.has_trait(Contraction) or any(v in plan.group_of for v in op.operands)
+        problem = _portable_problem(op) if portable and quantizable else None
         if problem:
             plan.floats.append((op, f"profile=portable: {problem}"))
             continue
         if op.has_trait(Biased):
-            reason = _layer_problem(op, portable)
+            reason = _layer_problem(op)
             if reason:
                 plan.floats.append((op, reason))
                 continue
@@ -201,9 +202,6 @@ def _assign(module: ModuleOp, keep_float: frozenset[str], portable: bool, forced
             plan.add(out, plan.new_group())
             plan.layers.append(op)
         elif op.has_trait(Contraction):
-            if portable:
-                plan.floats.append((op, "profile=portable: tract refuses an entry on a matmul output"))
-                continue
             if not all(is_float(v) for v in op.operands) or static_shape(out) is None:
                 plan.floats.append((op, "operands not float, or shapes not static"))
                 continue
@@ -235,7 +233,8 @@ def _assign(module: ModuleOp, keep_float: frozenset[str], portable: bool, forced
 
 
 def _portable_problem(op: Operation) -> str | None:
-    """Why tract cannot run `op` in int8 however it is written (its table entry's say)."""
+    """Why tract cannot run `op` in int8 however it is written: its table entry's
+    `portable_int8_problem` slot says (nnefopt.quant.tract_spelling fills it)."""
     entry = getattr(op, "OP_DEF", None)
     rule = entry.slot("portable_int8_problem") if entry is not None else None
     return rule(op) if rule is not None else None
@@ -246,28 +245,10 @@ def _within_range(op: Operation) -> bool:
     return condition is None or condition(op)
 
 
-def _mean_problem(op: Operation) -> str | None:
-    from nnefopt.quant.tract_spelling import mean_as_avg_pool_possible
-
-    return None if mean_as_avg_pool_possible(op) else \
-        "tract refuses a quantized mean_reduce; one over axes from 2 with static shapes is written as avg_pool"
-
-
-def _leaky_problem(op: Operation) -> str | None:
-    from nnefopt.quant.tract_spelling import leaky_relu_as_conv_possible
-
-    return None if leaky_relu_as_conv_possible(op) else \
-        "tract has no int8 leaky_relu; one of rank >= 3 with a static shape is written with a depthwise conv"
-
-
 register_slot("leaky_relu", "within_operand_range_if", lambda op: 0.0 <= float(attribute(op, "alpha")) <= 1.0)
-register_slot("mean_reduce", "portable_int8_problem", _mean_problem)
-register_slot("leaky_relu", "portable_int8_problem", _leaky_problem)
 
 
-def _layer_problem(op: Operation, portable: bool) -> str | None:
-    if portable and op.OP_DEF.slot("output_channel_axis", 0) != 0:
-        return "profile=portable: tract reads a quantized deconv's filter in another layout"
+def _layer_problem(op: Operation) -> str | None:
     filter_, bias = op.operands[1], op.operands[2] if len(op.operands) > 2 else None
     if known_value(filter_) is None or (bias is not None and known_value(bias) is None):
         return "weights not known (fold-constants first?)"

@@ -21,6 +21,10 @@ float tensor is quantized as float32 x / scale + zero point, rounded to even: bo
 measured bit-exact against tract 0.23 on exact ties (tests/test_quant_semantics.py).
 The specification's float simulation (`zero_point_linear_quantize`, `floor(x + 0.5)`)
 rounds ties up instead: the two differ only on exact ties, by one step.
+An element-wise function of codes (sigmoid, tanh, exp: the `Requantizing` ones) tract
+computes in float32 on the dequantized operand and casts f(x) / scale + zero point to
+the code type, which truncates toward zero: the integer arithmetic does the same
+(`integer_binding.truncating_quantizer`), up to one step below the float simulation.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from xdsl.rewriter import InsertPoint, Rewriter
 from nnefopt.dialects.quantization import quantization_of
 from nnefopt.dialects.tensor_names import FreshNames, set_tensor_name
 from nnefopt.export.from_ir import graph_of
+from nnefopt.ops import register_slot
 from nnefopt.passes.portable import deconvs_as_convs
 from nnefopt.passes.rewriting import Weights, attribute, create, is_op, static_shape, take_place
 
@@ -91,3 +92,19 @@ def leaky_relus_as_max(module: ModuleOp) -> list[Operation]:
         Rewriter.erase_op(op)
         convs.append(conv)
     return convs
+
+
+def _mean_problem(op: Operation) -> str | None:
+    return None if mean_as_avg_pool_possible(op) else \
+        "tract refuses a quantized mean_reduce; one over axes from 2 with static shapes is written as avg_pool"
+
+
+def _leaky_problem(op: Operation) -> str | None:
+    return None if leaky_relu_as_conv_possible(op) else \
+        "tract has no int8 leaky_relu; one of rank >= 3 with a static shape is written with a depthwise conv"
+
+
+register_slot("matmul", "portable_int8_problem", lambda op: "tract refuses an entry on a matmul output")
+register_slot("deconv", "portable_int8_problem", lambda op: "tract reads a quantized deconv's filter in another layout")
+register_slot("mean_reduce", "portable_int8_problem", _mean_problem)
+register_slot("leaky_relu", "portable_int8_problem", _leaky_problem)
