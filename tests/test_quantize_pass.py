@@ -17,6 +17,8 @@ from nnefopt.cli import main
 from nnefopt.dialects.quantization import quantization_of
 from nnefopt.errors import NNEFError
 from nnefopt.export.from_ir import graph_of, tensor_names
+from nnefopt.frontend.tensor_file import write_tensor
+from nnefopt.quant import assign as assign_module
 from nnefopt.quant.observe import Statistics, graph_inputs
 from nnefopt.quant.report import ErrorPower
 from nnefopt.quant.weights import INT32_MAX, quantize_layer
@@ -278,3 +280,27 @@ def test_tract_runs_the_portable_export_within_one_output_step(model, tmp_path):
     nnefopt.save(module, tmp_path / "q")
     theirs = run_tract(tmp_path / "q", [x])[0]
     assert np.abs(theirs - ours).max() <= _output_step(module) * 1.001 + 1e-6
+
+
+def test_the_portable_closure_walks_a_long_chain_in_two_assignments(tmp_path, monkeypatch):
+    """A float `sin` at the end of 60 convs makes all of them float in the portable
+    profile (tract has no way back from int8), found by one walk up the graph: two
+    assignments, not one per conv. The generic profile keeps them int8."""
+    lines = ["x = external<scalar>(shape = [1, 2, 3, 3]);",
+             "w = variable<scalar>(shape = [2, 2, 1, 1], label = 'w');", "c0 = conv(x, w, 0.0);"]
+    lines += [f"c{i} = conv(c{i - 1}, w, 0.0);" for i in range(1, 60)] + ["y = sin(c59);"]
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "graph.nnef").write_text("version 1.0;\ngraph G( x ) -> ( y )\n{\n" + "\n".join(lines) + "\n}\n")
+    write_tensor(tmp_path / "m" / "w.dat", np.array([0.5, -0.25, 0.125, 1.0], np.float32).reshape(2, 2, 1, 1))
+    calls = []
+    real = assign_module._assign
+    monkeypatch.setattr(assign_module, "_assign", lambda *a: calls.append(1) or real(*a))
+    for profile, quantized in (("portable", 0), ("generic", 60)):
+        calls.clear()
+        module = nnefopt.load(tmp_path / "m")
+        with redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nnefopt.optimize(module, f"quantize{{samples=1 profile={profile}}}")
+        convs = [op for op in graph_of(module).body.block.ops if op.name == "nnef.conv"]
+        assert len(convs) == 60 and sum(quantization_of(op.results[0]) is not None for op in convs) == quantized
+        assert len(calls) <= 2

@@ -131,17 +131,27 @@ def assign(module: ModuleOp, *, keep_float: frozenset[str] = frozenset(), portab
 
 def _read_in_float(module: ModuleOp, plan: Assignment) -> dict[Operation, str]:
     """The producers of quantized values that a float operation reads, and why each must
-    then be float."""
+    then be float; transitively, since a producer made float reads its own quantized
+    operands as floats too (one walk up the graph, not one assignment per step)."""
     names = tensor_names(module)
+
+    def why(reader: Operation) -> str:
+        described = " ".join(filter(None, [_kind(reader), names.get(reader.results[0]) if reader.results else None]))
+        return f"profile=portable: the float {described} reads it, and tract has no way back from int8 to float " \
+               "in standard NNEF"
+
+    def quantized_producers(reader: Operation):
+        return [(v.owner, reader) for v in reader.operands if v in plan.group_of and isinstance(v.owner, Operation)]
+
+    pending = [pair for op in graph_of(module).body.block.ops
+               if not isinstance(op, ReturnOp) and not any(r in plan.group_of for r in op.results)
+               for pair in quantized_producers(op)]
     producers: dict[Operation, str] = {}
-    for op in graph_of(module).body.block.ops:
-        if isinstance(op, ReturnOp) or any(r in plan.group_of for r in op.results):
-            continue
-        reader = " ".join(filter(None, [_kind(op), names.get(op.results[0]) if op.results else None]))
-        for value in op.operands:
-            if value in plan.group_of and isinstance(value.owner, Operation):
-                producers.setdefault(value.owner, f"profile=portable: the float {reader} reads it, and tract has "
-                                                  "no way back from int8 to float in standard NNEF")
+    while pending:
+        producer, reader = pending.pop()
+        if producer not in producers:
+            producers[producer] = why(reader)
+            pending.extend(quantized_producers(producer))
     return producers
 
 
