@@ -88,7 +88,7 @@ CATEGORIES: dict[str, tuple[type[OpTrait], ...]] = {
     "max_pool": (*_POOL, PadFoldable, KeepsQuantization),
     "rms_pool": _POOL,
     **{name: (AxesReduction,) for name in ("sum_reduce", "max_reduce", "min_reduce", "any_reduce", "all_reduce")},
-    "mean_reduce": (AxesReduction, WithinOperandRange),
+    "mean_reduce": (AxesReduction, Requantizing),
     **{name: (Reshaping, DataMovement, KeepsQuantization) for name in ("reshape", "squeeze", "unsqueeze")},
     "transpose": (DataMovement, KeepsQuantization),
     **{name: (KeepsQuantization,) for name in ("pad", "slice", "tile")},

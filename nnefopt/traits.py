@@ -110,17 +110,16 @@ class KeepsQuantization(OpTrait):
 @dataclass(frozen=True)
 class WithinOperandRange(OpTrait):
     """Each item of its result lies between zero and items of its first operand (an
-    average, a mean, leaky relu's alpha * x for 0 <= alpha <= 1): the operand's range
+    average pool, leaky relu's alpha * x for 0 <= alpha <= 1): the operand's range
     holds the result, so an int8 engine computes it on the operand's scale and the
-    result keeps the operand's quantization entry (quantize pass; tract averages only
-    so)."""
+    result keeps the operand's quantization entry (quantize pass; tract pools only so)."""
 
 
 @dataclass(frozen=True)
 class Requantizing(OpTrait):
     """An int8 engine computes it on its operand's codes and requantizes into an entry
-    of its result's own, chosen from its values (sigmoid, tanh, exp, softmax: tract
-    does so when the result has an entry; quantize pass)."""
+    of its result's own, chosen from its values (sigmoid, tanh, exp, softmax, a mean,
+    whose range is narrower than its operand's; quantize pass)."""
 
 
 @dataclass(frozen=True)

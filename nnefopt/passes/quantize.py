@@ -160,11 +160,11 @@ def finish_quantization(module: ModuleOp, stats, reference: ModuleOp, check, opt
                         broadcast: bool = False):
     """From the calibration statistics to the quantized graph: entries, copies, integer
     weights (with `broadcast`, per-channel scales holding the per-tensor one), the
-    portable profile's leaky relus spelled for tract, bias correction. Returns (method, layers, floats, corrected)."""
+    portable profile's means and leaky relus spelled for tract, bias correction. Returns (method, layers, floats, corrected)."""
     from nnefopt.quant.assign import assign
     from nnefopt.quant.bias_correction import correct_biases
     from nnefopt.quant.rewrite import insert_copies, quantize_weights, set_entries
-    from nnefopt.quant.tract_spelling import leaky_relus_as_max
+    from nnefopt.quant.tract_spelling import leaky_relus_as_max, means_as_convs
 
     plan = assign(module, keep_float=options.keep_float_names, portable=options.profile == "portable")
     method = ACTIVATION_METHOD.get(options.method, options.method)
@@ -173,7 +173,7 @@ def finish_quantization(module: ModuleOp, stats, reference: ModuleOp, check, opt
                reason) for op, reason in plan.floats]
     insert_copies(module, plan, entries)
     set_entries(plan, entries)
-    convs = leaky_relus_as_max(module) if options.profile == "portable" else []
+    convs = leaky_relus_as_max(module) + means_as_convs(module) if options.profile == "portable" else []
     layers = quantize_weights(module, plan.layers + convs, bits=options.bits, per_channel=options.per_channel,
                               broadcast=broadcast)
     corrected = correct_biases(reference, module, check) if options.bias_correction else 0

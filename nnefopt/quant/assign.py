@@ -8,10 +8,9 @@ Decided from the op table's traits (nnefopt.traits), never from operation names:
   quantized value keeps its operand's entry: the same group. A `Clipping` one (relu,
   clamp) chooses the group's range from its clipped values when the operand has no
   other user, as an int8 engine folds it into the producer's requantization. A
-  `WithinOperandRange` one (avg_pool, mean_reduce, leaky_relu with 0 <= alpha <= 1)
-  keeps it too;
-- a `Requantizing` operation (sigmoid, tanh, softmax, exp) of a quantized value gets an
-  entry of its own;
+  `WithinOperandRange` one (avg_pool, leaky_relu with 0 <= alpha <= 1) keeps it too;
+- a `Requantizing` operation (sigmoid, tanh, softmax, exp, mean_reduce) of a quantized
+  value gets an entry of its own;
 - a `SharedQuantization` operation (add, concat) has all its operands in one group: an
   operand no one else uses joins it, any other is requantized by a `copy` into it;
 - a float value that a quantized operation reads is quantized by a `copy` (a graph
