@@ -41,9 +41,14 @@ def spell_before_assignment(module: ModuleOp) -> None:
     deconvs_as_convs(module)
 
 
+# the most items an int32 accumulator sums at 255 x 127 each: (x - zero point) x code 127
+MAX_MEAN_COUNT = (2**31 - 1) // (255 * 127)
+
+
 def mean_as_conv_possible(op: Operation) -> bool:
-    shape = static_shape(op.operands[0])
-    return shape is not None and len(shape) >= 3 and all(a >= 2 for a in attribute(op, "axes"))
+    shape, axes = static_shape(op.operands[0]), attribute(op, "axes")
+    return shape is not None and len(shape) >= 3 and all(a >= 2 for a in axes) \
+        and int(np.prod([shape[a] for a in axes])) <= MAX_MEAN_COUNT
 
 
 def _depthwise(x, weights: np.ndarray, result_type, like: Operation, fresh: Weights, name: str) -> Operation:
@@ -106,7 +111,8 @@ def leaky_relus_as_max(module: ModuleOp) -> list[Operation]:
 
 def _mean_problem(op: Operation) -> str | None:
     return None if mean_as_conv_possible(op) else \
-        "tract refuses a quantized mean_reduce; one over axes from 2 with static shapes is written as a conv"
+        "tract refuses a quantized mean_reduce; one over axes from 2 with static shapes (and at most " \
+        f"{MAX_MEAN_COUNT} items) is written as a conv"
 
 
 def _leaky_problem(op: Operation) -> str | None:
