@@ -160,7 +160,8 @@ def finish_quantization(module: ModuleOp, stats, reference: ModuleOp, check, opt
                         broadcast: bool = False):
     """From the calibration statistics to the quantized graph: entries, copies, integer
     weights (with `broadcast`, per-channel scales holding the per-tensor one), the
-    portable profile's means and leaky relus spelled for tract, bias correction. Returns (method, layers, floats, corrected)."""
+    portable profile's means and leaky relus spelled for tract, bias correction.
+    Returns (method, layers, floats, corrected)."""
     from nnefopt.quant.assign import assign
     from nnefopt.quant.bias_correction import correct_biases
     from nnefopt.quant.rewrite import insert_copies, quantize_weights, set_entries
