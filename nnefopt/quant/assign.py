@@ -10,7 +10,7 @@ Decided from the op table's traits (nnefopt.traits), never from operation names:
   other user, as an int8 engine folds it into the producer's requantization. A
   `WithinOperandRange` one (avg_pool, leaky_relu with 0 <= alpha <= 1) keeps it too;
 - a `Requantizing` operation (sigmoid, tanh, softmax, exp, mean_reduce) of a quantized
-  value gets an entry of its own;
+  value gets an entry of its own (softmax's the range [0, 1] its values have);
 - a `SharedQuantization` operation (add, concat) has all its operands in one group: an
   operand no one else uses joins it, any other is requantized by a `copy` into it;
 - a float value that a quantized operation reads is quantized by a `copy` (a graph
@@ -69,6 +69,7 @@ class Assignment:
     copies: list[Copy] = field(default_factory=list)
     layers: list[Operation] = field(default_factory=list)  # Biased operations to quantize
     contractions: list[Operation] = field(default_factory=list)
+    known_ranges: dict[int, tuple[float, float]] = field(default_factory=dict)  # group → the range its op gives
     floats: list[tuple[Operation, str]] = field(default_factory=list)  # operations left float, and why
 
     def new_group(self) -> int:
@@ -236,6 +237,9 @@ def _assign(module: ModuleOp, keep_float: frozenset[str], portable: bool, forced
         elif op.has_trait(Requantizing) and len(tensors) == 1 and tensors[0] is op.operands[0]:
             if op.operands[0] in plan.group_of:
                 plan.add(out, plan.new_group())
+                known = op.OP_DEF.slot("int8_output_range")
+                if known is not None:
+                    plan.known_ranges[plan.group_of[out]] = known
         elif any(v in plan.group_of for v in op.operands):
             plan.floats.append((op, "no int8 rule: computed in float"))
     return plan
@@ -255,6 +259,10 @@ def _within_range(op: Operation) -> bool:
 
 
 register_slot("leaky_relu", "within_operand_range_if", lambda op: 0.0 <= float(attribute(op, "alpha")) <= 1.0)
+# softmax's values lie in [0, 1], and an int8 engine takes its entry as that whole range:
+# a calibrated one clips confident outputs, and tract's fixed-point softmax asserts a
+# scale of at least 2^-8 (it aborts on a narrower one)
+register_slot("softmax", "int8_output_range", (0.0, 1.0))
 
 
 def _layer_problem(op: Operation) -> str | None:
