@@ -274,8 +274,7 @@ def _output_step(module) -> float:
 
 
 CNN_VARIANTS = [(name, path) for name, path in variants()
-                if name.split("/")[0] in ("cnn_digits", "mlp_digits", "resnet8", "mobilenetv2_035", "tiny_unet")
-                and not name.startswith("cnn_digits_q8")]
+                if name.split("/")[0] in ("cnn_digits", "mlp_digits", "resnet8", "mobilenetv2_035", "tiny_unet")]
 
 
 @pytest.mark.parametrize("name,path", CNN_VARIANTS, ids=[n for n, _ in CNN_VARIANTS])
