@@ -51,14 +51,16 @@ class Codes:
     def per_tensor(self) -> bool:
         return self.scale.size == 1 and self.zero.size == 1
 
-    def of(self, real: np.ndarray) -> np.ndarray:
+    def of(self, real: np.ndarray, truncate: bool = False) -> np.ndarray:
         """The codes of real values as tract quantizes a float tensor: x / scale + zero
         point in float32 (the zero point added before rounding), rounded half to even,
-        clamped (exact for values on the grid)."""
+        clamped (exact for values on the grid). With `truncate`, cast toward zero
+        instead, as tract's element-wise functions of codes do."""
         real = np.asarray(real)
         scale, zero = self._along(self.scale, real.ndim), self._along(self.zero, real.ndim)
         shifted = real.astype(np.float32, copy=False) / scale + zero.astype(np.float32)
-        return np.clip(round_real(shifted), self.low, self.high).astype(self.dtype)
+        integral = np.trunc(np.nan_to_num(shifted)) if truncate else round_real(shifted)
+        return np.clip(integral, self.low, self.high).astype(self.dtype)
 
     def real(self, codes: np.ndarray) -> np.ndarray:
         """The codes' real values, (code - zero point) * scale in float32."""
@@ -95,10 +97,10 @@ def codes_of(quant: Quantization | None) -> Codes | None:
     return Codes(scale, zero.astype(np.int64), low, high, dtype)
 
 
-def integer_quantizer(quant: Quantization) -> Callable[[np.ndarray], np.ndarray] | None:
+def integer_quantizer(quant: Quantization, truncate: bool = False) -> Callable[[np.ndarray], np.ndarray] | None:
     """How integer arithmetic applies a per-tensor entry to a computed real tensor:
-    quantized as the engine quantizes it (`Codes.of`), its real value kept; None for
-    an entry it does not know (the float simulation applies it)."""
+    quantized as the engine quantizes it (`Codes.of`, truncating with `truncate`), its
+    real value kept; None for an entry it does not know (the float simulation applies it)."""
     codes = codes_of(quant)
     if codes is None or not codes.per_tensor():
         return None
@@ -106,35 +108,17 @@ def integer_quantizer(quant: Quantization) -> Callable[[np.ndarray], np.ndarray]
     def settled(array):
         if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
             return array
-        return codes.real(codes.of(array)).astype(array.dtype, copy=False)
-
-    return settled
-
-
-def truncating_quantizer(quant: Quantization) -> Callable[[np.ndarray], np.ndarray] | None:
-    """`integer_quantizer`, but as tract requantizes the result of an element-wise
-    function of codes (sigmoid, tanh, exp: its `element_wise!` operations): f(x) / scale
-    + zero point in float32, cast to the code type, so truncated toward zero, not
-    rounded (saturated to the code range)."""
-    codes = codes_of(quant)
-    if codes is None or not codes.per_tensor():
-        return None
-
-    def settled(array):
-        if not isinstance(array, np.ndarray) or array.dtype.kind != "f":
-            return array
-        shifted = array.astype(np.float32, copy=False) / codes.scale.reshape(()) + np.float32(codes.zero.reshape(()))
-        truncated = np.clip(np.trunc(np.nan_to_num(shifted)), codes.low, codes.high).astype(codes.dtype)
-        return codes.real(truncated).astype(array.dtype, copy=False)
+        return codes.real(codes.of(array, truncate)).astype(array.dtype, copy=False)
 
     return settled
 
 
 def quantizer_for(op: Operation) -> Callable[[Quantization], Callable | None]:
     """How integer arithmetic applies `op`'s result entry: truncated for an element-wise
-    `Requantizing` operation, as tract does, else rounded (`integer_quantizer`)."""
-    truncates = op.has_trait(Requantizing) and op.has_trait(ElementWise)
-    return truncating_quantizer if truncates else integer_quantizer
+    `Requantizing` operation (sigmoid, tanh, exp), as tract computes f(x) / scale + zero
+    point in float32 and casts it to the code type, else rounded."""
+    truncate = op.has_trait(Requantizing) and op.has_trait(ElementWise)
+    return lambda quant: integer_quantizer(quant, truncate)
 
 
 def int8_kernel_of(op: Operation) -> Int8Kernel | None:

@@ -203,6 +203,9 @@ def choose_entries(plan, stats, method: str, bits: int) -> dict[int, QuantAttr]:
 
     observed = plan.groups()
     roots = {plan.find(g) for g in range(len(plan.parent))}
+    known: dict[int, list[tuple[float, float]]] = {}  # the whole range an op gives, by its group's root
+    for group, span in plan.known_ranges.items():
+        known.setdefault(plan.find(group), []).append(span)
     entries = {}
     for root in roots:
         parts = [stats[v] for v in observed.get(root, []) if v in stats]
@@ -210,9 +213,8 @@ def choose_entries(plan, stats, method: str, bits: int) -> dict[int, QuantAttr]:
         for part in parts:
             merged.merge(part)
         low, high = choose(merged, method, bits=bits) if merged.count else (0.0, 0.0)
-        for group, (known_low, known_high) in plan.known_ranges.items():  # the whole range an op gives
-            if plan.find(group) == root:
-                low, high = min(low, known_low), max(high, known_high)
+        for known_low, known_high in known.get(root, ()):
+            low, high = min(low, known_low), max(high, known_high)
         scale, zero = scale_zero_point(low, high, bits, symmetric=False, signed=False)
         entries[root] = activation_entry(scale, zero, bits)
     return entries

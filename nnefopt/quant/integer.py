@@ -24,7 +24,7 @@ rounds ties up instead: the two differ only on exact ties, by one step.
 An element-wise function of codes (sigmoid, tanh, exp: the `Requantizing` ones) tract
 computes in float32 on the dequantized operand and casts f(x) / scale + zero point to
 the code type, which truncates toward zero: the integer arithmetic does the same
-(`integer_binding.truncating_quantizer`), up to one step below the float simulation.
+(`integer_binding.quantizer_for`), up to one step below the float simulation.
 """
 
 from __future__ import annotations
